@@ -1,0 +1,107 @@
+//! One hosted bare repository on disk: opening or creating it, handles to its object database,
+//! and the lock that serializes ref transactions.
+//!
+//! A [`Repository`] is shared by all sessions; each request takes a thread-local
+//! [`gix::Repository`] from it ([`Repository::local`]). The object store underneath is shared, so
+//! packs are memory-mapped once and a pack moved in by a push is seen by the next lookup.
+
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+use fs2::FileExt;
+
+use crate::error::{Error, Result};
+
+/// The branch an empty repository's `HEAD` points at.
+pub const DEFAULT_BRANCH: &str = "main";
+
+/// A bare repository served by this host.
+pub struct Repository {
+    name: String,
+    git_dir: PathBuf,
+    shared: gix::ThreadSafeRepository,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository").field("name", &self.name).field("git_dir", &self.git_dir).finish()
+    }
+}
+
+impl Repository {
+    /// Open the bare repository at `git_dir`, creating it (with `HEAD` → `refs/heads/main`) if the
+    /// directory does not exist yet. Leftover quarantine directories of interrupted pushes are
+    /// removed on open.
+    pub fn open_or_init(name: impl Into<String>, git_dir: impl Into<PathBuf>) -> Result<Self> {
+        let git_dir = git_dir.into();
+        if !git_dir.join("HEAD").is_file() {
+            std::fs::create_dir_all(&git_dir).map_err(Error::fs(&git_dir))?;
+            gix::init_bare(&git_dir).map_err(Error::odb)?;
+            let head = git_dir.join("HEAD");
+            std::fs::write(&head, format!("ref: refs/heads/{DEFAULT_BRANCH}\n")).map_err(Error::fs(head))?;
+        }
+        let shared = gix::open_opts(&git_dir, gix::open::Options::isolated()).map_err(Error::odb)?;
+        let repo = Repository { name: name.into(), git_dir, shared: shared.into_sync() };
+        crate::quarantine::remove_stale(&repo.objects_dir())?;
+        Ok(repo)
+    }
+
+    /// The name clients address the repository by (`site` for `site.git`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The repository's directory (a bare repository: `HEAD`, `objects/`, `refs/`).
+    pub fn git_dir(&self) -> &Path {
+        &self.git_dir
+    }
+
+    /// `objects/` inside the repository.
+    pub fn objects_dir(&self) -> PathBuf {
+        self.git_dir.join("objects")
+    }
+
+    /// A handle for use on the current thread.
+    pub fn local(&self) -> gix::Repository {
+        let mut repo = self.shared.to_thread_local();
+        // Packs are large and reused across requests; an object cache helps tree walks.
+        repo.object_cache_size_if_unset(4 * 1024 * 1024);
+        repo
+    }
+
+    /// Take the repository's ref-transaction lock, waiting for other writers (also in other
+    /// processes). Held for the short time in which objects are moved in and refs updated.
+    pub fn lock(&self) -> Result<RepoLock> {
+        let path = self.git_dir.join("whispercms.lock");
+        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(Error::fs(&path))?;
+        file.lock_exclusive().map_err(Error::fs(&path))?;
+        Ok(RepoLock { file })
+    }
+}
+
+/// An exclusive lock on a repository's refs; released on drop.
+pub struct RepoLock {
+    file: File,
+}
+
+impl Drop for RepoLock {
+    fn drop(&mut self) {
+        let _ = FileExt::unlock(&self.file);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_a_bare_repository_with_head_on_main() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::open_or_init("site", dir.path().join("site.git")).unwrap();
+        let head = std::fs::read_to_string(repo.git_dir().join("HEAD")).unwrap();
+        assert_eq!(head, "ref: refs/heads/main\n");
+        // Opening again keeps it.
+        let again = Repository::open_or_init("site", dir.path().join("site.git")).unwrap();
+        assert_eq!(again.git_dir(), repo.git_dir());
+    }
+}

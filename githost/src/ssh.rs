@@ -1,0 +1,375 @@
+//! The SSH endpoint: accept connections, authenticate public keys, run Git services on `exec`.
+//!
+//! One task per connection runs the russh session. A channel's `exec` is parsed (never given to
+//! a shell), authorized by the hooks, and served on a blocking thread: the pack protocol code is
+//! synchronous (gix), so the channel's async halves are bridged to `Read`/`Write`. stdout carries
+//! the protocol, stderr (extended data 1) carries fatal messages, and the exit status is sent
+//! before the channel closes, so `git` never hangs waiting for it.
+//!
+//! Connections are bounded in total and per IP address; sessions have an idle timeout (russh)
+//! and an overall time limit.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use russh::keys::PrivateKey;
+use russh::server::{Auth, Msg, Session};
+use russh::{Channel, ChannelId, MethodKind, MethodSet};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio_util::io::SyncIoBridge;
+
+use crate::auth::{KeyAuthorizer, Principal};
+use crate::command::{self, GitCommand};
+use crate::hook::{Hooks, Service};
+use crate::limits::Limits;
+use crate::protocol::ProtocolVersion;
+use crate::receive_pack::ReceivePack;
+use crate::repository::Repository;
+use crate::upload_pack::UploadPack;
+
+/// The Git host: its repositories, who may connect, and the hooks that govern pushes.
+pub struct GitHost {
+    repos: HashMap<String, Arc<Repository>>,
+    keys: Arc<dyn KeyAuthorizer>,
+    hooks: Arc<dyn Hooks>,
+    limits: Limits,
+}
+
+impl GitHost {
+    /// A host with no repositories yet.
+    pub fn new(keys: Arc<dyn KeyAuthorizer>, hooks: Arc<dyn Hooks>, limits: Limits) -> Self {
+        GitHost { repos: HashMap::new(), keys, hooks, limits }
+    }
+
+    /// Serve `repo` under its name.
+    pub fn add_repository(&mut self, repo: Arc<Repository>) {
+        self.repos.insert(repo.name().to_string(), repo);
+    }
+
+    /// The repository called `name`.
+    pub fn repository(&self, name: &str) -> Option<&Arc<Repository>> {
+        self.repos.get(name)
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Run one Git service on blocking streams: what an SSH `exec` does once authenticated.
+    /// Exposed so other transports (and tests) can drive the same code.
+    pub fn run_service(
+        &self,
+        principal: &Principal,
+        cmd: &GitCommand,
+        version: ProtocolVersion,
+        input: impl std::io::Read,
+        output: impl std::io::Write,
+    ) -> crate::Result<()> {
+        let repo =
+            self.repository(&cmd.repository).ok_or_else(|| crate::Error::NoSuchRepository(cmd.repository.clone()))?;
+        if let Err(message) = self.hooks.authorize(principal, repo.name(), cmd.service) {
+            return Err(crate::Error::Protocol(message));
+        }
+        match cmd.service {
+            Service::UploadPack => UploadPack { repo, version }.serve(input, output),
+            Service::ReceivePack => {
+                ReceivePack { repo, hooks: self.hooks.as_ref(), principal, limits: &self.limits, version }
+                    .serve(input, output)
+            }
+        }
+    }
+}
+
+/// Serve SSH on `listener` until `shutdown` resolves, then stop accepting and wait (up to the
+/// session time limit) for running sessions to finish.
+pub async fn serve(
+    host: Arc<GitHost>,
+    listener: TcpListener,
+    host_key: PrivateKey,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let limits = host.limits.clone();
+    let config = Arc::new(russh::server::Config {
+        server_id: russh::SshId::Standard(format!("SSH-2.0-{}", crate::protocol::AGENT.replace('/', "_")).into()),
+        methods: MethodSet::from(&[MethodKind::PublicKey][..]),
+        keys: vec![host_key],
+        inactivity_timeout: Some(limits.idle_timeout),
+        auth_rejection_time: std::time::Duration::from_millis(300),
+        auth_rejection_time_initial: Some(std::time::Duration::from_millis(0)),
+        max_auth_attempts: 6,
+        nodelay: true,
+        window_size: 8 * 1024 * 1024,
+        ..Default::default()
+    });
+    let total = Arc::new(Semaphore::new(limits.max_connections));
+    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let (done_tx, mut done_rx) = watch::channel(0usize);
+    let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = total.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection refused: server at its connection limit");
+            continue;
+        };
+        let Some(ip_guard) = IpGuard::acquire(&per_ip, peer.ip(), limits.max_connections_per_ip) else {
+            tracing::warn!(%peer, "connection refused: too many connections from this address");
+            continue;
+        };
+        let handler = Connection {
+            host: host.clone(),
+            peer,
+            principal: None,
+            channels: HashMap::new(),
+            git_protocol: HashMap::new(),
+        };
+        let config = config.clone();
+        let session_limit = limits.session_timeout;
+        let active = active.clone();
+        let done_tx = done_tx.clone();
+        active.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ip_guard = ip_guard;
+            match russh::server::run_stream(config, stream, handler).await {
+                Ok(session) => match tokio::time::timeout(session_limit, session).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "ssh session ended with an error"),
+                    Err(_) => tracing::warn!(%peer, "ssh session closed: time limit reached"),
+                },
+                Err(e) => tracing::debug!(%peer, error = %e, "ssh handshake failed"),
+            }
+            let left = active.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) - 1;
+            let _ = done_tx.send(left);
+        });
+    }
+    drop(listener);
+    tracing::info!("ssh: no longer accepting; waiting for running sessions");
+    let wait = async {
+        while active.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            if done_rx.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(limits.session_timeout, wait).await;
+    Ok(())
+}
+
+/// Counts a connection against its IP address while alive.
+struct IpGuard {
+    map: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl IpGuard {
+    fn acquire(map: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<Self> {
+        let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(IpGuard { map: map.clone(), ip })
+    }
+}
+
+impl Drop for IpGuard {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// The state of one SSH connection.
+struct Connection {
+    host: Arc<GitHost>,
+    peer: SocketAddr,
+    principal: Option<Principal>,
+    channels: HashMap<ChannelId, Channel<Msg>>,
+    git_protocol: HashMap<ChannelId, String>,
+}
+
+impl russh::server::Handler for Connection {
+    type Error = russh::Error;
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: russh::server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        match self.host.keys.authorize(user, key.public_key) {
+            Some(principal) => {
+                tracing::info!(peer = %self.peer, user = %principal.id, key = %principal.key_fingerprint, "authenticated");
+                self.principal = Some(principal);
+                Ok(Auth::Accept)
+            }
+            None => {
+                tracing::info!(peer = %self.peer, key = %key.public_key.fingerprint(Default::default()), "unknown key refused");
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.channels.len() >= 8 {
+            return Ok(()); // dropping `reply` refuses the channel
+        }
+        self.channels.insert(channel.id(), channel);
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if name == "GIT_PROTOCOL" && value.len() < 256 {
+            self.git_protocol.insert(channel, value.to_string());
+            session.channel_success(channel)?;
+        } else {
+            session.channel_failure(channel)?;
+        }
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(ch) = self.channels.remove(&channel) else {
+            session.channel_failure(channel)?;
+            return Ok(());
+        };
+        session.channel_success(channel)?;
+        let version = ProtocolVersion::from_env(self.git_protocol.get(&channel).map(String::as_str).unwrap_or(""));
+        let line = String::from_utf8_lossy(data).into_owned();
+        let host = self.host.clone();
+        let principal = self.principal.clone();
+        let peer = self.peer;
+        tokio::spawn(async move {
+            let Some(principal) = principal else {
+                return refuse(ch, "not authenticated").await;
+            };
+            let cmd = match command::parse(&line) {
+                Ok(cmd) => cmd,
+                Err(e) => {
+                    tracing::info!(%peer, user = %principal.id, command = %line, "refused command");
+                    return refuse(ch, &e.to_string()).await;
+                }
+            };
+            run_git(host, ch, principal, cmd, version, peer).await;
+        });
+        Ok(())
+    }
+
+    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+        session.channel_success(channel)?;
+        if let Some(ch) = self.channels.remove(&channel) {
+            let name = self.principal.as_ref().map(|p| p.id.clone()).unwrap_or_default();
+            tokio::spawn(async move {
+                refuse(
+                    ch,
+                    &format!(
+                        "Hi {name}! You've authenticated, but this server does not provide shell access; use git."
+                    ),
+                )
+                .await
+            });
+        }
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        tracing::info!(peer = %self.peer, subsystem = name, "refused subsystem");
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+}
+
+/// Send a one-line message on stderr, exit status 128, and close the channel.
+async fn refuse(ch: Channel<Msg>, message: &str) {
+    let mut stderr = ch.make_writer_ext(Some(1));
+    let _ = stderr.write_all(format!("fatal: {message}\n").as_bytes()).await;
+    let _ = stderr.flush().await;
+    let _ = ch.exit_status(128).await;
+    let _ = ch.eof().await;
+    let _ = ch.close().await;
+}
+
+async fn run_git(
+    host: Arc<GitHost>,
+    ch: Channel<Msg>,
+    principal: Principal,
+    cmd: GitCommand,
+    version: ProtocolVersion,
+    peer: SocketAddr,
+) {
+    let (mut read_half, write_half) = ch.split();
+    let stdout = write_half.make_writer();
+    let rt = tokio::runtime::Handle::current();
+    let started = std::time::Instant::now();
+    let user = principal.id.clone();
+    let service = cmd.service;
+    let result = tokio::task::spawn_blocking(move || {
+        let input = SyncIoBridge::new_with_handle(read_half.make_reader(), rt.clone());
+        let output = SyncIoBridge::new_with_handle(stdout, rt);
+        host.run_service(&principal, &cmd, version, input, output)
+    })
+    .await;
+    let outcome = match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(join) => Err(format!("internal error: {join}")),
+    };
+    let code = match &outcome {
+        Ok(()) => {
+            tracing::info!(%peer, %user, service = service.program(), ms = started.elapsed().as_millis() as u64, "git request served");
+            0
+        }
+        Err(message) => {
+            tracing::info!(%peer, %user, service = service.program(), error = %message, "git request failed");
+            let mut stderr = write_half.make_writer_ext(Some(1));
+            let _ = stderr.write_all(format!("fatal: {message}\n").as_bytes()).await;
+            let _ = stderr.flush().await;
+            128
+        }
+    };
+    let _ = write_half.exit_status(code).await;
+    let _ = write_half.eof().await;
+    let _ = write_half.close().await;
+}

@@ -1,0 +1,98 @@
+//! Streaming a pack of planned objects to the client.
+//!
+//! Built on `gix_pack::data::output`: objects are located (`count`), turned into entries that
+//! copy existing compressed data and deltas straight out of our packs (`iter_from_counts`, no
+//! recompression for packed objects), and written as a pack stream (`FromEntriesIter`) into the
+//! side-band writer chunk by chunk — the pack is never held in memory whole.
+
+use std::io::Write;
+use std::sync::atomic::AtomicBool;
+
+use gix::ObjectId;
+use gix_pack::data::output;
+
+use crate::error::{Error, Result};
+use crate::sideband::SidebandWriter;
+
+/// How the client wants its pack.
+#[derive(Debug, Clone, Copy)]
+pub struct PackOptions {
+    /// Deltas may refer to objects not in the pack (the client has them).
+    pub thin: bool,
+    /// The client understands offset deltas (otherwise deltas name their base by id).
+    pub ofs_delta: bool,
+    /// Send progress messages on band 2.
+    pub progress: bool,
+}
+
+/// Write a pack with `objects` (each once, all present) to `out`.
+pub fn write_pack(
+    repo: &gix::Repository,
+    objects: Vec<ObjectId>,
+    options: PackOptions,
+    out: &mut SidebandWriter<impl Write>,
+) -> Result<()> {
+    let mut db = repo.objects.clone().into_inner();
+    // Pack locations found while counting must stay valid while entries are copied out.
+    db.prevent_pack_unload();
+    let interrupt = AtomicBool::new(false);
+    let total = objects.len();
+    if options.progress {
+        out.progress(&format!("Enumerating objects: {total}, done.\n"))?;
+    }
+    let (counts, _) = output::count::objects(
+        db.clone(),
+        Box::new(objects.into_iter().map(Ok)),
+        &gix::progress::Discard,
+        &interrupt,
+        output::count::objects::Options {
+            thread_limit: None,
+            chunk_size: 256,
+            input_object_expansion: output::count::objects::ObjectExpansion::AsIs,
+        },
+    )
+    .map_err(Error::odb)?;
+    let num_entries = u32::try_from(counts.len()).map_err(|_| Error::LimitExceeded("too many objects".into()))?;
+    let entries = output::entry::iter_from_counts(
+        counts,
+        db,
+        Box::new(gix::progress::Discard),
+        output::entry::iter_from_counts::Options {
+            thread_limit: None,
+            mode: output::entry::iter_from_counts::Mode::PackCopyAndBaseObjects,
+            allow_thin_pack: options.thin,
+            chunk_size: 64,
+            version: Default::default(),
+            compression: gix::zlib::Compression::BEST_SPEED,
+        },
+    )
+    .map_err(Error::odb)?;
+    // Entries come in out of order from worker threads; the pack needs them in sequence.
+    let in_order = gix::parallel::InOrderIter::from(entries);
+    let mut ids_by_index: Vec<ObjectId> = Vec::with_capacity(total);
+    let ofs_delta = options.ofs_delta;
+    let chunks = in_order.map(move |chunk| {
+        chunk.map(|mut entries: Vec<output::Entry>| {
+            for e in &mut entries {
+                ids_by_index.push(e.id);
+                // Without `ofs-delta` a delta must name its base by id.
+                if !ofs_delta {
+                    if let output::entry::Kind::DeltaRef { object_index } = e.kind {
+                        e.kind = output::entry::Kind::DeltaOid { id: ids_by_index[object_index] };
+                    }
+                }
+            }
+            entries
+        })
+    });
+    let mut writer =
+        output::bytes::FromEntriesIter::new(chunks, &mut *out, num_entries, Default::default(), gix::hash::Kind::Sha1);
+    for written in &mut writer {
+        written.map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;
+    }
+    drop(writer);
+    if options.progress {
+        out.progress(&format!("Total {total} (reused from packs)\n"))?;
+    }
+    Ok(())
+}

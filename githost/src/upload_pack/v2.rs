@@ -1,0 +1,236 @@
+//! upload-pack over protocol v2: a capability advertisement, then `ls-refs` and `fetch`
+//! commands, each a request (capabilities, delimiter, arguments, flush) answered in sections.
+
+use std::io::{BufWriter, Read, Write};
+
+use bstr::{BString, ByteSlice};
+
+use super::commits::Commits;
+use super::negotiation::Negotiation;
+use super::pack::{write_pack, PackOptions};
+use super::plan::{plan, Deepen, Request};
+use super::{check_wants, peeled_wants};
+use crate::error::{Error, Result};
+use crate::pktline::{self, Packet, PktReader};
+use crate::protocol::{parse_oid, AGENT};
+use crate::refs::{self, Head};
+use crate::repository::Repository;
+use crate::sideband::SidebandWriter;
+
+/// Upper bound on argument lines of one command, against memory exhaustion.
+const MAX_ARGS: usize = 1_000_000;
+
+pub(super) fn serve(repo: &Repository, input: impl Read, output: impl Write) -> Result<()> {
+    let mut out = BufWriter::with_capacity(64 * 1024, output);
+    for line in [
+        "version 2",
+        &format!("agent={AGENT}"),
+        "ls-refs=unborn",
+        "fetch=shallow",
+        "server-option",
+        "object-format=sha1",
+    ] {
+        pktline::write_text(&mut out, line)?;
+    }
+    pktline::write_flush(&mut out)?;
+    out.flush()?;
+
+    let mut reader = PktReader::new(input);
+    loop {
+        let Some(command) = read_request(&mut reader)? else { return Ok(()) };
+        let result = match command.name.as_slice() {
+            b"ls-refs" => ls_refs(repo, &command.args, &mut out),
+            b"fetch" => fetch(repo, &command.args, &mut out),
+            other => Err(Error::Protocol(format!("unknown command '{}'", other.as_bstr()))),
+        };
+        if let Err(e) = result {
+            // Tell the client in the protocol's own way, then end the session.
+            let _ = pktline::write_text(&mut out, format!("ERR {e}"));
+            let _ = out.flush();
+            return Err(e);
+        }
+        out.flush()?;
+    }
+}
+
+struct Command {
+    name: BString,
+    args: Vec<BString>,
+}
+
+/// Read one request: `command=X`, capability lines, a delimiter, argument lines, a flush.
+/// `None` when the client closes the session (end of stream, or a lone flush).
+fn read_request(reader: &mut PktReader<impl Read>) -> Result<Option<Command>> {
+    let first: Vec<u8> = match reader.read_opt()? {
+        None | Some(Packet::Flush) => return Ok(None),
+        Some(p @ Packet::Data(_)) => p.line().unwrap_or_default().to_vec(),
+        Some(other) => return Err(Error::Protocol(format!("expected a command, got {other:?}"))),
+    };
+    let Some(name) = first.strip_prefix(b"command=") else {
+        return Err(Error::Protocol(format!("expected a command, got '{}'", first.as_bstr())));
+    };
+    let name = BString::from(name);
+    // Capabilities: we accept the ones we advertise and ignore their values.
+    loop {
+        match reader.read()? {
+            Packet::Delim => break,
+            Packet::Flush => return Ok(Some(Command { name, args: Vec::new() })),
+            p @ Packet::Data(_) => {
+                let line = p.line().unwrap_or_default();
+                let key = line.split(|b| *b == b'=').next().unwrap_or_default();
+                if !matches!(key, b"agent" | b"object-format" | b"server-option" | b"session-id") {
+                    return Err(Error::Protocol(format!("unknown capability '{}'", line.as_bstr())));
+                }
+                if key == b"object-format" && line != b"object-format=sha1" {
+                    return Err(Error::Protocol(format!("unsupported {}", line.as_bstr())));
+                }
+            }
+            Packet::ResponseEnd => return Err(Error::Protocol("unexpected response-end in a request".into())),
+        }
+    }
+    let mut args = Vec::new();
+    loop {
+        match reader.read()? {
+            Packet::Flush => break,
+            p @ Packet::Data(_) => args.push(BString::from(p.line().unwrap_or_default())),
+            other => return Err(Error::Protocol(format!("unexpected {other:?} in arguments"))),
+        }
+        if args.len() > MAX_ARGS {
+            return Err(Error::LimitExceeded("too many arguments".into()));
+        }
+    }
+    Ok(Some(Command { name, args }))
+}
+
+fn ls_refs(repo: &Repository, args: &[BString], out: &mut impl Write) -> Result<()> {
+    let (mut symrefs, mut peel, mut unborn) = (false, false, false);
+    let mut prefixes: Vec<&[u8]> = Vec::new();
+    for arg in args {
+        match arg.as_slice() {
+            b"symrefs" => symrefs = true,
+            b"peel" => peel = true,
+            b"unborn" => unborn = true,
+            a if a.starts_with(b"ref-prefix ") => prefixes.push(&a[11..]),
+            other => return Err(Error::Protocol(format!("unknown ls-refs argument '{}'", other.as_bstr()))),
+        }
+    }
+    let wanted = |name: &[u8]| prefixes.is_empty() || prefixes.iter().any(|p| name.starts_with(p));
+    let repo = repo.local();
+    if wanted(b"HEAD") {
+        match refs::head(&repo)? {
+            Head::Symbolic { target, id: Some(id) } => {
+                let mut line = format!("{id} HEAD");
+                if symrefs {
+                    line.push_str(&format!(" symref-target:{target}"));
+                }
+                pktline::write_text(out, line)?;
+            }
+            Head::Symbolic { target, id: None } if unborn => {
+                let mut line = String::from("unborn HEAD");
+                if symrefs {
+                    line.push_str(&format!(" symref-target:{target}"));
+                }
+                pktline::write_text(out, line)?;
+            }
+            Head::Symbolic { .. } => {}
+            Head::Detached(id) => pktline::write_text(out, format!("{id} HEAD"))?,
+        }
+    }
+    for r in refs::list(&repo)? {
+        if !wanted(&r.name) {
+            continue;
+        }
+        let mut line = format!("{} {}", r.id, r.name);
+        if peel {
+            if let Some(p) = r.peeled {
+                line.push_str(&format!(" peeled:{p}"));
+            }
+        }
+        pktline::write_text(out, line)?;
+    }
+    pktline::write_flush(out)?;
+    Ok(())
+}
+
+fn fetch(repo: &Repository, args: &[BString], out: &mut impl Write) -> Result<()> {
+    let repo = repo.local();
+    let mut req = Request::default();
+    let mut haves = Vec::new();
+    let (mut done, mut thin, mut ofs, mut progress, mut relative) = (false, false, false, true, false);
+    let mut depth = None;
+    for arg in args {
+        let a = arg.as_slice();
+        if let Some(rest) = a.strip_prefix(b"want ") {
+            req.wants.push(parse_oid(rest)?);
+        } else if let Some(rest) = a.strip_prefix(b"have ") {
+            haves.push(parse_oid(rest)?);
+        } else if let Some(rest) = a.strip_prefix(b"shallow ") {
+            req.client_shallow.insert(parse_oid(rest)?);
+        } else if let Some(rest) = a.strip_prefix(b"deepen ") {
+            let d = rest.to_str().ok().and_then(|s| s.parse::<u32>().ok()).filter(|d| *d > 0);
+            depth = Some(d.ok_or_else(|| Error::Protocol(format!("invalid deepen '{}'", rest.as_bstr())))?);
+        } else {
+            match a {
+                b"done" => done = true,
+                b"thin-pack" => thin = true,
+                b"ofs-delta" => ofs = true,
+                b"no-progress" => progress = false,
+                b"include-tag" => req.include_tag = true,
+                b"deepen-relative" => relative = true,
+                b"sideband-all" | b"wait-for-done" => {}
+                _ if a.starts_with(b"deepen-since ") || a.starts_with(b"deepen-not ") => {
+                    return Err(Error::Protocol("deepen-since and deepen-not are not supported; use --depth".into()))
+                }
+                other => return Err(Error::Protocol(format!("unknown fetch argument '{}'", other.as_bstr()))),
+            }
+        }
+    }
+    if req.wants.is_empty() {
+        return Err(Error::Protocol("fetch without any want".into()));
+    }
+    let refs = refs::list(&repo)?;
+    check_wants(&repo, &req.wants, &refs)?;
+    req.deepen = depth.map(|d| if relative { Deepen::Relative(d) } else { Deepen::Depth(d) });
+
+    let mut commits = Commits::new(&repo);
+    let mut neg = Negotiation::new(peeled_wants(&repo, &req.wants)?);
+    let mut acks = Vec::new();
+    for h in haves {
+        if neg.have(&mut commits, h)? {
+            acks.push(h);
+        }
+    }
+    if !done {
+        pktline::write_text(out, "acknowledgments")?;
+        if acks.is_empty() {
+            pktline::write_text(out, "NAK")?;
+        }
+        for a in &acks {
+            pktline::write_text(out, format!("ACK {a}"))?;
+        }
+        if neg.ready(&mut commits)? {
+            pktline::write_text(out, "ready")?;
+            pktline::write_delim(out)?;
+        } else {
+            pktline::write_flush(out)?;
+            return Ok(());
+        }
+    }
+    req.common = neg.common().to_vec();
+    let planned = plan(&mut commits, &req, &refs)?;
+    if req.deepen.is_some() {
+        pktline::write_text(out, "shallow-info")?;
+        for id in &planned.shallow {
+            pktline::write_text(out, format!("shallow {id}"))?;
+        }
+        for id in &planned.unshallow {
+            pktline::write_text(out, format!("unshallow {id}"))?;
+        }
+        pktline::write_delim(out)?;
+    }
+    pktline::write_text(out, "packfile")?;
+    let mut sb = SidebandWriter::new(out, true);
+    write_pack(&repo, planned.objects, PackOptions { thin, ofs_delta: ofs, progress }, &mut sb)?;
+    pktline::write_flush(sb.inner_mut())?;
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! `settings.toml`: the server's configuration file, with defaults for every value.
+//!
+//! Unknown keys are errors (a typo must not silently fall back to a default), and errors name
+//! the file, the line and what was expected — `toml`'s messages do that already.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where repositories, keys and indexes live.
+    pub data_dir: PathBuf,
+    /// The SSH endpoint.
+    pub ssh: SshSettings,
+    /// Bounds on what a client may cost.
+    pub limits: LimitSettings,
+}
+
+/// `[ssh]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SshSettings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// The host key; generated on first start if missing. Default: `<data_dir>/keys/ssh_host_ed25519`.
+    pub host_key: Option<PathBuf>,
+    /// An OpenSSH `authorized_keys` file of users allowed to connect.
+    pub authorized_keys: Option<PathBuf>,
+    /// Public keys allowed to connect, one `authorized_keys` line each.
+    pub keys: Vec<String>,
+}
+
+/// `[limits]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Largest pack one push may send, in bytes.
+    pub max_pack_bytes: u64,
+    /// Largest single object, in bytes.
+    pub max_object_bytes: u64,
+    /// Longest delta chain accepted in a push.
+    pub max_delta_depth: u32,
+    /// Seconds without traffic before a session is closed.
+    pub idle_timeout_secs: u64,
+    /// Longest a session may last, in seconds.
+    pub session_timeout_secs: u64,
+    /// Concurrent SSH connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Concurrent SSH connections in total.
+    pub max_connections: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("/var/lib/whispercms"),
+            ssh: SshSettings::default(),
+            limits: LimitSettings::default(),
+        }
+    }
+}
+
+impl Default for SshSettings {
+    fn default() -> Self {
+        SshSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 2222)),
+            host_key: None,
+            authorized_keys: None,
+            keys: Vec::new(),
+        }
+    }
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        let l = githost::Limits::default();
+        LimitSettings {
+            max_pack_bytes: l.max_pack_bytes,
+            max_object_bytes: l.max_object_bytes,
+            max_delta_depth: l.max_delta_depth,
+            idle_timeout_secs: l.idle_timeout.as_secs(),
+            session_timeout_secs: l.session_timeout.as_secs(),
+            max_connections_per_ip: l.max_connections_per_ip,
+            max_connections: l.max_connections,
+        }
+    }
+}
+
+impl LimitSettings {
+    /// The limits as the Git host takes them.
+    pub fn to_limits(&self) -> githost::Limits {
+        githost::Limits {
+            max_pack_bytes: self.max_pack_bytes,
+            max_object_bytes: self.max_object_bytes,
+            max_delta_depth: self.max_delta_depth,
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_secs),
+            session_timeout: std::time::Duration::from_secs(self.session_timeout_secs),
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_connections: self.max_connections,
+            ..githost::Limits::default()
+        }
+    }
+}
+
+impl Settings {
+    /// Read and parse `path`. Relative paths inside are taken relative to the file's directory.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut settings = Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        settings.data_dir = base.join(&settings.data_dir);
+        settings.ssh.host_key = settings.ssh.host_key.map(|p| base.join(p));
+        settings.ssh.authorized_keys = settings.ssh.authorized_keys.map(|p| base.join(p));
+        Ok(settings)
+    }
+
+    /// Parse settings text.
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// The host key path in force.
+    pub fn host_key_path(&self) -> PathBuf {
+        self.ssh.host_key.clone().unwrap_or_else(|| self.data_dir.join("keys/ssh_host_ed25519"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let s = Settings::parse("").unwrap();
+        assert_eq!(s.ssh.listen.port(), 2222);
+        assert_eq!(s.limits.max_delta_depth, githost::Limits::default().max_delta_depth);
+    }
+
+    #[test]
+    fn reads_values() {
+        let s = Settings::parse(
+            "data_dir = \"/srv/site\"\n[ssh]\nlisten = \"0.0.0.0:22\"\nkeys = [\"ssh-ed25519 AAAA x\"]\n[limits]\nmax_pack_bytes = 10\n",
+        )
+        .unwrap();
+        assert_eq!(s.data_dir, PathBuf::from("/srv/site"));
+        assert_eq!(s.ssh.listen.port(), 22);
+        assert_eq!(s.ssh.keys.len(), 1);
+        assert_eq!(s.limits.to_limits().max_pack_bytes, 10);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line_number() {
+        let err = Settings::parse("[ssh]\nlisten = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("listen_port") && text.contains("line 3"), "{text}");
+    }
+
+    #[test]
+    fn wrong_types_are_errors() {
+        assert!(Settings::parse("[limits]\nmax_pack_bytes = \"big\"\n").is_err());
+        assert!(Settings::parse("[ssh]\nlisten = \"not an address\"\n").is_err());
+    }
+}
