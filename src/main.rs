@@ -56,10 +56,9 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(run(settings, None))
         }
         Command::Demo { data_dir, ssh_listen, authorized_keys } => {
-            let mut settings = Settings::default();
-            settings.data_dir = data_dir;
-            settings.ssh.listen = ssh_listen;
-            settings.ssh.authorized_keys = authorized_keys;
+            let defaults = Settings::default();
+            let ssh = settings::SshSettings { listen: ssh_listen, authorized_keys, ..defaults.ssh.clone() };
+            let settings = Settings { data_dir, ssh, ..defaults };
             runtime.block_on(run(settings, Some(Demo)))
         }
     }

@@ -148,7 +148,7 @@ mod tests {
 
     #[test]
     fn strips_only_one_trailing_newline() {
-        let mut r = PktReader::new(&b"000aab\n\n"[..]);
+        let mut r = PktReader::new(&b"0008ab\n\n"[..]);
         assert_eq!(r.read().unwrap().line(), Some(&b"ab\n"[..]));
     }
 

@@ -276,18 +276,7 @@ impl ReceivePack<'_> {
                 c.error = Some("stale info".into());
                 continue;
             }
-            c.kind = if c.old.is_null() {
-                UpdateKind::Create
-            } else if c.new.is_null() {
-                UpdateKind::Delete
-            } else if quarantine.map(|q| q.objects().try_header(&c.old).ok().flatten().map(|h| h.kind)).flatten()
-                == Some(gix::objs::Kind::Commit)
-                && is_ancestor_in(quarantine, c.old, c.new)?
-            {
-                UpdateKind::FastForward
-            } else {
-                UpdateKind::NonFastForward
-            };
+            c.kind = classify(quarantine, c.old, c.new)?;
         }
         Ok(())
     }
@@ -344,11 +333,25 @@ impl ReceivePack<'_> {
     }
 }
 
-fn is_ancestor_in(quarantine: Option<&Quarantine>, old: ObjectId, new: ObjectId) -> Result<bool> {
-    match quarantine {
-        Some(q) => refs::is_ancestor_objects(q.objects(), old, new),
-        None => Ok(false),
+/// Create, delete, fast-forward or not. Only a commit can be fast-forwarded (tags and other
+/// objects moving are always non-fast-forward, as in git).
+fn classify(quarantine: Option<&Quarantine>, old: ObjectId, new: ObjectId) -> Result<UpdateKind> {
+    if old.is_null() {
+        return Ok(UpdateKind::Create);
     }
+    if new.is_null() {
+        return Ok(UpdateKind::Delete);
+    }
+    let Some(objects) = quarantine.map(Quarantine::objects) else {
+        return Ok(UpdateKind::NonFastForward);
+    };
+    let old_is_commit =
+        objects.try_header(&old).map_err(Error::odb)?.is_some_and(|h| h.kind == gix::objs::Kind::Commit);
+    Ok(if old_is_commit && refs::is_ancestor_objects(objects, old, new)? {
+        UpdateKind::FastForward
+    } else {
+        UpdateKind::NonFastForward
+    })
 }
 
 /// In an atomic push, one refused ref refuses all.

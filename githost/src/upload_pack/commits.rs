@@ -46,7 +46,7 @@ impl<'r> Commits<'r> {
                 return Ok(None);
             };
             let tree = iter.tree_id().map_err(Error::odb)?;
-            let parents: Vec<ObjectId> = iter.clone().parent_ids().collect();
+            let parents: Vec<ObjectId> = iter.parent_ids().collect();
             let time = iter.committer().map_err(Error::odb)?.time().map_err(Error::odb)?.seconds;
             self.cache.insert(id, CommitInfo { tree, parents, time });
         }

@@ -277,6 +277,8 @@ fn walk_depth(
     let mut unshallow = HashSet::new();
     let mut edges = HashSet::new();
     while let Some((id, level)) = queue.pop_front() {
+        // The client's boundary counts from its shallow commits, also when one is a want.
+        let level = if level.is_none() && client_shallow.contains(&id) { Some(0) } else { level };
         // Revisit a commit only if we now reach it with more depth left.
         if let Some(prev) = level_of.get(&id) {
             let better = match (prev, level) {
@@ -305,7 +307,10 @@ fn walk_depth(
             unshallow.insert(id);
         }
         for p in parents {
-            if level.is_none() && client_has.contains(&p) && !client_shallow.contains(&p) {
+            if level.is_none() && client_shallow.contains(&p) {
+                continue; // queued as a start of its own, with its depth budget
+            }
+            if level.is_none() && client_has.contains(&p) {
                 edges.insert(p);
                 continue;
             }

@@ -1,0 +1,9 @@
+//! End-to-end tests of the embedded Git host: the real `git` and `ssh` clients against the real
+//! `whispercms-server` binary (or an in-process host where a test needs custom hooks or limits)
+//! on 127.0.0.1. Every scenario ends with `git fsck --strict` on the server's repository.
+
+mod clone_fetch;
+mod hostile;
+mod push;
+mod ssh;
+mod support;

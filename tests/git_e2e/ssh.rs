@@ -1,0 +1,62 @@
+//! The SSH endpoint itself: keys, commands other than Git, unknown repositories.
+
+use std::process::Command;
+
+use crate::support::*;
+
+#[test]
+fn an_unknown_key_is_refused() {
+    let server = Server::binary();
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("stranger");
+    let gen = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).output().unwrap();
+    assert_success(&gen, &["ssh-keygen"]);
+    let ssh = server.ssh_command().replace(&server.key.display().to_string(), &key.display().to_string());
+    let out = git_command(tmp.path(), &ssh).args(["clone", &server.url(), "nope"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("Permission denied"), "{}", stderr(&out));
+}
+
+#[test]
+fn shells_and_other_commands_get_a_message_and_an_exit_status() {
+    let server = Server::binary();
+    for command in ["ls -la", "bash", "git-upload-archive 'site.git'", "scp -t /tmp"] {
+        let out = server.ssh_raw(command, b"");
+        assert_eq!(out.status.code(), Some(128), "{command}");
+        assert!(stderr(&out).contains("only speaks Git"), "{command}: {}", stderr(&out));
+    }
+    // An interactive login (no command) is refused the same way, and does not hang.
+    let mut parts: Vec<String> = server.ssh_command().split_whitespace().map(String::from).collect();
+    let program = parts.remove(0);
+    let out = Command::new(program)
+        .args(&parts)
+        .args(["-T", "-p", &server.port.to_string(), "git@127.0.0.1"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(128));
+    assert!(stderr(&out).contains("does not provide shell access"), "{}", stderr(&out));
+}
+
+#[test]
+fn unknown_repositories_and_bad_paths_are_named_in_the_error() {
+    let server = Server::binary();
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!("ssh://git@127.0.0.1:{}/nope.git", server.port);
+    let out = server.git_out(tmp.path(), &["clone", &url, "x"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("repository 'nope' not found"), "{}", stderr(&out));
+    let out = server.ssh_raw("git-upload-pack '../../etc'", b"");
+    assert_eq!(out.status.code(), Some(128));
+    assert!(stderr(&out).contains("invalid repository path"), "{}", stderr(&out));
+}
+
+#[test]
+fn repository_is_addressed_with_or_without_dot_git() {
+    let server = Server::binary();
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, path) in ["site", "/site.git", "site.git/"].iter().enumerate() {
+        let url = format!("ssh://git@127.0.0.1:{}/{}", server.port, path.trim_start_matches('/'));
+        server.git_ok(tmp.path(), &["clone", "-q", &url, &format!("c{i}")]);
+    }
+}

@@ -1,0 +1,289 @@
+//! Test support for the end-to-end tests: start the real `whispercms-server` binary (or a Git
+//! host in-process, when a test needs custom hooks or limits), and drive it with the real `git`
+//! and `ssh` clients on 127.0.0.1.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+
+/// A running server and what a client needs to reach it.
+pub struct Server {
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub key: PathBuf,
+    pub repo_dir: PathBuf,
+    kind: Kind,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+enum Kind {
+    Binary(Child),
+    InProcess { stop: Option<tokio::sync::oneshot::Sender<()>>, thread: Option<std::thread::JoinHandle<()>> },
+}
+
+impl Server {
+    /// Start `whispercms-server demo` in a fresh data directory on a free port.
+    pub fn binary() -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data_dir = tmp.path().join("data");
+        let mut server = Self::binary_at(&data_dir);
+        server._tmp = Some(tmp);
+        server
+    }
+
+    /// Start `whispercms-server demo` on an existing data directory (a restart).
+    pub fn binary_at(data_dir: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_whispercms-server"))
+            .args(["demo", "--data-dir"])
+            .arg(data_dir)
+            .args(["--ssh-listen", "127.0.0.1:0"])
+            .env("WHISPERCMS_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start whispercms-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let port = loop {
+            let line = lines.next().expect("server exited before listening").expect("read stdout");
+            if let Some(addr) = line.strip_prefix("ssh listening on ") {
+                break addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            port,
+            data_dir: data_dir.to_path_buf(),
+            key: data_dir.join("keys/demo_ed25519"),
+            repo_dir: data_dir.join("repos/site.git"),
+            kind: Kind::Binary(child),
+            _tmp: None,
+        }
+    }
+
+    /// Start a Git host in this process with `hooks` and `limits`, authorizing one generated key.
+    pub fn in_process(hooks: Arc<dyn githost::Hooks>, limits: githost::Limits) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data_dir = tmp.path().join("data");
+        let key_path = data_dir.join("keys/user_ed25519");
+        let user_key = githost::keys::load_or_generate(&key_path, "tester").unwrap();
+        let host_key = githost::keys::load_or_generate(&data_dir.join("keys/host"), "host").unwrap();
+        let mut keys = githost::AuthorizedKeys::default();
+        keys.add(user_key.public_key().clone(), "tester");
+        let repo_dir = data_dir.join("repos/site.git");
+        let repo = githost::Repository::open_or_init("site", &repo_dir).unwrap();
+        let mut host = githost::GitHost::new(Arc::new(keys), hooks, limits);
+        host.add_repository(Arc::new(repo));
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                port_tx.send(listener.local_addr().unwrap().port()).unwrap();
+                githost::serve(Arc::new(host), listener, host_key, async {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        let port = port_rx.recv().expect("in-process server started");
+        Server {
+            port,
+            data_dir,
+            key: key_path,
+            repo_dir,
+            kind: Kind::InProcess { stop: Some(stop_tx), thread: Some(thread) },
+            _tmp: Some(tmp),
+        }
+    }
+
+    /// `ssh://…/site.git` for this server.
+    pub fn url(&self) -> String {
+        format!("ssh://git@127.0.0.1:{}/site.git", self.port)
+    }
+
+    /// The `ssh` command line `git` should use.
+    pub fn ssh_command(&self) -> String {
+        format!(
+            "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no \
+             -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+            self.key.display()
+        )
+    }
+
+    /// A `git` command with an isolated configuration and this server's ssh settings.
+    pub fn git(&self, dir: &Path) -> Command {
+        git_command(dir, &self.ssh_command())
+    }
+
+    /// Run git in `dir`, panicking with its output if it fails; returns stdout.
+    pub fn git_ok(&self, dir: &Path, args: &[&str]) -> String {
+        let out = self.git(dir).args(args).output().expect("run git");
+        assert_success(&out, args);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Run git in `dir` and return its output, whatever the outcome.
+    pub fn git_out(&self, dir: &Path, args: &[&str]) -> Output {
+        self.git(dir).args(args).output().expect("run git")
+    }
+
+    /// Clone the site into `dir/name` and return the clone's path.
+    pub fn clone(&self, dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+        let mut args = vec!["clone", "-q"];
+        args.extend_from_slice(extra);
+        let url = self.url();
+        args.push(&url);
+        args.push(name);
+        self.git_ok(dir, &args);
+        dir.join(name)
+    }
+
+    /// Run `ssh` to the server with a raw command and stdin; returns the output.
+    pub fn ssh_raw(&self, command: &str, stdin: &[u8]) -> Output {
+        use std::io::Write;
+        let mut parts: Vec<String> = self.ssh_command().split_whitespace().map(String::from).collect();
+        let program = parts.remove(0);
+        let mut child = Command::new(program)
+            .args(&parts)
+            .args(["-p", &self.port.to_string(), "git@127.0.0.1", command])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run ssh");
+        let mut input = child.stdin.take().unwrap();
+        let bytes = stdin.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = input.write_all(&bytes);
+        });
+        let out = child.wait_with_output().expect("ssh output");
+        let _ = writer.join();
+        out
+    }
+
+    /// `git fsck --strict` on the server's repository must pass, and no quarantine is left.
+    pub fn assert_repository_sound(&self) {
+        let out = Command::new("git")
+            .args(["fsck", "--strict", "--no-progress"])
+            .current_dir(&self.repo_dir)
+            .output()
+            .unwrap();
+        assert_success(&out, &["fsck"]);
+        let leftovers: Vec<_> = std::fs::read_dir(self.repo_dir.join("objects"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("incoming-"))
+            .collect();
+        assert!(leftovers.is_empty(), "quarantine left behind: {leftovers:?}");
+    }
+
+    /// The server's refs as `git for-each-ref` prints them.
+    pub fn server_refs(&self) -> String {
+        let out = Command::new("git")
+            .args(["for-each-ref", "--format=%(objectname) %(refname)"])
+            .current_dir(&self.repo_dir)
+            .output()
+            .unwrap();
+        assert_success(&out, &["for-each-ref"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Stop the server and wait for it.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        match &mut self.kind {
+            Kind::Binary(child) => {
+                let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+                let _ = child.wait();
+            }
+            Kind::InProcess { stop, thread } => {
+                if let Some(s) = stop.take() {
+                    let _ = s.send(());
+                }
+                if let Some(t) = thread.take() {
+                    let _ = t.join();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Kind::Binary(child) = &mut self.kind {
+            let _ = child.kill();
+            let _ = child.wait();
+        } else {
+            self.shutdown();
+        }
+    }
+}
+
+/// A git command in `dir` with no user or system configuration and a fixed identity.
+pub fn git_command(dir: &Path, ssh: &str) -> Command {
+    let mut cmd = Command::new("git");
+    cmd.current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_SSH_COMMAND", ssh)
+        .env("GIT_AUTHOR_NAME", "Tester")
+        .env("GIT_AUTHOR_EMAIL", "tester@example.com")
+        .env("GIT_COMMITTER_NAME", "Tester")
+        .env("GIT_COMMITTER_EMAIL", "tester@example.com")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env_remove("GIT_PROTOCOL")
+        .args(["-c", "init.defaultBranch=main", "-c", "advice.detachedHead=false"]);
+    cmd
+}
+
+/// Panic with the command's output unless it succeeded.
+pub fn assert_success(out: &Output, what: &[&str]) {
+    assert!(
+        out.status.success(),
+        "{what:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Create a local repository at `dir/name` with `commits` commits on main (one file each).
+pub fn local_repo(server: &Server, dir: &Path, name: &str, commits: usize) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir_all(&path).unwrap();
+    server.git_ok(&path, &["init", "-q"]);
+    server.git_ok(&path, &["remote", "add", "origin", &server.url()]);
+    for i in 0..commits {
+        commit_file(server, &path, &format!("file{i}.txt"), &format!("content {i}\n"));
+    }
+    path
+}
+
+/// Write `file` with `content` and commit it.
+pub fn commit_file(server: &Server, repo: &Path, file: &str, content: &str) {
+    let p = repo.join(file);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, content).unwrap();
+    server.git_ok(repo, &["add", "-A"]);
+    server.git_ok(repo, &["commit", "-q", "-m", &format!("change {file}")]);
+}
+
+/// `git rev-parse` of `rev` in `repo`.
+pub fn rev(server: &Server, repo: &Path, rev: &str) -> String {
+    server.git_ok(repo, &["rev-parse", rev]).trim().to_string()
+}
