@@ -111,7 +111,8 @@ impl Quarantine {
             }
             Err(e) => {
                 let text = format!("{e:#}");
-                if text.contains("alloc") || text.contains("limit") {
+                // gix reports the allocation limit as a resource-exhaustion error.
+                if text.to_lowercase().contains("allocation") {
                     return Err(Error::LimitExceeded(format!(
                         "an object exceeds the maximum object size of {} bytes",
                         limits.max_object_bytes

@@ -139,19 +139,23 @@ pub async fn serve(
         };
         let config = config.clone();
         let session_limit = limits.session_timeout;
+        let idle_limit = limits.idle_timeout;
         let active = active.clone();
         let done_tx = done_tx.clone();
         active.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         tokio::spawn(async move {
             let _permit = permit;
             let _ip_guard = ip_guard;
-            match russh::server::run_stream(config, stream, handler).await {
-                Ok(session) => match tokio::time::timeout(session_limit, session).await {
+            // The identification exchange happens before russh's inactivity timer runs: bound it
+            // too, or a client that connects and sends nothing would hold its slot forever.
+            match tokio::time::timeout(idle_limit, russh::server::run_stream(config, stream, handler)).await {
+                Ok(Ok(session)) => match tokio::time::timeout(session_limit, session).await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "ssh session ended with an error"),
                     Err(_) => tracing::warn!(%peer, "ssh session closed: time limit reached"),
                 },
-                Err(e) => tracing::debug!(%peer, error = %e, "ssh handshake failed"),
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "ssh handshake failed"),
+                Err(_) => tracing::info!(%peer, "ssh connection closed: no identification within the idle timeout"),
             }
             let left = active.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) - 1;
             let _ = done_tx.send(left);

@@ -152,6 +152,7 @@ impl githost::Hooks for GateHook {
         let mut verdict = githost::PreReceive::accept();
         verdict.messages.push(format!("checking {} update(s) by {}", push.updates.len(), push.principal.id));
         for u in push.updates {
+            verdict.messages.push(format!("{} is a {:?}", u.name, u.kind));
             if u.name.starts_with(b"refs/heads/forbidden") {
                 verdict.refused.push((u.name.clone(), "branches under forbidden/ are not allowed".into()));
             }
@@ -208,6 +209,55 @@ fn pushes_over_the_size_limit_are_refused_cleanly() {
     let out = server.git_out(&src, &["push", "origin", "main"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("maximum push size"), "{}", stderr(&out));
+    assert_eq!(server.server_refs(), "");
+    server.assert_repository_sound();
+}
+
+#[test]
+fn hooks_see_what_kind_of_update_each_ref_is() {
+    let server = Server::in_process(Arc::new(GateHook), githost::Limits::default());
+    let tmp = tempfile::tempdir().unwrap();
+    let src = local_repo(&server, tmp.path(), "src", 2);
+    let push = |args: &[&str]| stderr(&server.git_out(&src, args));
+    assert!(push(&["push", "origin", "main"]).contains("remote: refs/heads/main is a Create"));
+    commit_file(&server, &src, "ff.txt", "ff\n");
+    assert!(push(&["push", "origin", "main"]).contains("remote: refs/heads/main is a FastForward"));
+    server.git_ok(&src, &["commit", "-q", "--amend", "-m", "rewritten"]);
+    assert!(push(&["push", "--force", "origin", "main"]).contains("remote: refs/heads/main is a NonFastForward"));
+    assert!(push(&["push", "origin", "--delete", "main"]).contains("remote: refs/heads/main is a Delete"));
+    server.assert_repository_sound();
+}
+
+#[test]
+fn objects_over_the_size_limit_are_refused() {
+    let limits = githost::Limits { max_object_bytes: 4096, ..githost::Limits::default() };
+    let server = Server::in_process(Arc::new(githost::AllowAll), limits);
+    let tmp = tempfile::tempdir().unwrap();
+    let src = local_repo(&server, tmp.path(), "src", 1);
+    commit_file(&server, &src, "big.txt", &"all work and no play\n".repeat(1000));
+    let out = server.git_out(&src, &["push", "origin", "main"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("maximum object size of 4096 bytes"), "{}", stderr(&out));
+    assert_eq!(server.server_refs(), "");
+    server.assert_repository_sound();
+}
+
+#[test]
+fn delta_chains_over_the_depth_limit_are_refused() {
+    let limits = githost::Limits { max_delta_depth: 2, ..githost::Limits::default() };
+    let server = Server::in_process(Arc::new(githost::AllowAll), limits);
+    let tmp = tempfile::tempdir().unwrap();
+    let src = local_repo(&server, tmp.path(), "src", 0);
+    // A page whose text drifts a little with each edit: git stores the versions as a delta
+    // chain (each version against its neighbour), which the push then reuses.
+    for i in 0..12 {
+        let text: String = (i * 40..i * 40 + 400).map(|j| format!("line {j} of a long page\n")).collect();
+        commit_file(&server, &src, "page.md", &text);
+    }
+    server.git_ok(&src, &["repack", "-adq", "--depth=50", "--window=50"]);
+    let out = server.git_out(&src, &["-c", "pack.depth=50", "push", "origin", "main"]);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("deeper than the maximum of 2"), "{}", stderr(&out));
     assert_eq!(server.server_refs(), "");
     server.assert_repository_sound();
 }

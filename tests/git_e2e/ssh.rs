@@ -60,3 +60,27 @@ fn repository_is_addressed_with_or_without_dot_git() {
         server.git_ok(tmp.path(), &["clone", "-q", &url, &format!("c{i}")]);
     }
 }
+
+#[test]
+fn connections_per_address_are_limited_and_slots_come_back() {
+    let limits = githost::Limits {
+        max_connections_per_ip: 1,
+        idle_timeout: std::time::Duration::from_secs(2),
+        ..githost::Limits::default()
+    };
+    let server = Server::in_process(std::sync::Arc::new(githost::AllowAll), limits);
+    let tmp = tempfile::tempdir().unwrap();
+    // A client that connects and says nothing holds the only slot…
+    let idle = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let refused = server.git_out(tmp.path(), &["ls-remote", &server.url()]);
+    assert!(!refused.status.success(), "a second connection from the same address is refused");
+    // …until the idle timeout closes it; then the slot is free again.
+    let mut buf = [0u8; 64];
+    use std::io::Read;
+    let mut idle = idle;
+    idle.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    while idle.read(&mut buf).map(|n| n > 0).unwrap_or(false) {}
+    let ok = server.git_out(tmp.path(), &["ls-remote", &server.url()]);
+    assert_success(&ok, &["ls-remote"]);
+}
