@@ -15,6 +15,7 @@
 //! This crate is plumbing: it knows nothing of the CMS, HTTP or policies.
 
 pub mod auth;
+mod channel_io;
 pub mod command;
 mod error;
 pub mod hook;

@@ -124,6 +124,10 @@ impl Quarantine {
         if let Some(keep) = &outcome.keep_path {
             let _ = std::fs::remove_file(keep);
         }
+        if outcome.index.num_objects == 0 {
+            // `git push` of refs to objects we already have sends an empty pack: nothing to keep.
+            return Ok(PackStats { objects: 0, bytes });
+        }
         let (Some(data_path), Some(index_path)) = (outcome.data_path, outcome.index_path) else {
             return Err(Error::BadPack("pack was indexed but not written".into()));
         };

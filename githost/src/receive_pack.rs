@@ -21,7 +21,7 @@ use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::hook::{Hooks, PostReceiveContext, PushContext, RefUpdate, UpdateKind};
 use crate::limits::Limits;
-use crate::pktline::{self, Packet, PktReader};
+use crate::pktline::{self, Packet, PktError, PktReader};
 use crate::protocol::{parse_oid, split_capabilities, ProtocolVersion, AGENT};
 use crate::quarantine::Quarantine;
 use crate::refs::{self, Cas};
@@ -60,6 +60,11 @@ struct Command {
     error: Option<String>,
     kind: UpdateKind,
 }
+
+/// Most ref updates one push may carry (a mirror push of many tags stays well below).
+const MAX_COMMANDS: usize = 100_000;
+/// Most bytes of command lines one push may send (bounds memory before any check runs).
+const MAX_COMMAND_BYTES: usize = 32 * 1024 * 1024;
 
 fn advertised_capabilities() -> String {
     format!(
@@ -191,6 +196,27 @@ impl ReceivePack<'_> {
             None
         };
 
+        // From here on the pack is in; a failure refuses every ref not yet decided (no ref has
+        // been written before the transactions at the very end, which report per ref).
+        if let Err(e) = self.decide_and_apply(repo, commands, caps, push_options, quarantine, sb) {
+            tracing::warn!(error = %e, "push failed after unpacking");
+            for c in commands.iter_mut() {
+                c.error.get_or_insert_with(|| format!("failed: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Per-ref checks, the pre-receive hook, then the ref transaction(s).
+    fn decide_and_apply(
+        &self,
+        repo: &gix::Repository,
+        commands: &mut [Command],
+        caps: &Caps,
+        push_options: &[BString],
+        quarantine: Option<Quarantine>,
+        sb: &mut SidebandWriter<impl Write>,
+    ) -> Result<()> {
         self.check_commands(repo, commands, quarantine.as_ref())?;
 
         let updates: Vec<RefUpdate> = commands
@@ -228,8 +254,7 @@ impl ReceivePack<'_> {
         if caps.atomic {
             fail_atomic(commands);
         }
-        self.apply(repo, commands, caps.atomic, quarantine)?;
-        Ok(())
+        self.apply(repo, commands, caps.atomic, quarantine)
     }
 
     /// Validate names, objects and old values of each command; fill in the update kind.
@@ -270,7 +295,13 @@ impl ReceivePack<'_> {
                     continue;
                 }
             }
-            let current = refs::resolve(repo, c.name.as_bstr())?;
+            let current = match refs::direct_value(repo, c.name.as_bstr())? {
+                Ok(current) => current,
+                Err(reason) => {
+                    c.error = Some(reason);
+                    continue;
+                }
+            };
             let expected = (!c.old.is_null()).then_some(c.old);
             if current != expected {
                 c.error = Some("stale info".into());
@@ -295,8 +326,8 @@ impl ReceivePack<'_> {
         let _lock = self.repo.lock()?;
         // Re-check under the lock: another push may have moved a ref since we looked.
         for c in commands.iter_mut().filter(|c| c.error.is_none()) {
-            let current = refs::resolve(repo, c.name.as_bstr())?;
-            if current != (!c.old.is_null()).then_some(c.old) {
+            let current = refs::direct_value(repo, c.name.as_bstr())?.ok();
+            if current != Some((!c.old.is_null()).then_some(c.old)) {
                 c.error = Some("stale info".into());
             }
         }
@@ -374,8 +405,15 @@ fn read_commands(reader: &mut PktReader<impl Read>) -> Result<(Vec<Command>, Cap
     let mut commands = Vec::new();
     let mut caps = Caps::default();
     let mut first = true;
+    let mut total_bytes = 0usize;
     loop {
-        let line: Vec<u8> = match reader.read()? {
+        let packet = match reader.read_opt()? {
+            // A client that hangs up before sending commands wants nothing.
+            None if commands.is_empty() => break,
+            None => return Err(PktError::Eof.into()),
+            Some(p) => p,
+        };
+        let line: Vec<u8> = match packet {
             Packet::Flush => break,
             p @ Packet::Data(_) => p.line().unwrap_or_default().to_vec(),
             other => return Err(Error::Protocol(format!("unexpected {other:?} in the command list"))),
@@ -401,8 +439,9 @@ fn read_commands(reader: &mut PktReader<impl Read>) -> Result<(Vec<Command>, Cap
         let old = parse_oid(&line[..40])?;
         let new = parse_oid(&line[41..81])?;
         let name = BString::from(&line[82..]);
+        total_bytes += line.len();
         commands.push(Command { name, old, new, error: None, kind: UpdateKind::Create });
-        if commands.len() > 100_000 {
+        if commands.len() > MAX_COMMANDS || total_bytes > MAX_COMMAND_BYTES {
             return Err(Error::LimitExceeded("too many ref updates in one push".into()));
         }
     }

@@ -24,6 +24,18 @@ pub struct RefEntry {
     pub peeled: Option<ObjectId>,
 }
 
+/// The value of `name` if it is a direct ref (`Ok(None)` if it does not exist); a symbolic ref
+/// gives `Err(reason)`: pushes update refs themselves, never what a symref points at.
+pub fn direct_value(repo: &gix::Repository, name: &BStr) -> Result<std::result::Result<Option<ObjectId>, String>> {
+    Ok(match repo.refs.try_find(name).map_err(Error::refs)? {
+        None => Ok(None),
+        Some(r) => match r.target {
+            Target::Object(id) => Ok(Some(id)),
+            Target::Symbolic(_) => Err("refusing to update a symbolic ref".into()),
+        },
+    })
+}
+
 /// Where `HEAD` points.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Head {

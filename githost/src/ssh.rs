@@ -20,9 +20,9 @@ use russh::{Channel, ChannelId, MethodKind, MethodSet};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
-use tokio_util::io::SyncIoBridge;
 
 use crate::auth::{KeyAuthorizer, Principal};
+use crate::channel_io;
 use crate::command::{self, GitCommand};
 use crate::hook::{Hooks, Service};
 use crate::limits::Limits;
@@ -136,6 +136,7 @@ pub async fn serve(
             principal: None,
             channels: HashMap::new(),
             git_protocol: HashMap::new(),
+            running: Arc::default(),
         };
         let config = config.clone();
         let session_limit = limits.session_timeout;
@@ -211,7 +212,21 @@ struct Connection {
     principal: Option<Principal>,
     channels: HashMap<ChannelId, Channel<Msg>>,
     git_protocol: HashMap<ChannelId, String>,
+    /// Services running on this connection (each `exec` is one).
+    running: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// Decrements a connection's running-service count when a service ends, however it ends.
+struct RunningGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Services one connection may run at once; `git` runs one, so this is generous.
+const MAX_SERVICES_PER_CONNECTION: usize = 4;
 
 impl russh::server::Handler for Connection {
     type Error = russh::Error;
@@ -275,12 +290,19 @@ impl russh::server::Handler for Connection {
             return Ok(());
         };
         session.channel_success(channel)?;
-        let version = ProtocolVersion::from_env(self.git_protocol.get(&channel).map(String::as_str).unwrap_or(""));
+        let version = ProtocolVersion::from_env(&self.git_protocol.remove(&channel).unwrap_or_default());
+        let running = self.running.clone();
+        if running.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= MAX_SERVICES_PER_CONNECTION {
+            running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move { refuse(ch, "too many requests on one connection").await });
+            return Ok(());
+        }
         let line = String::from_utf8_lossy(data).into_owned();
         let host = self.host.clone();
         let principal = self.principal.clone();
         let peer = self.peer;
         tokio::spawn(async move {
+            let _running = RunningGuard(running);
             let Some(principal) = principal else {
                 return refuse(ch, "not authenticated").await;
             };
@@ -343,33 +365,26 @@ async fn run_git(
     version: ProtocolVersion,
     peer: SocketAddr,
 ) {
-    let (mut read_half, write_half) = ch.split();
-    let stdout = write_half.make_writer();
-    let rt = tokio::runtime::Handle::current();
+    let (input, output, pump) = channel_io::bridge(ch, host.limits.idle_timeout);
     let started = std::time::Instant::now();
     let user = principal.id.clone();
     let service = cmd.service;
-    let result = tokio::task::spawn_blocking(move || {
-        let input = SyncIoBridge::new_with_handle(read_half.make_reader(), rt.clone());
-        let output = SyncIoBridge::new_with_handle(stdout, rt);
-        host.run_service(&principal, &cmd, version, input, output)
-    })
-    .await;
+    let result = tokio::task::spawn_blocking(move || host.run_service(&principal, &cmd, version, input, output)).await;
     let outcome = match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(join) => Err(format!("internal error: {join}")),
     };
+    let Some(write_half) = pump.finish().await else { return };
     let code = match &outcome {
         Ok(()) => {
-            tracing::info!(%peer, %user, service = service.program(), ms = started.elapsed().as_millis() as u64, "git request served");
+            let ms = started.elapsed().as_millis() as u64;
+            tracing::info!(%peer, %user, service = service.program(), ms, "git request served");
             0
         }
         Err(message) => {
             tracing::info!(%peer, %user, service = service.program(), error = %message, "git request failed");
-            let mut stderr = write_half.make_writer_ext(Some(1));
-            let _ = stderr.write_all(format!("fatal: {message}\n").as_bytes()).await;
-            let _ = stderr.flush().await;
+            let _ = write_half.extended_data(1, format!("fatal: {message}\n").as_bytes()).await;
             128
         }
     };

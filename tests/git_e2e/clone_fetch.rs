@@ -139,3 +139,28 @@ fn long_history_round_trips() {
     }
     server.assert_repository_sound();
 }
+
+#[test]
+fn thin_packs_never_use_bases_the_client_lacks() {
+    // `big.txt` on main is stored on the server as a delta against a version that exists only
+    // on another branch; a client fetching just main must get a pack it can resolve.
+    let server = Server::binary();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = local_repo(&server, tmp.path(), "src", 0);
+    let page: String = (0..300).map(|i| format!("paragraph {i} of a page that only changes a little\n")).collect();
+    server.git_ok(&src, &["checkout", "-q", "-b", "draft"]);
+    commit_file(&server, &src, "big.txt", &page);
+    server.git_ok(&src, &["push", "-q", "origin", "draft"]);
+    server.git_ok(&src, &["checkout", "-q", "--orphan", "main"]);
+    commit_file(&server, &src, "big.txt", &page.replace("paragraph 150", "PARAGRAPH 150"));
+    server.git_ok(&src, &["push", "-q", "origin", "main"]);
+    for (i, v) in VERSIONS.iter().enumerate() {
+        let dst = tmp.path().join(format!("only-main{i}"));
+        std::fs::create_dir_all(&dst).unwrap();
+        server.git_ok(&dst, &["init", "-q"]);
+        server.git_ok(&dst, &["-c", v, "fetch", "-q", &server.url(), "main"]);
+        assert_eq!(rev(&server, &dst, "FETCH_HEAD"), rev(&server, &src, "main"));
+        server.git_ok(&dst, &["fsck", "--strict", "--no-progress"]);
+    }
+    server.assert_repository_sound();
+}

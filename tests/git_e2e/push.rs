@@ -261,3 +261,19 @@ fn delta_chains_over_the_depth_limit_are_refused() {
     assert_eq!(server.server_refs(), "");
     server.assert_repository_sound();
 }
+
+#[test]
+fn pushes_that_bring_no_new_objects_work() {
+    // A new branch or tag at an existing commit, and a rollback, send an empty pack.
+    let server = Server::binary();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = local_repo(&server, tmp.path(), "src", 3);
+    server.git_ok(&src, &["push", "-q", "origin", "main"]);
+    server.git_ok(&src, &["push", "-q", "origin", "main:refs/heads/copy", "main~1:refs/tags/old"]);
+    server.git_ok(&src, &["push", "-q", "--force", "origin", "main~2:main"]);
+    let refs = server.server_refs();
+    assert!(refs.contains(&format!("{} refs/heads/copy", rev(&server, &src, "main"))), "{refs}");
+    assert!(refs.contains(&format!("{} refs/tags/old", rev(&server, &src, "main~1"))), "{refs}");
+    assert!(refs.contains(&format!("{} refs/heads/main", rev(&server, &src, "main~2"))), "{refs}");
+    server.assert_repository_sound();
+}

@@ -5,10 +5,12 @@
 //! recompression for packed objects), and written as a pack stream (`FromEntriesIter`) into the
 //! side-band writer chunk by chunk — the pack is never held in memory whole.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
 
 use gix::ObjectId;
+use gix::objs::FindExt;
 use gix_pack::data::output;
 
 use crate::error::{Error, Result};
@@ -25,10 +27,13 @@ pub struct PackOptions {
     pub progress: bool,
 }
 
-/// Write a pack with `objects` (each once, all present) to `out`.
+/// Write a pack with `objects` (each once, all present) to `out`. With a thin pack, deltas may
+/// only refer to objects in `client_has`; other deltas whose base is not in the pack are sent
+/// as whole objects.
 pub fn write_pack(
     repo: &gix::Repository,
     objects: Vec<ObjectId>,
+    client_has: &HashSet<ObjectId>,
     options: PackOptions,
     out: &mut SidebandWriter<impl Write>,
 ) -> Result<()> {
@@ -36,6 +41,7 @@ pub fn write_pack(
     // Pack locations found while counting must stay valid while entries are copied out.
     db.prevent_pack_unload();
     let interrupt = AtomicBool::new(false);
+    let compression = gix::zlib::Compression::BEST_SPEED;
     let total = objects.len();
     if options.progress {
         out.progress(&format!("Enumerating objects: {total}, done.\n"))?;
@@ -55,7 +61,7 @@ pub fn write_pack(
     let num_entries = u32::try_from(counts.len()).map_err(|_| Error::LimitExceeded("too many objects".into()))?;
     let entries = output::entry::iter_from_counts(
         counts,
-        db,
+        db.clone(),
         Box::new(gix::progress::Discard),
         output::entry::iter_from_counts::Options {
             thread_limit: None,
@@ -63,7 +69,7 @@ pub fn write_pack(
             allow_thin_pack: options.thin,
             chunk_size: 64,
             version: Default::default(),
-            compression: gix::zlib::Compression::BEST_SPEED,
+            compression,
         },
     )
     .map_err(Error::odb)?;
@@ -71,19 +77,26 @@ pub fn write_pack(
     let in_order = gix::parallel::InOrderIter::from(entries);
     let mut ids_by_index: Vec<ObjectId> = Vec::with_capacity(total);
     let ofs_delta = options.ofs_delta;
+    let mut buf = Vec::new();
     let chunks = in_order.map(move |chunk| {
-        chunk.map(|mut entries: Vec<output::Entry>| {
-            for e in &mut entries {
-                ids_by_index.push(e.id);
+        let mut entries: Vec<output::Entry> = chunk?;
+        for e in &mut entries {
+            ids_by_index.push(e.id);
+            match e.kind {
                 // Without `ofs-delta` a delta must name its base by id.
-                if !ofs_delta {
-                    if let output::entry::Kind::DeltaRef { object_index } = e.kind {
-                        e.kind = output::entry::Kind::DeltaOid { id: ids_by_index[object_index] };
-                    }
+                output::entry::Kind::DeltaRef { object_index } if !ofs_delta => {
+                    e.kind = output::entry::Kind::DeltaOid { id: ids_by_index[object_index] };
                 }
+                // gix makes a thin delta of any stored delta whose base is not in the pack; the
+                // client may lack that base (another branch, below its shallow boundary).
+                output::entry::Kind::DeltaOid { id } if !client_has.contains(&id) => {
+                    let data = db.find(&e.id, &mut buf)?;
+                    *e = output::Entry::from_data(&output::Count::from_data(e.id, None), &data, compression)?;
+                }
+                _ => {}
             }
-            entries
-        })
+        }
+        Ok(entries)
     });
     let mut writer =
         output::bytes::FromEntriesIter::new(chunks, &mut *out, num_entries, Default::default(), gix::hash::Kind::Sha1);

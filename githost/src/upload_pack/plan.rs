@@ -49,6 +49,34 @@ pub struct Plan {
     pub shallow: Vec<ObjectId>,
     /// Client-shallow commits whose parents are now sent.
     pub unshallow: Vec<ObjectId>,
+    /// Trees and blobs known to be on the client (those of the boundary commits): the only
+    /// objects a thin pack may use as delta bases.
+    pub client_has: HashSet<ObjectId>,
+}
+
+/// Only the new shallow boundary of a deepening request (what protocol v0 announces before
+/// negotiation): the commit walk of [`plan`] without the tree walk.
+pub fn shallow_boundary(
+    commits: &mut Commits<'_>,
+    req: &Request,
+    deepen: Deepen,
+) -> Result<(Vec<ObjectId>, Vec<ObjectId>)> {
+    let wants = want_commits(commits, &req.wants)?;
+    let w = walk_depth(commits, &wants, &req.common, &req.client_shallow, deepen)?;
+    Ok((w.shallow, w.unshallow))
+}
+
+/// The commits behind `wants` (tags peeled; trees and blobs have none).
+fn want_commits(commits: &mut Commits<'_>, wants: &[ObjectId]) -> Result<Vec<ObjectId>> {
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    for w in wants {
+        let id = crate::refs::peel_tag(&commits.repo().objects, *w, &mut buf)?.unwrap_or(*w);
+        if commits.try_get(id)?.is_some() {
+            out.push(id);
+        }
+    }
+    Ok(out)
 }
 
 const SEEN: u8 = 1;
@@ -114,6 +142,7 @@ pub fn plan(commits: &mut Commits<'_>, req: &Request, tags: &[RefEntry]) -> Resu
         let tree = commits.get(*edge)?.tree;
         mark_tree(repo, tree, &mut have_objects, &mut buf)?;
     }
+    let have_objects = have_objects;
     for c in &walked {
         if sent.insert(*c) {
             out.objects.push(*c);
@@ -135,6 +164,7 @@ pub fn plan(commits: &mut Commits<'_>, req: &Request, tags: &[RefEntry]) -> Resu
             }
         }
     }
+    out.client_has = have_objects;
     Ok(out)
 }
 
@@ -310,9 +340,12 @@ fn walk_depth(
             if level.is_none() && client_shallow.contains(&p) {
                 continue; // queued as a start of its own, with its depth budget
             }
-            if level.is_none() && client_has.contains(&p) {
+            if client_has.contains(&p) {
+                // On the client with its whole tree: exclude that tree's objects.
                 edges.insert(p);
-                continue;
+                if level.is_none() {
+                    continue;
+                }
             }
             queue.push_back((p, level.map(|l| l + 1)));
         }

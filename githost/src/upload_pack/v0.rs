@@ -10,7 +10,7 @@ use gix::ObjectId;
 use super::commits::Commits;
 use super::negotiation::Negotiation;
 use super::pack::{write_pack, PackOptions};
-use super::plan::{plan, Deepen, Request};
+use super::plan::{plan, shallow_boundary, Deepen, Request};
 use super::{check_wants, peeled_wants};
 use crate::error::{Error, Result};
 use crate::pktline::{self, Packet, PktReader};
@@ -106,47 +106,51 @@ pub(super) fn serve(repo: &Repository, version: ProtocolVersion, input: impl Rea
     if req.wants.is_empty() {
         return Ok(()); // ls-remote, or nothing to fetch
     }
-    check_wants(&repo, &req.wants, &refs)?;
     req.include_tag = caps.include_tag;
     req.deepen = depth.map(|d| if caps.deepen_relative { Deepen::Relative(d) } else { Deepen::Depth(d) });
-
     let mut commits = Commits::new(&repo);
-    if req.deepen.is_some() {
-        let shallow_plan = plan(&mut commits, &Request { include_tag: false, ..clone_request(&req) }, &[])?;
-        for id in &shallow_plan.shallow {
-            pktline::write_text(&mut out, format!("shallow {id}"))?;
+    // Before the pack, errors go to the client as an `ERR` packet, which git prints.
+    let negotiated = (|| {
+        check_wants(&repo, &req.wants, &refs)?;
+        if let Some(deepen) = req.deepen {
+            let (shallow, unshallow) = shallow_boundary(&mut commits, &req, deepen)?;
+            for id in &shallow {
+                pktline::write_text(&mut out, format!("shallow {id}"))?;
+            }
+            for id in &unshallow {
+                pktline::write_text(&mut out, format!("unshallow {id}"))?;
+            }
+            pktline::write_flush(&mut out)?;
+            out.flush()?;
         }
-        for id in &shallow_plan.unshallow {
-            pktline::write_text(&mut out, format!("unshallow {id}"))?;
+        let mut neg = Negotiation::new(peeled_wants(&repo, &req.wants)?);
+        let finished = negotiate(&mut reader, &mut out, &mut commits, &mut neg, &caps)?;
+        Ok::<_, Error>(finished.then(|| neg.common().to_vec()))
+    })();
+    let common = match negotiated {
+        Ok(Some(common)) => common,
+        Ok(None) => return Ok(()), // client hung up during negotiation
+        Err(e) => {
+            let _ = pktline::write_text(&mut out, format!("ERR upload-pack: {e}"));
+            let _ = out.flush();
+            return Err(e);
         }
-        pktline::write_flush(&mut out)?;
-        out.flush()?;
-    }
-
-    let mut neg = Negotiation::new(peeled_wants(&repo, &req.wants)?);
-    if !negotiate(&mut reader, &mut out, &mut commits, &mut neg, &caps)? {
-        return Ok(()); // client hung up during negotiation
-    }
-    req.common = neg.common().to_vec();
-    let planned = plan(&mut commits, &req, &refs)?;
+    };
+    req.common = common;
     let mut sb = SidebandWriter::new(out, caps.side_band);
     let options = PackOptions { thin: caps.thin_pack, ofs_delta: caps.ofs_delta, progress: !caps.no_progress };
-    write_pack(&repo, planned.objects, options, &mut sb)?;
+    let sent = plan(&mut commits, &req, &refs)
+        .and_then(|planned| write_pack(&repo, planned.objects, &planned.client_has, options, &mut sb));
+    if let Err(e) = sent {
+        // During the pack, a fatal error travels on side-band 3.
+        let _ = sb.fatal(&format!("upload-pack: {e}\n"));
+        return Err(e);
+    }
     if sb.enabled() {
         pktline::write_flush(sb.inner_mut())?;
     }
     sb.flush()?;
     Ok(())
-}
-
-fn clone_request(req: &Request) -> Request {
-    Request {
-        wants: req.wants.clone(),
-        common: Vec::new(),
-        client_shallow: req.client_shallow.clone(),
-        deepen: req.deepen,
-        include_tag: req.include_tag,
-    }
 }
 
 /// The have/ACK exchange, as git's `get_common_commits`. Returns false if the client hung up.
@@ -206,8 +210,12 @@ fn negotiate(
             } else {
                 got_other = true;
                 if caps.multi_ack > 0 && neg.ready(commits)? {
-                    let word = if caps.multi_ack == 2 { "ready" } else { "continue" };
-                    pktline::write_text(out, format!("ACK {id} {word}"))?;
+                    if caps.multi_ack == 2 {
+                        sent_ready = true;
+                        pktline::write_text(out, format!("ACK {id} ready"))?;
+                    } else {
+                        pktline::write_text(out, format!("ACK {id} continue"))?;
+                    }
                 }
             }
         } else if line == b"done" {

@@ -17,8 +17,11 @@ use crate::refs::{self, Head};
 use crate::repository::Repository;
 use crate::sideband::SidebandWriter;
 
-/// Upper bound on argument lines of one command, against memory exhaustion.
+/// Upper bounds on the arguments of one command, against memory exhaustion.
 const MAX_ARGS: usize = 1_000_000;
+const MAX_ARG_BYTES: usize = 64 * 1024 * 1024;
+/// More `ref-prefix` arguments than this are ignored (git's own limit).
+const MAX_PREFIXES: usize = 65536;
 
 pub(super) fn serve(repo: &Repository, input: impl Read, output: impl Write) -> Result<()> {
     let mut out = BufWriter::with_capacity(64 * 1024, output);
@@ -41,15 +44,41 @@ pub(super) fn serve(repo: &Repository, input: impl Read, output: impl Write) -> 
         let result = match command.name.as_slice() {
             b"ls-refs" => ls_refs(repo, &command.args, &mut out),
             b"fetch" => fetch(repo, &command.args, &mut out),
-            other => Err(Error::Protocol(format!("unknown command '{}'", other.as_bstr()))),
+            other => Err(Failure::BeforeResponse(Error::Protocol(format!("unknown command '{}'", other.as_bstr())))),
         };
-        if let Err(e) = result {
-            // Tell the client in the protocol's own way, then end the session.
-            let _ = pktline::write_text(&mut out, format!("ERR {e}"));
-            let _ = out.flush();
-            return Err(e);
+        match result {
+            Ok(()) => {}
+            Err(Failure::BeforeResponse(e)) => {
+                // Tell the client in the protocol's own way, then end the session.
+                let _ = pktline::write_text(&mut out, format!("ERR {e}"));
+                let _ = out.flush();
+                return Err(e);
+            }
+            Err(Failure::InPack(e)) => {
+                let _ = out.flush();
+                return Err(e);
+            }
         }
         out.flush()?;
+    }
+}
+
+/// Where a command failed: before its response began (answered with `ERR`), or while the pack
+/// was being sent (answered on side-band 3, already done).
+enum Failure {
+    BeforeResponse(Error),
+    InPack(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::BeforeResponse(e)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::BeforeResponse(e.into())
     }
 }
 
@@ -89,20 +118,25 @@ fn read_request(reader: &mut PktReader<impl Read>) -> Result<Option<Command>> {
         }
     }
     let mut args = Vec::new();
+    let mut bytes = 0usize;
     loop {
         match reader.read()? {
             Packet::Flush => break,
-            p @ Packet::Data(_) => args.push(BString::from(p.line().unwrap_or_default())),
+            p @ Packet::Data(_) => {
+                let line = p.line().unwrap_or_default();
+                bytes += line.len();
+                args.push(BString::from(line));
+            }
             other => return Err(Error::Protocol(format!("unexpected {other:?} in arguments"))),
         }
-        if args.len() > MAX_ARGS {
+        if args.len() > MAX_ARGS || bytes > MAX_ARG_BYTES {
             return Err(Error::LimitExceeded("too many arguments".into()));
         }
     }
     Ok(Some(Command { name, args }))
 }
 
-fn ls_refs(repo: &Repository, args: &[BString], out: &mut impl Write) -> Result<()> {
+fn ls_refs(repo: &Repository, args: &[BString], out: &mut impl Write) -> Result<(), Failure> {
     let (mut symrefs, mut peel, mut unborn) = (false, false, false);
     let mut prefixes: Vec<&[u8]> = Vec::new();
     for arg in args {
@@ -111,8 +145,12 @@ fn ls_refs(repo: &Repository, args: &[BString], out: &mut impl Write) -> Result<
             b"peel" => peel = true,
             b"unborn" => unborn = true,
             a if a.starts_with(b"ref-prefix ") => prefixes.push(&a[11..]),
-            other => return Err(Error::Protocol(format!("unknown ls-refs argument '{}'", other.as_bstr()))),
+            other => return Err(Error::Protocol(format!("unknown ls-refs argument '{}'", other.as_bstr())).into()),
         }
+    }
+    // As git does: past this many prefixes, matching costs more than it saves; list all.
+    if prefixes.len() > MAX_PREFIXES {
+        prefixes.clear();
     }
     let wanted = |name: &[u8]| prefixes.is_empty() || prefixes.iter().any(|p| name.starts_with(p));
     let repo = repo.local();
@@ -152,7 +190,7 @@ fn ls_refs(repo: &Repository, args: &[BString], out: &mut impl Write) -> Result<
     Ok(())
 }
 
-fn fetch(repo: &Repository, args: &[BString], out: &mut impl Write) -> Result<()> {
+fn fetch(repo: &Repository, args: &[BString], out: &mut impl Write) -> Result<(), Failure> {
     let repo = repo.local();
     let mut req = Request::default();
     let mut haves = Vec::new();
@@ -177,16 +215,17 @@ fn fetch(repo: &Repository, args: &[BString], out: &mut impl Write) -> Result<()
                 b"no-progress" => progress = false,
                 b"include-tag" => req.include_tag = true,
                 b"deepen-relative" => relative = true,
-                b"sideband-all" | b"wait-for-done" => {}
                 _ if a.starts_with(b"deepen-since ") || a.starts_with(b"deepen-not ") => {
-                    return Err(Error::Protocol("deepen-since and deepen-not are not supported; use --depth".into()))
+                    return Err(
+                        Error::Protocol("deepen-since and deepen-not are not supported; use --depth".into()).into()
+                    )
                 }
-                other => return Err(Error::Protocol(format!("unknown fetch argument '{}'", other.as_bstr()))),
+                other => return Err(Error::Protocol(format!("unknown fetch argument '{}'", other.as_bstr())).into()),
             }
         }
     }
     if req.wants.is_empty() {
-        return Err(Error::Protocol("fetch without any want".into()));
+        return Err(Error::Protocol("fetch without any want".into()).into());
     }
     let refs = refs::list(&repo)?;
     check_wants(&repo, &req.wants, &refs)?;
@@ -230,7 +269,11 @@ fn fetch(repo: &Repository, args: &[BString], out: &mut impl Write) -> Result<()
     }
     pktline::write_text(out, "packfile")?;
     let mut sb = SidebandWriter::new(out, true);
-    write_pack(&repo, planned.objects, PackOptions { thin, ofs_delta: ofs, progress }, &mut sb)?;
+    let options = PackOptions { thin, ofs_delta: ofs, progress };
+    if let Err(e) = write_pack(&repo, planned.objects, &planned.client_has, options, &mut sb) {
+        let _ = sb.fatal(&format!("upload-pack: {e}\n"));
+        return Err(Failure::InPack(e));
+    }
     pktline::write_flush(sb.inner_mut())?;
     Ok(())
 }

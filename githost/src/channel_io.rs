@@ -1,0 +1,140 @@
+//! Bridging an SSH channel to the blocking protocol code.
+//!
+//! The pack protocol runs on a blocking thread with `Read`/`Write`; russh channels are async.
+//! Two small tasks pump bytes between them through bounded queues:
+//!
+//! - the *reader* forwards channel data to the protocol thread and turns the client's EOF into
+//!   end-of-stream; when the client closes the channel or the connection drops, it cancels;
+//! - the *writer* sends what the protocol thread wrote, one chunk at a time, and gives up when a
+//!   chunk cannot be sent within the stall timeout (a client that stopped reading) or on cancel.
+//!
+//! Either way the blocked side of the protocol thread gets an error (`BrokenPipe` or EOF) instead
+//! of waiting forever, so a vanished client never pins a thread. Queues are bounded, so a fast
+//! producer waits for a slow consumer (back-pressure) without unbounded buffering.
+
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use russh::server::Msg;
+use russh::{Channel, ChannelMsg, ChannelWriteHalf};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// Chunks buffered in each direction (each at most one protocol write, typically ≤ 64 KiB).
+const QUEUE: usize = 16;
+
+/// The blocking end that reads what the client sends.
+pub struct ChannelReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => {
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The blocking end whose writes go to the client's stdout.
+pub struct ChannelWriter {
+    tx: mpsc::Sender<Vec<u8>>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.tx
+            .blocking_send(buf.to_vec())
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client is gone or stopped reading"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The two pump tasks of one channel.
+pub struct Pump {
+    reader: JoinHandle<()>,
+    writer: JoinHandle<ChannelWriteHalf<Msg>>,
+}
+
+impl Pump {
+    /// Wait until everything written was sent (or given up), and return the channel's write half
+    /// for the exit status.
+    pub async fn finish(self) -> Option<ChannelWriteHalf<Msg>> {
+        let half = self.writer.await.ok();
+        self.reader.abort();
+        half
+    }
+}
+
+/// Split `channel` into blocking streams and the tasks that feed them. `stall` bounds how long a
+/// single write may wait for the client to take data.
+pub fn bridge(channel: Channel<Msg>, stall: Duration) -> (ChannelReader, ChannelWriter, Pump) {
+    let (mut read_half, write_half) = channel.split();
+    let (in_tx, in_rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+
+    let reader = tokio::spawn(async move {
+        let mut in_tx = Some(in_tx);
+        loop {
+            match read_half.wait().await {
+                Some(ChannelMsg::Data { data }) => {
+                    if let Some(tx) = &in_tx {
+                        if tx.send(data.to_vec()).await.is_err() {
+                            in_tx = None; // the protocol is done reading; keep watching for close
+                        }
+                    }
+                }
+                Some(ChannelMsg::Eof) => in_tx = None,
+                Some(ChannelMsg::Close) | None => {
+                    let _ = cancel_tx.send(true);
+                    return;
+                }
+                Some(_) => {}
+            }
+        }
+    });
+
+    let writer = tokio::spawn(async move {
+        let mut cancelled = cancel_rx;
+        loop {
+            let chunk = tokio::select! {
+                chunk = out_rx.recv() => chunk,
+                _ = cancelled.changed() => None,
+            };
+            let Some(chunk) = chunk else { break };
+            let sent = tokio::select! {
+                r = tokio::time::timeout(stall, write_half.data(&chunk[..])) => matches!(r, Ok(Ok(()))),
+                _ = cancelled.changed() => false,
+            };
+            if !sent {
+                tracing::info!("client stopped taking data; ending the request");
+                break;
+            }
+        }
+        // Dropping the receiver makes any pending or later write of the protocol thread fail.
+        drop(out_rx);
+        write_half
+    });
+
+    (ChannelReader { rx: in_rx, current: Vec::new(), pos: 0 }, ChannelWriter { tx: out_tx }, Pump { reader, writer })
+}
