@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::sync::atomic::AtomicBool;
 
-use gix::ObjectId;
 use gix::objs::FindExt;
+use gix::ObjectId;
 use gix_pack::data::output;
 
 use crate::error::{Error, Result};
