@@ -224,6 +224,10 @@ impl Quarantine {
     pub fn migrate(self) -> Result<()> {
         let pack_dir = self.main_objects.join("pack");
         std::fs::create_dir_all(&pack_dir).map_err(Error::fs(&pack_dir))?;
+        // Data reaches the disk before any ref can point at it (git's `core.fsync` default).
+        for file in &self.files {
+            std::fs::File::open(file).and_then(|f| f.sync_all()).map_err(Error::fs(file))?;
+        }
         for file in &self.files {
             let Some(name) = file.file_name() else { continue };
             let target = pack_dir.join(name);
@@ -232,6 +236,7 @@ impl Quarantine {
             }
             std::fs::rename(file, &target).map_err(Error::fs(&target))?;
         }
+        std::fs::File::open(&pack_dir).and_then(|d| d.sync_all()).map_err(Error::fs(&pack_dir))?;
         Ok(())
     }
 }
