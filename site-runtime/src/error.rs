@@ -1,0 +1,41 @@
+//! The crate's error type.
+
+/// What can go wrong building or serving a site.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file of the site could not be understood; names the file (and line when known).
+    #[error("{path}: {message}")]
+    Content {
+        /// Path of the file in the repository.
+        path: String,
+        /// What is wrong, with the line when the parser knows it.
+        message: String,
+    },
+    /// Reading Git objects failed.
+    #[error("git: {0}")]
+    Git(String),
+    /// The SQLite index failed.
+    #[error("index: {0}")]
+    Index(#[from] rusqlite::Error),
+    /// A file-system operation failed.
+    #[error("{path}: {source}")]
+    Fs {
+        /// The file or directory involved.
+        path: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn content(path: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Error::Content { path: path.into(), message: message.to_string() }
+    }
+
+    pub(crate) fn git(e: impl std::fmt::Display) -> Self {
+        Error::Git(e.to_string())
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

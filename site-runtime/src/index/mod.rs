@@ -1,0 +1,110 @@
+//! The SQLite index of one branch: documents, taxonomy terms, aliases, assets, full-text search.
+//!
+//! It is a cache of a commit (`meta.commit`), never the truth: a missing, stale, corrupt or
+//! older-schema file is rebuilt from Git. Updates are incremental — only the paths that differ
+//! between the indexed commit and the new one are re-read — and a full build is the same code
+//! with the empty tree as the old side. Each update is one transaction (WAL mode), so readers
+//! see the old or the new state, never a mix.
+
+mod write;
+
+use std::path::Path;
+
+use gix::ObjectId;
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::error::{Error, Result};
+
+pub use write::{Progress, UpdateStats};
+
+/// Bumped whenever the schema or the meaning of a column changes: old files are rebuilt.
+const SCHEMA_VERSION: &str = "1";
+
+/// An open index file.
+pub struct Index {
+    conn: Connection,
+}
+
+impl Index {
+    /// Open (or create) the index at `path`. A file that is corrupt or has another schema
+    /// version is deleted and created anew (empty: the next update is a full build).
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Fs { path: dir.into(), source })?;
+        }
+        match Self::try_open(path) {
+            Ok(index) => Ok(index),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "index unusable; rebuilding from Git");
+                for suffix in ["", "-wal", "-shm"] {
+                    let p = format!("{}{suffix}", path.display());
+                    let _ = std::fs::remove_file(p);
+                }
+                Self::try_open(path)
+            }
+        }
+    }
+
+    fn try_open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let ok: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
+        if ok != "ok" {
+            return Err(Error::Index(rusqlite::Error::InvalidQuery));
+        }
+        Self::init(conn)
+    }
+
+    /// An index in memory (tests, previews).
+    pub fn in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self> {
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let has_meta: bool =
+            conn.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'meta'", [], |r| r.get::<_, i64>(0))? > 0;
+        if has_meta {
+            let version: Option<String> =
+                conn.query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| r.get(0)).optional()?;
+            if version.as_deref() != Some(SCHEMA_VERSION) {
+                return Err(Error::Index(rusqlite::Error::InvalidQuery));
+            }
+        }
+        conn.execute_batch(include_str!("schema.sql"))?;
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?1)", [SCHEMA_VERSION])?;
+        Ok(Index { conn })
+    }
+
+    /// The commit the index reflects, if any.
+    pub fn commit(&self) -> Result<Option<ObjectId>> {
+        let value: Option<String> =
+            self.conn.query_row("SELECT value FROM meta WHERE key = 'commit'", [], |r| r.get(0)).optional()?;
+        Ok(value.and_then(|v| ObjectId::from_hex(v.as_bytes()).ok()))
+    }
+
+    /// The connection, for queries.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Bring the index to `commit` of `repo`: incrementally from the indexed commit when there is
+    /// one, else (or when `site.toml` changed) a full build. `progress` is called as documents
+    /// are parsed.
+    pub fn update(
+        &mut self,
+        repo: &gix::Repository,
+        commit: ObjectId,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<UpdateStats> {
+        write::update(&mut self.conn, repo, commit, progress)
+    }
+
+    /// Files that could not be indexed, with the reason.
+    pub fn problems(&self) -> Result<Vec<(String, String)>> {
+        let mut stmt = self.conn.prepare("SELECT path, message FROM problems ORDER BY path")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}

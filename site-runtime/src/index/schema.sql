@@ -1,0 +1,61 @@
+-- The site index: a cache derived from one commit of the site repository (see `meta.commit`).
+-- Deleting the file loses nothing; it is rebuilt from Git.
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- Pages and sections (kind = 'page' | 'section').
+CREATE TABLE IF NOT EXISTS documents (
+    id            INTEGER PRIMARY KEY,
+    path          TEXT NOT NULL UNIQUE,
+    blob          TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    url           TEXT NOT NULL,
+    section       TEXT NOT NULL,
+    title         TEXT NOT NULL,
+    description   TEXT,
+    date          INTEGER,
+    updated       INTEGER,
+    draft         INTEGER NOT NULL,
+    weight        INTEGER,
+    template      TEXT,
+    page_template TEXT,
+    sort_by       TEXT,
+    paginate_by   INTEGER,
+    summary_html  TEXT,
+    content_html  TEXT NOT NULL,
+    toc           TEXT NOT NULL,
+    word_count    INTEGER NOT NULL,
+    extra         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_url ON documents(url);
+CREATE INDEX IF NOT EXISTS documents_section ON documents(section, kind, date);
+CREATE TABLE IF NOT EXISTS terms (
+    document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    taxonomy    TEXT NOT NULL,
+    term        TEXT NOT NULL,
+    slug        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS terms_by_slug ON terms(taxonomy, slug);
+CREATE INDEX IF NOT EXISTS terms_by_document ON terms(document_id);
+CREATE TABLE IF NOT EXISTS aliases (
+    document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    alias       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS aliases_by_alias ON aliases(alias);
+CREATE INDEX IF NOT EXISTS aliases_by_document ON aliases(document_id);
+-- Files served as they are: content/ assets (page bundles) and static/.
+CREATE TABLE IF NOT EXISTS assets (
+    path         TEXT PRIMARY KEY,
+    url          TEXT NOT NULL,
+    blob         TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    content_type TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS assets_url ON assets(url);
+-- Files that could not be indexed, with the reason (shown to operators, refused at push).
+CREATE TABLE IF NOT EXISTS problems (
+    path    TEXT PRIMARY KEY,
+    message TEXT NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(title, summary, body, tokenize = 'unicode61');

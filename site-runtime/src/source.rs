@@ -1,0 +1,114 @@
+//! Reading a site straight from Git objects: what changed between two commits (a tree diff with
+//! `gix-diff`), and blob contents. No checkout on disk is ever made.
+
+use gix::diff::tree::recorder::Change as Recorded;
+use gix::objs::FindExt;
+use gix::ObjectId;
+
+use crate::error::{Error, Result};
+
+/// A file that changed between two commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Added or modified: the file now has blob `blob`.
+    Upsert {
+        /// Repository path.
+        path: String,
+        /// The new content.
+        blob: ObjectId,
+    },
+    /// Removed.
+    Delete {
+        /// Repository path.
+        path: String,
+    },
+}
+
+impl Change {
+    /// The path the change is about.
+    pub fn path(&self) -> &str {
+        match self {
+            Change::Upsert { path, .. } | Change::Delete { path } => path,
+        }
+    }
+}
+
+/// The root tree of `commit`.
+pub fn tree_of(repo: &gix::Repository, commit: ObjectId) -> Result<ObjectId> {
+    let mut buf = Vec::new();
+    let mut iter = repo.objects.find_commit_iter(&commit, &mut buf).map_err(Error::git)?;
+    iter.tree_id().map_err(Error::git)
+}
+
+/// Files (blobs and symlinks; not submodules) that differ between the trees of two commits;
+/// `old = None` lists every file of `new` as added (a full build).
+pub fn changes(repo: &gix::Repository, old: Option<ObjectId>, new: ObjectId) -> Result<Vec<Change>> {
+    let new_tree = tree_of(repo, new)?;
+    let old_tree = old.map(|c| tree_of(repo, c)).transpose()?;
+    let (mut lhs_buf, mut rhs_buf) = (Vec::new(), Vec::new());
+    let lhs = match old_tree {
+        Some(t) => repo.objects.find_tree_iter(&t, &mut lhs_buf).map_err(Error::git)?,
+        None => gix::objs::TreeRefIter::from_bytes(&[], gix::hash::Kind::Sha1),
+    };
+    let rhs = repo.objects.find_tree_iter(&new_tree, &mut rhs_buf).map_err(Error::git)?;
+    let mut recorder = gix::diff::tree::Recorder::default();
+    gix::diff::tree(lhs, rhs, gix::diff::tree::State::default(), &repo.objects, &mut recorder).map_err(Error::git)?;
+    let mut out = Vec::with_capacity(recorder.records.len());
+    for change in recorder.records {
+        match change {
+            Recorded::Addition { entry_mode, oid, path, .. } if is_file(entry_mode) => {
+                out.push(Change::Upsert { path: path_string(&path)?, blob: oid });
+            }
+            Recorded::Deletion { entry_mode, path, .. } if is_file(entry_mode) => {
+                out.push(Change::Delete { path: path_string(&path)? });
+            }
+            Recorded::Modification { previous_entry_mode, entry_mode, oid, path, .. } => {
+                match (is_file(previous_entry_mode), is_file(entry_mode)) {
+                    (_, true) => out.push(Change::Upsert { path: path_string(&path)?, blob: oid }),
+                    (true, false) => out.push(Change::Delete { path: path_string(&path)? }),
+                    (false, false) => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn is_file(mode: gix::objs::tree::EntryMode) -> bool {
+    mode.is_blob_or_symlink()
+}
+
+fn path_string(path: &[u8]) -> Result<String> {
+    std::str::from_utf8(path)
+        .map(str::to_owned)
+        .map_err(|_| Error::content(String::from_utf8_lossy(path), "path is not UTF-8"))
+}
+
+/// The content of blob `id`.
+pub fn read_blob(repo: &gix::Repository, id: ObjectId) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    repo.objects.find_blob(&id, &mut buf).map_err(Error::git)?;
+    Ok(buf)
+}
+
+/// The blob at `path` in `commit`, if there is one.
+pub fn blob_at(repo: &gix::Repository, commit: ObjectId, path: &str) -> Result<Option<ObjectId>> {
+    let mut tree = tree_of(repo, commit)?;
+    let mut buf = Vec::new();
+    let mut parts = path.split('/').peekable();
+    while let Some(part) = parts.next() {
+        let t = repo.objects.find_tree(&tree, &mut buf).map_err(Error::git)?;
+        let Some(entry) = t.entries.iter().find(|e| e.filename == part) else { return Ok(None) };
+        let id = entry.oid.to_owned();
+        let is_tree = entry.mode.is_tree();
+        if parts.peek().is_none() {
+            return Ok((!is_tree).then_some(id));
+        }
+        if !is_tree {
+            return Ok(None);
+        }
+        tree = id;
+    }
+    Ok(None)
+}
