@@ -1,0 +1,190 @@
+//! The index built incrementally, commit after commit, equals a full build of the same commit —
+//! over random sequences of edits made with the real `git` CLI.
+
+use std::path::Path;
+use std::process::Command;
+
+use rusqlite::Connection;
+use site_runtime::index::Index;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .args(["-c", "user.name=T", "-c", "user.email=t@e", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+const SECTIONS: [&str; 3] = ["blog", "docs", "notes/deep"];
+const TAGS: [&str; 4] = ["rust", "web", "git", "Café Society"];
+
+fn random_page(rng: &mut Rng, n: usize) -> String {
+    let tags: Vec<String> = (0..rng.below(3)).map(|_| format!("{:?}", TAGS[rng.below(TAGS.len())])).collect();
+    let mut fm = format!(
+        "+++\ntitle = \"Page {n}\"\ndate = 2024-0{}-1{}\ntags = [{}]\n",
+        1 + rng.below(9),
+        rng.below(9),
+        tags.join(", ")
+    );
+    if rng.below(5) == 0 {
+        fm.push_str("draft = true\n");
+    }
+    if rng.below(6) == 0 {
+        fm.push_str(&format!("aliases = [\"/old/{n}/\"]\n"));
+    }
+    if rng.below(7) == 0 {
+        fm.push_str(&format!("weight = {}\n", rng.below(100)));
+    }
+    fm.push_str("+++\n");
+    if rng.below(10) == 0 {
+        return "+++\ntitle = broken\n".to_string(); // a file the index must report, not crash on
+    }
+    format!("{fm}# Heading {n}\n\nSome *text* number {} with words.\n\n<!-- more -->\n\nMore.\n", rng.next())
+}
+
+fn dump(conn: &Connection) -> String {
+    let mut out = String::new();
+    for (table, sql) in [
+        (
+            "documents",
+            "SELECT path, blob, kind, url, section, title, description, date, updated, draft, weight, template, \
+             page_template, sort_by, paginate_by, summary_html, content_html, toc, word_count, extra FROM documents ORDER BY path",
+        ),
+        ("terms", "SELECT d.path, t.taxonomy, t.term, t.slug FROM terms t JOIN documents d ON d.id = t.document_id ORDER BY 1, 2, 3"),
+        ("aliases", "SELECT d.path, a.alias FROM aliases a JOIN documents d ON d.id = a.document_id ORDER BY 1, 2"),
+        ("assets", "SELECT path, url, blob, size, content_type FROM assets ORDER BY path"),
+        ("problems", "SELECT path, message FROM problems ORDER BY path"),
+        (
+            "fts",
+            "SELECT d.path, f.title, f.summary, f.body FROM documents_fts f JOIN documents d ON d.id = f.rowid ORDER BY 1",
+        ),
+        ("fts-count", "SELECT count(*) FROM documents_fts"),
+    ] {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((0..n)
+                    .map(|i| match r.get::<_, rusqlite::types::Value>(i).unwrap() {
+                        rusqlite::types::Value::Text(t) => format!("{t:?}"),
+                        other => format!("{other:?}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" | "))
+            })
+            .unwrap();
+        out.push_str(&format!("== {table}\n"));
+        for row in rows {
+            out.push_str(&row.unwrap());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[test]
+fn incremental_updates_equal_a_full_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("site");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q"]);
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let mut incremental = Index::open(&tmp.path().join("index/main.sqlite")).unwrap();
+    let mut files: Vec<String> = Vec::new();
+    for step in 0..40 {
+        // A handful of random edits per commit.
+        for _ in 0..1 + rng.below(6) {
+            match rng.below(10) {
+                0..=3 => {
+                    let section = SECTIONS[rng.below(SECTIONS.len())];
+                    let path = format!("content/{section}/post-{}.md", rng.below(30));
+                    files.push(path.clone());
+                    write(&work, &path, &random_page(&mut rng, step));
+                }
+                4 if !files.is_empty() => {
+                    let path = files.swap_remove(rng.below(files.len()));
+                    let _ = std::fs::remove_file(work.join(&path));
+                }
+                5 => {
+                    let section = SECTIONS[rng.below(SECTIONS.len())];
+                    write(
+                        &work,
+                        &format!("content/{section}/_index.md"),
+                        &format!("+++\ntitle = \"{section} v{step}\"\nsort_by = \"date\"\n+++\n"),
+                    );
+                }
+                6 => write(&work, &format!("static/img/{}.png", rng.below(5)), &format!("png {}", rng.next())),
+                7 => write(
+                    &work,
+                    &format!("content/blog/bundle-{}/index.md", rng.below(3)),
+                    &random_page(&mut rng, step),
+                ),
+                8 => write(
+                    &work,
+                    &format!("content/blog/bundle-{}/photo.jpg", rng.below(3)),
+                    &format!("jpg {}", rng.next()),
+                ),
+                _ if step % 13 == 12 => write(&work, "site.toml", &format!("title = \"Site {step}\"\n")),
+                _ => write(&work, "themes/x/templates/page.html", &format!("{}", rng.next())),
+            }
+        }
+        git(&work, &["add", "-A"]);
+        git(&work, &["commit", "-q", "--allow-empty", "-m", &format!("step {step}")]);
+        let head = gix::ObjectId::from_hex(git(&work, &["rev-parse", "HEAD"]).as_bytes()).unwrap();
+        let repo = gix::open(&work).unwrap();
+
+        incremental.update(&repo, head, &mut |_| {}).unwrap();
+        let mut full = Index::in_memory().unwrap();
+        let stats = full.update(&repo, head, &mut |_| {}).unwrap();
+        assert!(stats.full);
+        assert_eq!(incremental.commit().unwrap(), Some(head));
+        let (a, b) = (dump(incremental.connection()), dump(full.connection()));
+        if a != b {
+            let diff: Vec<String> = a
+                .lines()
+                .zip(b.lines())
+                .filter(|(x, y)| x != y)
+                .take(3)
+                .map(|(x, y)| format!("incremental: {x}\nfull:        {y}"))
+                .collect();
+            panic!("step {step}: incremental and full builds differ:\n{}", diff.join("\n"));
+        }
+    }
+    // Something was indexed, and broken files were reported rather than indexed.
+    let d = dump(incremental.connection());
+    assert!(d.contains("/blog/"), "{d}");
+}
+
+#[test]
+fn a_corrupt_index_file_is_rebuilt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("main.sqlite");
+    std::fs::write(&path, b"this is not a database, just garbage bytes that fill a page").unwrap();
+    let index = Index::open(&path).unwrap();
+    assert_eq!(index.commit().unwrap(), None, "a fresh, empty index");
+}
+
+fn write(root: &Path, path: &str, text: &str) {
+    let p = root.join(path);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
