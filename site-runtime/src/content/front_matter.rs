@@ -40,8 +40,11 @@ pub struct FrontMatter {
 #[error("{0}")]
 pub struct FrontMatterError(pub String);
 
+/// A front matter block: its syntax and its text between the fences.
+pub type Block<'a> = (Format, &'a str);
+
 /// Split `text` into front matter and body. Returns `(None, text)` when the file has none.
-pub fn split(text: &str) -> Result<(Option<(Format, &str)>, &str), FrontMatterError> {
+pub fn split(text: &str) -> Result<(Option<Block<'_>>, &str), FrontMatterError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (fence, format) in [("+++", Format::Toml), ("---", Format::Yaml)] {
         let Some(rest) = text.strip_prefix(fence) else { continue };
