@@ -12,6 +12,7 @@ pub mod content;
 mod error;
 pub mod index;
 pub mod source;
+pub mod theme;
 
 pub use config::SiteConfig;
 pub use error::{Error, Result};

@@ -112,3 +112,33 @@ pub fn blob_at(repo: &gix::Repository, commit: ObjectId, path: &str) -> Result<O
     }
     Ok(None)
 }
+
+/// Every file under directory `dir` (no trailing slash) of `commit`, as (path relative to `dir`,
+/// blob id). Empty if the directory does not exist.
+pub fn files_under(repo: &gix::Repository, commit: ObjectId, dir: &str) -> Result<Vec<(String, ObjectId)>> {
+    let mut tree = tree_of(repo, commit)?;
+    let mut buf = Vec::new();
+    for part in dir.split('/').filter(|p| !p.is_empty()) {
+        let t = repo.objects.find_tree(&tree, &mut buf).map_err(Error::git)?;
+        match t.entries.iter().find(|e| e.filename == part && e.mode.is_tree()) {
+            Some(e) => tree = e.oid.to_owned(),
+            None => return Ok(Vec::new()),
+        }
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![(String::new(), tree)];
+    while let Some((prefix, id)) = stack.pop() {
+        let t = repo.objects.find_tree(&id, &mut buf).map_err(Error::git)?;
+        for e in &t.entries {
+            let name = std::str::from_utf8(e.filename).map_err(|_| Error::content(dir, "file name is not UTF-8"))?;
+            let path = if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") };
+            if e.mode.is_tree() {
+                stack.push((path, e.oid.to_owned()));
+            } else if e.mode.is_blob_or_symlink() {
+                out.push((path, e.oid.to_owned()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -6,6 +6,7 @@
 //! with the empty tree as the old side. Each update is one transaction (WAL mode), so readers
 //! see the old or the new state, never a mix.
 
+pub mod read;
 mod write;
 
 use std::path::Path;

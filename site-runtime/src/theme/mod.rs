@@ -1,0 +1,202 @@
+//! Themes: Jinja2 templates (minijinja, auto-escaping on) and static files.
+//!
+//! The default theme is compiled into the server. A site theme (`themes/<name>/` in the site
+//! repository, named by `site.toml`) is loaded from Git objects on top of it, so a theme only
+//! needs the templates it changes. Templates see `site`, `page`/`section`, `paginator`, terms,
+//! the functions `get_url` and `get_section`, and the filters `date`, `truncate`, `slugify`,
+//! `markdown` and `json` beside minijinja's own.
+
+mod filters;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use gix::ObjectId;
+use minijinja::{Environment, Value};
+use serde::Deserialize;
+
+use crate::config::SiteConfig;
+use crate::error::{Error, Result};
+use crate::index::read::DocRow;
+use crate::source;
+
+/// Instructions one render may execute: a template that loops forever is stopped with an
+/// error instead of pinning a thread. Generous: a 100-item listing uses well under 1%.
+const TEMPLATE_FUEL: u64 = 5_000_000;
+
+/// The templates of the built-in theme.
+const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
+    ("base.html", include_str!("../../themes/default/templates/base.html")),
+    ("index.html", include_str!("../../themes/default/templates/index.html")),
+    ("section.html", include_str!("../../themes/default/templates/section.html")),
+    ("page.html", include_str!("../../themes/default/templates/page.html")),
+    ("taxonomy_list.html", include_str!("../../themes/default/templates/taxonomy_list.html")),
+    ("taxonomy_single.html", include_str!("../../themes/default/templates/taxonomy_single.html")),
+    ("search.html", include_str!("../../themes/default/templates/search.html")),
+    ("404.html", include_str!("../../themes/default/templates/404.html")),
+    ("partials/page_summary.html", include_str!("../../themes/default/templates/partials/page_summary.html")),
+    ("partials/pagination.html", include_str!("../../themes/default/templates/partials/pagination.html")),
+];
+
+/// The static files of the built-in theme.
+const DEFAULT_STATIC: &[(&str, &[u8])] = &[("/style.css", include_bytes!("../../themes/default/static/style.css"))];
+
+/// `theme.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThemeManifest {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub author: String,
+    #[serde(default)]
+    pub license: String,
+    #[serde(default)]
+    pub homepage: String,
+    #[serde(default)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// A static file of a theme.
+#[derive(Debug, Clone)]
+pub enum ThemeFile {
+    /// Compiled into the server.
+    Embedded(&'static [u8]),
+    /// A blob of the site repository.
+    Blob(ObjectId),
+}
+
+/// A compiled theme, ready to render.
+pub struct Theme {
+    name: String,
+    env: Environment<'static>,
+    statics: HashMap<String, ThemeFile>,
+}
+
+impl std::fmt::Debug for Theme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Theme").field("name", &self.name).finish()
+    }
+}
+
+impl Theme {
+    /// The theme `site.toml` names at `commit` (over the built-in one), with `sections` for
+    /// `get_section`.
+    pub fn load(
+        repo: &gix::Repository,
+        commit: ObjectId,
+        config: &SiteConfig,
+        sections: Arc<BTreeMap<String, DocRow>>,
+    ) -> Result<Self> {
+        let mut env = base_environment(config, sections);
+        let mut statics: HashMap<String, ThemeFile> =
+            DEFAULT_STATIC.iter().map(|(url, bytes)| (url.to_string(), ThemeFile::Embedded(bytes))).collect();
+        let mut name = "default".to_string();
+        if let Some(theme) = &config.theme {
+            let dir = format!("themes/{theme}");
+            let manifest_path = format!("{dir}/theme.toml");
+            let manifest_blob = source::blob_at(repo, commit, &manifest_path)?
+                .ok_or_else(|| Error::content(crate::config::PATH, format!("theme {theme:?} not found: no {manifest_path}")))?;
+            let manifest = parse_manifest(&manifest_path, &source::read_blob(repo, manifest_blob)?)?;
+            name = manifest.name;
+            for (rel, blob) in source::files_under(repo, commit, &format!("{dir}/templates"))? {
+                if !rel.ends_with(".html") && !rel.ends_with(".xml") && !rel.ends_with(".txt") {
+                    continue;
+                }
+                let path = format!("{dir}/templates/{rel}");
+                let text = String::from_utf8(source::read_blob(repo, blob)?)
+                    .map_err(|_| Error::content(&path, "template is not UTF-8"))?;
+                env.add_template_owned(rel, text).map_err(|e| Error::content(&path, template_error(&e)))?;
+            }
+            for (rel, blob) in source::files_under(repo, commit, &format!("{dir}/static"))? {
+                statics.insert(format!("/{rel}"), ThemeFile::Blob(blob));
+            }
+        }
+        Ok(Theme { name, env, statics })
+    }
+
+    /// The built-in theme alone (no repository needed).
+    pub fn builtin(config: &SiteConfig, sections: Arc<BTreeMap<String, DocRow>>) -> Self {
+        let env = base_environment(config, sections);
+        let statics = DEFAULT_STATIC.iter().map(|(url, bytes)| (url.to_string(), ThemeFile::Embedded(bytes))).collect();
+        Theme { name: "default".into(), env, statics }
+    }
+
+    /// The theme's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether a template exists.
+    pub fn has_template(&self, name: &str) -> bool {
+        self.env.get_template(name).is_ok()
+    }
+
+    /// Render template `name` with `context`.
+    pub fn render(&self, name: &str, context: Value) -> std::result::Result<String, String> {
+        let template = self.env.get_template(name).map_err(|e| template_error(&e))?;
+        template.render(context).map_err(|e| template_error(&e))
+    }
+
+    /// A static file of the theme, by URL.
+    pub fn static_file(&self, url: &str) -> Option<&ThemeFile> {
+        self.statics.get(url)
+    }
+}
+
+/// Parse `theme.toml`; errors name the file and line.
+pub fn parse_manifest(path: &str, bytes: &[u8]) -> Result<ThemeManifest> {
+    let text = std::str::from_utf8(bytes).map_err(|_| Error::content(path, "not UTF-8"))?;
+    let manifest: ThemeManifest = toml::from_str(text).map_err(|e| Error::content(path, first_lines(&e.to_string())))?;
+    if manifest.name.trim().is_empty() {
+        return Err(Error::content(path, "name must not be empty"));
+    }
+    Ok(manifest)
+}
+
+fn first_lines(message: &str) -> String {
+    message.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('|')).collect::<Vec<_>>().join(" ")
+}
+
+/// A template error with its template name and line, on one line.
+fn template_error(e: &minijinja::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn base_environment(config: &SiteConfig, sections: Arc<BTreeMap<String, DocRow>>) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
+    // Limits so a template cannot loop the server forever.
+    env.set_recursion_limit(64);
+    env.set_fuel(Some(TEMPLATE_FUEL));
+    filters::register(&mut env);
+    let base = config.base().to_string();
+    env.add_function("get_url", move |path: String| -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path
+        } else {
+            format!("{base}/{}", path.trim_start_matches('/'))
+        }
+    });
+    env.add_function("get_section", move |url: String| -> Value {
+        let key = if url.ends_with('/') { url } else { format!("{url}/") };
+        sections.get(&key).map(|s| Value::from(minijinja::value::Serde(s.clone()))).unwrap_or(Value::UNDEFINED)
+    });
+    for (name, source) in DEFAULT_TEMPLATES {
+        // The built-in templates are tested; failing here is a build error, not input.
+        if let Err(e) = env.add_template(name, source) {
+            tracing::error!(template = name, error = %e, "built-in template does not compile");
+        }
+    }
+    env
+}
