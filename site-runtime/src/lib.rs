@@ -3,16 +3,23 @@
 //!
 //! Pipeline, as the modules are named: [`config`] (`site.toml`) → [`content`] (front matter,
 //! Markdown, documents) → [`source`] (reading and diffing Git trees) → [`index`] (SQLite, full and
-//! incremental).
+//! incremental) → [`theme`] (minijinja) → [`render`] and [`feeds`] → [`http`] (Axum), with
+//! [`site`] publishing commits as immutable [`snapshot`]s swapped atomically.
 //!
 //! This crate knows nothing of SSH or the pack protocol.
 
 pub mod config;
 pub mod content;
 mod error;
+pub mod feeds;
+pub mod http;
 pub mod index;
+pub mod render;
+pub mod site;
+pub mod snapshot;
 pub mod source;
 pub mod theme;
 
 pub use config::SiteConfig;
 pub use error::{Error, Result};
+pub use site::{Published, Site};

@@ -135,10 +135,9 @@ pub fn section_pages(
     offset: usize,
     now: i64,
 ) -> Result<(Vec<DocRow>, usize)> {
-    let total: i64 = conn.prepare_cached(&format!(
-        "SELECT count(*) FROM documents WHERE section = ?2 AND kind = 'page' AND {VISIBLE}"
-    ))?
-    .query_row(params![now, section], |r| r.get(0))?;
+    let total: i64 = conn
+        .prepare_cached(&format!("SELECT count(*) FROM documents WHERE section = ?2 AND kind = 'page' AND {VISIBLE}"))?
+        .query_row(params![now, section], |r| r.get(0))?;
     let sql = format!(
         "SELECT {COLUMNS} FROM documents WHERE section = ?2 AND kind = 'page' AND {VISIBLE} ORDER BY {} LIMIT ?3 OFFSET ?4",
         order_by(sort)
@@ -158,7 +157,8 @@ pub fn terms(conn: &Connection, taxonomy: &str, now: i64) -> Result<Vec<Term>> {
         VISIBLE.replace("draft", "d.draft").replace("date", "d.date")
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![now, taxonomy], |r| Ok(Term { name: r.get(0)?, slug: r.get(1)?, count: r.get(2)? }))?;
+    let rows =
+        stmt.query_map(params![now, taxonomy], |r| Ok(Term { name: r.get(0)?, slug: r.get(1)?, count: r.get(2)? }))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -276,4 +276,23 @@ fn mark(raw: &str) -> String {
         }
     }
     out
+}
+
+/// One listing page of all published dated pages, newest first (the home page's list), and how
+/// many there are.
+pub fn dated_pages(conn: &Connection, limit: usize, offset: usize, now: i64) -> Result<(Vec<DocRow>, usize)> {
+    let total: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM documents WHERE kind = 'page' AND date IS NOT NULL AND {VISIBLE}"
+        ))?
+        .query_row(params![now], |r| r.get(0))?;
+    let sql = format!(
+        "SELECT {COLUMNS} FROM documents WHERE kind = 'page' AND date IS NOT NULL AND {VISIBLE} \
+         ORDER BY date DESC, path LIMIT ?2 OFFSET ?3"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![now, limit as i64, offset as i64], doc)?;
+    let pages = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    let pages = pages.into_iter().map(|p| with_terms(conn, p)).collect::<Result<_>>()?;
+    Ok((pages, total as usize))
 }

@@ -29,7 +29,8 @@ fn date(value: Value, format: Option<String>) -> Result<String, Error> {
     };
     let format = format.unwrap_or_else(|| "%Y-%m-%d".into());
     let zoned = ts.to_zoned_datetime(jiff::tz::TimeZone::UTC);
-    jiff::fmt::strtime::format(format.as_str(), &zoned).map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
+    jiff::fmt::strtime::format(format.as_str(), &zoned)
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, e.to_string()))
 }
 
 /// `{{ text | truncate(120) }}`: at most `length` characters, cut at a word when possible.

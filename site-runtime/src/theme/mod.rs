@@ -60,6 +60,10 @@ pub struct ThemeManifest {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
+/// The sections `get_section` looks up: filled once the index of the same commit is built
+/// (the theme is compiled first, so a broken theme refuses a publish before the index moves).
+pub type Sections = Arc<std::sync::OnceLock<Arc<BTreeMap<String, DocRow>>>>;
+
 /// A static file of a theme.
 #[derive(Debug, Clone)]
 pub enum ThemeFile {
@@ -85,12 +89,7 @@ impl std::fmt::Debug for Theme {
 impl Theme {
     /// The theme `site.toml` names at `commit` (over the built-in one), with `sections` for
     /// `get_section`.
-    pub fn load(
-        repo: &gix::Repository,
-        commit: ObjectId,
-        config: &SiteConfig,
-        sections: Arc<BTreeMap<String, DocRow>>,
-    ) -> Result<Self> {
+    pub fn load(repo: &gix::Repository, commit: ObjectId, config: &SiteConfig, sections: Sections) -> Result<Self> {
         let mut env = base_environment(config, sections);
         let mut statics: HashMap<String, ThemeFile> =
             DEFAULT_STATIC.iter().map(|(url, bytes)| (url.to_string(), ThemeFile::Embedded(bytes))).collect();
@@ -98,8 +97,9 @@ impl Theme {
         if let Some(theme) = &config.theme {
             let dir = format!("themes/{theme}");
             let manifest_path = format!("{dir}/theme.toml");
-            let manifest_blob = source::blob_at(repo, commit, &manifest_path)?
-                .ok_or_else(|| Error::content(crate::config::PATH, format!("theme {theme:?} not found: no {manifest_path}")))?;
+            let manifest_blob = source::blob_at(repo, commit, &manifest_path)?.ok_or_else(|| {
+                Error::content(crate::config::PATH, format!("theme {theme:?} not found: no {manifest_path}"))
+            })?;
             let manifest = parse_manifest(&manifest_path, &source::read_blob(repo, manifest_blob)?)?;
             name = manifest.name;
             for (rel, blob) in source::files_under(repo, commit, &format!("{dir}/templates"))? {
@@ -119,7 +119,7 @@ impl Theme {
     }
 
     /// The built-in theme alone (no repository needed).
-    pub fn builtin(config: &SiteConfig, sections: Arc<BTreeMap<String, DocRow>>) -> Self {
+    pub fn builtin(config: &SiteConfig, sections: Sections) -> Self {
         let env = base_environment(config, sections);
         let statics = DEFAULT_STATIC.iter().map(|(url, bytes)| (url.to_string(), ThemeFile::Embedded(bytes))).collect();
         Theme { name: "default".into(), env, statics }
@@ -147,10 +147,27 @@ impl Theme {
     }
 }
 
+/// Escape text for HTML content and attribute values.
+pub fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Parse `theme.toml`; errors name the file and line.
 pub fn parse_manifest(path: &str, bytes: &[u8]) -> Result<ThemeManifest> {
     let text = std::str::from_utf8(bytes).map_err(|_| Error::content(path, "not UTF-8"))?;
-    let manifest: ThemeManifest = toml::from_str(text).map_err(|e| Error::content(path, first_lines(&e.to_string())))?;
+    let manifest: ThemeManifest =
+        toml::from_str(text).map_err(|e| Error::content(path, first_lines(&e.to_string())))?;
     if manifest.name.trim().is_empty() {
         return Err(Error::content(path, "name must not be empty"));
     }
@@ -173,13 +190,23 @@ fn template_error(e: &minijinja::Error) -> String {
     text
 }
 
-fn base_environment(config: &SiteConfig, sections: Arc<BTreeMap<String, DocRow>>) -> Environment<'static> {
+fn base_environment(config: &SiteConfig, sections: Sections) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
     // Limits so a template cannot loop the server forever.
     env.set_recursion_limit(64);
     env.set_fuel(Some(TEMPLATE_FUEL));
     filters::register(&mut env);
+    // Escape like Jinja2's MarkupSafe (& < > " '), not also `/` as minijinja does by default:
+    // URLs in attributes stay readable and nothing unsafe gets through.
+    env.set_formatter(|out, state, value| {
+        if matches!(state.auto_escape(), minijinja::AutoEscape::Html) && !value.is_safe() {
+            if let Some(text) = value.as_str() {
+                return out.write_str(&html_escape(text)).map_err(minijinja::Error::from);
+            }
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
     let base = config.base().to_string();
     env.add_function("get_url", move |path: String| -> String {
         if path.starts_with("http://") || path.starts_with("https://") {
@@ -190,7 +217,8 @@ fn base_environment(config: &SiteConfig, sections: Arc<BTreeMap<String, DocRow>>
     });
     env.add_function("get_section", move |url: String| -> Value {
         let key = if url.ends_with('/') { url } else { format!("{url}/") };
-        sections.get(&key).map(|s| Value::from(minijinja::value::Serde(s.clone()))).unwrap_or(Value::UNDEFINED)
+        let sections = sections.get().map(|s| s.get(&key).cloned()).unwrap_or_default();
+        sections.map(|s| Value::from(minijinja::value::Serde(s))).unwrap_or(Value::UNDEFINED)
     });
     for (name, source) in DEFAULT_TEMPLATES {
         // The built-in templates are tested; failing here is a build error, not input.

@@ -1,0 +1,346 @@
+//! The public site over HTTP (Axum): every request is resolved against the current snapshot —
+//! documents, listings, taxonomies, feeds, search, aliases (301), files from Git blobs (strong
+//! ETags, `If-None-Match`, `Range`), theme files, and the theme's 404 page.
+//!
+//! Rendered pages are cached per snapshot; files are read from the object database on demand.
+//! Index reads are short SQLite queries run inline (they take microseconds and most requests hit
+//! the page cache); blob reads of large files are the one place that would benefit from
+//! `spawn_blocking`, noted for the ingress/perf work.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use gix::ObjectId;
+
+use crate::error::Result;
+use crate::feeds;
+use crate::index::read::{self, Asset};
+use crate::render;
+use crate::site::Site;
+use crate::snapshot::{Read, Rendered, Snapshot};
+use crate::theme::ThemeFile;
+
+/// Retries when a publish lands between loading a snapshot and reading the index.
+const STALE_RETRIES: usize = 5;
+
+/// The router serving `site`.
+pub fn router(site: Arc<Site>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .fallback(serve)
+        .with_state(site)
+}
+
+async fn readyz(State(site): State<Arc<Site>>) -> Response {
+    match site.snapshot() {
+        Some(s) => (StatusCode::OK, format!("ready {}\n", s.commit)).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "no commit published yet\n").into_response(),
+    }
+}
+
+/// What a path resolved to.
+enum Outcome {
+    Page { rendered: Rendered, cache: bool, next_publication: Option<i64> },
+    Asset(Asset),
+    ThemeFile(ThemeFile, String),
+}
+
+async fn serve(State(site): State<Arc<Site>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return Response::builder()
+            .status(StatusCode::METHOD_NOT_ALLOWED)
+            .header(header::ALLOW, "GET, HEAD")
+            .body(Body::from("method not allowed\n"))
+            .unwrap_or_default();
+    }
+    let Some(path) = decode_path(uri.path()) else {
+        return (StatusCode::BAD_REQUEST, "bad path\n").into_response();
+    };
+    let now = jiff::Timestamp::now().as_second();
+    for _ in 0..STALE_RETRIES {
+        let Some(snap) = site.snapshot() else {
+            return (StatusCode::SERVICE_UNAVAILABLE, "the site has not been published yet\n").into_response();
+        };
+        if path == "/search" {
+            let query = search_query(uri.query());
+            let json = wants_json(&headers);
+            match snap.read(|conn| read::search(conn, &query, 50, now)) {
+                Ok(Read::Done(hits)) => return search_response(&snap, &query, &hits, json),
+                Ok(Read::Stale) => continue,
+                Err(e) => return internal_error(&e),
+            }
+        }
+        let key = path.clone();
+        if let Some(hit) = snap.cached(&key, now) {
+            return page_response(&hit, &headers);
+        }
+        let outcome = snap.read(|conn| resolve(&snap, conn, &path, now));
+        match outcome {
+            Ok(Read::Stale) => continue,
+            Err(e) => return internal_error(&e),
+            Ok(Read::Done(Outcome::Page { rendered, cache, next_publication })) => {
+                if cache {
+                    snap.remember(key, rendered.clone(), next_publication);
+                }
+                return page_response(&rendered, &headers);
+            }
+            Ok(Read::Done(Outcome::Asset(asset))) => return asset_response(&snap, &asset, &headers),
+            Ok(Read::Done(Outcome::ThemeFile(file, content_type))) => {
+                return theme_file_response(&snap, file, &content_type, &headers)
+            }
+        }
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, "the site is being published; try again\n").into_response()
+}
+
+fn resolve(snap: &Snapshot, conn: &rusqlite::Connection, path: &str, now: i64) -> Result<Outcome> {
+    let next_publication = read::next_publication(conn, now)?;
+    let page = |rendered| Ok(Outcome::Page { rendered, cache: true, next_publication });
+    match path {
+        "/robots.txt" => return page(feeds::robots(snap)),
+        "/sitemap.xml" => return page(feeds::sitemap(snap, conn, now)?),
+        "/rss.xml" => return page(feeds::rss(snap, conn, now)?),
+        "/atom.xml" => return page(feeds::atom(snap, conn, now)?),
+        _ => {}
+    }
+    if let Some(rendered) = render::render_path(snap, conn, path, now)? {
+        return page(rendered);
+    }
+    if let Some(target) = read::alias_target(conn, path, now)? {
+        return page(render::redirect(&target));
+    }
+    if let Some(asset) = read::asset(conn, path)? {
+        return Ok(Outcome::Asset(asset));
+    }
+    if let Some(file) = snap.theme.static_file(path) {
+        return Ok(Outcome::ThemeFile(file.clone(), crate::index::mime_type(path)));
+    }
+    // `/blog` → `/blog/` when that exists.
+    let last = path.rsplit('/').next().unwrap_or("");
+    if !path.ends_with('/') && !last.contains('.') {
+        let with_slash = format!("{path}/");
+        if read::document(conn, &with_slash, now)?.is_some() || read::alias_target(conn, &with_slash, now)?.is_some() {
+            return page(render::redirect(&with_slash));
+        }
+    }
+    // Not cached: a later push may create the page, and 404s are cheap to render.
+    Ok(Outcome::Page { rendered: render::render_not_found(snap)?, cache: false, next_publication })
+}
+
+/// Percent-decode a request path; refuse what cannot name a file of the site.
+fn decode_path(raw: &str) -> Option<String> {
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
+    if !decoded.starts_with('/') || decoded.contains('\0') || decoded.split('/').any(|s| s == "..") {
+        return None;
+    }
+    Some(decoded.into_owned())
+}
+
+fn search_query(query: Option<&str>) -> String {
+    let Some(q) = query else { return String::new() };
+    for pair in q.split('&') {
+        if let Some(v) = pair.strip_prefix("q=") {
+            let v = v.replace('+', " ");
+            return percent_encoding::percent_decode_str(&v).decode_utf8_lossy().chars().take(200).collect();
+        }
+    }
+    String::new()
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"))
+}
+
+fn search_response(snap: &Snapshot, query: &str, hits: &[read::Hit], json: bool) -> Response {
+    if json {
+        let body = serde_json::json!({ "query": query, "results": hits });
+        return ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body.to_string())
+            .into_response();
+    }
+    match render::render_search(snap, query, hits) {
+        Ok(r) => page_response(&r, &HeaderMap::new()),
+        Err(e) => internal_error(&e),
+    }
+}
+
+fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+fn page_response(r: &Rendered, headers: &HeaderMap) -> Response {
+    let mut builder = Response::builder().status(r.status);
+    if let Some(location) = &r.location {
+        return builder.header(header::LOCATION, location).body(Body::empty()).unwrap_or_default();
+    }
+    if r.status == 200 && etag_matches(headers, &r.etag) {
+        return Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header(header::ETAG, &r.etag)
+            .body(Body::empty())
+            .unwrap_or_default();
+    }
+    builder = builder
+        .header(header::CONTENT_TYPE, r.content_type)
+        .header(header::CACHE_CONTROL, "public, max-age=0, must-revalidate");
+    if !r.etag.is_empty() {
+        builder = builder.header(header::ETAG, &r.etag);
+    }
+    builder.body(Body::from(r.body.as_ref().clone())).unwrap_or_default()
+}
+
+fn asset_response(snap: &Snapshot, asset: &Asset, headers: &HeaderMap) -> Response {
+    let Ok(id) = ObjectId::from_hex(asset.blob.as_bytes()) else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "corrupt index\n").into_response();
+    };
+    blob_response(snap, id, &asset.content_type, headers)
+}
+
+fn theme_file_response(snap: &Snapshot, file: ThemeFile, content_type: &str, headers: &HeaderMap) -> Response {
+    match file {
+        ThemeFile::Blob(id) => blob_response(snap, id, content_type, headers),
+        ThemeFile::Embedded(bytes) => {
+            let r = render::body_response(200, "application/octet-stream", bytes.to_vec());
+            if etag_matches(headers, &r.etag) {
+                return StatusCode::NOT_MODIFIED.into_response();
+            }
+            (
+                [
+                    (header::CONTENT_TYPE, content_type.to_string()),
+                    (header::ETAG, r.etag.clone()),
+                    (header::CACHE_CONTROL, "public, max-age=3600".to_string()),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+    }
+}
+
+/// A file from a Git blob: the blob id is its strong ETag.
+fn blob_response(snap: &Snapshot, id: ObjectId, content_type: &str, headers: &HeaderMap) -> Response {
+    let etag = format!("\"{id}\"");
+    if etag_matches(headers, &etag) {
+        return Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header(header::ETAG, &etag)
+            .body(Body::empty())
+            .unwrap_or_default();
+    }
+    let bytes = match snap.blob(id) {
+        Ok(b) => b,
+        Err(e) => return internal_error(&e),
+    };
+    let total = bytes.len() as u64;
+    let mut builder = Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::ETAG, &etag)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CACHE_CONTROL, "public, max-age=3600");
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(|r| parse_range(r, total));
+    match range {
+        None | Some(RangeRequest::Ignore) => builder.status(StatusCode::OK).body(Body::from(bytes)).unwrap_or_default(),
+        Some(RangeRequest::Unsatisfiable) => {
+            builder = builder.header(header::CONTENT_RANGE, format!("bytes */{total}"));
+            builder.status(StatusCode::RANGE_NOT_SATISFIABLE).body(Body::empty()).unwrap_or_default()
+        }
+        Some(RangeRequest::Bytes(start, end)) => {
+            builder = builder.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{total}"));
+            let slice = bytes[start as usize..=end as usize].to_vec();
+            builder.status(StatusCode::PARTIAL_CONTENT).body(Body::from(slice)).unwrap_or_default()
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum RangeRequest {
+    /// Serve the whole file (malformed or multi-range requests: RFC 9110 allows ignoring them).
+    Ignore,
+    Unsatisfiable,
+    /// Inclusive byte range.
+    Bytes(u64, u64),
+}
+
+/// Parse a `Range` header for a file of `total` bytes (single ranges only).
+fn parse_range(header: &str, total: u64) -> RangeRequest {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else { return RangeRequest::Ignore };
+    if spec.contains(',') {
+        return RangeRequest::Ignore;
+    }
+    let Some((a, b)) = spec.split_once('-') else { return RangeRequest::Ignore };
+    let (a, b) = (a.trim(), b.trim());
+    let parsed = match (a.is_empty(), b.is_empty()) {
+        (true, true) => return RangeRequest::Ignore,
+        // `bytes=-N`: the last N bytes.
+        (true, false) => match b.parse::<u64>() {
+            Ok(0) => return RangeRequest::Unsatisfiable,
+            Ok(n) => (total.saturating_sub(n), total.saturating_sub(1)),
+            Err(_) => return RangeRequest::Ignore,
+        },
+        (false, _) => {
+            let Ok(start) = a.parse::<u64>() else { return RangeRequest::Ignore };
+            let end = if b.is_empty() {
+                total.saturating_sub(1)
+            } else {
+                match b.parse::<u64>() {
+                    Ok(e) if e >= start => e.min(total.saturating_sub(1)),
+                    _ => return RangeRequest::Ignore,
+                }
+            };
+            (start, end)
+        }
+    };
+    if total == 0 || parsed.0 >= total {
+        return RangeRequest::Unsatisfiable;
+    }
+    RangeRequest::Bytes(parsed.0, parsed.1)
+}
+
+fn internal_error(e: &crate::Error) -> Response {
+    tracing::error!(error = %e, "request failed");
+    let mut r = (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), RangeRequest::Bytes(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), RangeRequest::Bytes(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), RangeRequest::Bytes(90, 99));
+        assert_eq!(parse_range("bytes=50-500", 100), RangeRequest::Bytes(50, 99));
+        assert_eq!(parse_range("bytes=100-", 100), RangeRequest::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), RangeRequest::Unsatisfiable);
+        for ignored in ["bytes=5-1", "items=0-1", "bytes=0-1,5-6", "bytes=x-", "bytes=-", "bytes=18446744073709551616-"]
+        {
+            assert_eq!(parse_range(ignored, 100), RangeRequest::Ignore, "{ignored}");
+        }
+    }
+
+    #[test]
+    fn refuses_traversal_and_nul_in_paths() {
+        assert_eq!(decode_path("/blog/hello%20world/").as_deref(), Some("/blog/hello world/"));
+        for bad in ["/../etc/passwd", "/a/%2e%2e/b", "/a%00b", "/%ff%fe"] {
+            assert!(decode_path(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reads_the_search_query() {
+        assert_eq!(search_query(Some("q=hello+world&x=1")), "hello world");
+        assert_eq!(search_query(Some("x=1&q=caf%C3%A9")), "café");
+        assert_eq!(search_query(None), "");
+    }
+}

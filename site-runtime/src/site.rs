@@ -1,0 +1,119 @@
+//! A served branch: its index, its current snapshot, and publishing a new commit.
+//!
+//! [`Site::publish`] brings the index to a commit (incrementally), compiles the theme, and swaps
+//! the new snapshot in with one atomic pointer store; requests in flight finish on the snapshot
+//! they started with. Publishing is serialized per site; readers never wait for it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwapOption;
+use gix::ObjectId;
+
+use crate::config::SiteConfig;
+use crate::error::{Error, Result};
+use crate::index::{self, Index, Progress};
+use crate::snapshot::{Pool, Snapshot};
+use crate::theme::Theme;
+
+/// What a publish did.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub commit: ObjectId,
+    pub stats: index::UpdateStats,
+    /// Total time: index, theme, swap.
+    pub millis: u128,
+}
+
+/// One branch of a site repository, served.
+pub struct Site {
+    branch: String,
+    repo: gix::ThreadSafeRepository,
+    index: Mutex<Index>,
+    pool: Arc<Pool>,
+    current: ArcSwapOption<Snapshot>,
+}
+
+impl Site {
+    /// Serve `branch` of the repository at `git_dir`, with its index at `index_path`.
+    pub fn open(git_dir: &Path, branch: &str, index_path: PathBuf) -> Result<Self> {
+        let repo = gix::open_opts(git_dir, gix::open::Options::isolated()).map_err(Error::git)?.into_sync();
+        let index = Index::open(&index_path)?;
+        Ok(Site {
+            branch: branch.to_string(),
+            repo,
+            index: Mutex::new(index),
+            pool: Arc::new(Pool::new(index_path)),
+            current: ArcSwapOption::empty(),
+        })
+    }
+
+    /// The branch served.
+    pub fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    /// The snapshot serving now, if any commit was published.
+    pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.current.load_full()
+    }
+
+    /// The commit the branch points at in the repository now, if it exists.
+    pub fn branch_head(&self) -> Result<Option<ObjectId>> {
+        let repo = self.repo.to_thread_local();
+        let name = format!("refs/heads/{}", self.branch);
+        match repo.try_find_reference(name.as_str()).map_err(Error::git)? {
+            Some(mut r) => Ok(Some(r.peel_to_id().map_err(Error::git)?.detach())),
+            None => Ok(None),
+        }
+    }
+
+    /// Publish the branch's current head if it differs from what is served (start-up, or after a
+    /// push). Returns what was published, if anything.
+    pub fn refresh(&self, progress: &mut dyn FnMut(Progress)) -> Result<Option<Published>> {
+        let Some(head) = self.branch_head()? else { return Ok(None) };
+        if self.snapshot().is_some_and(|s| s.commit == head) {
+            return Ok(None);
+        }
+        self.publish(head, progress).map(Some)
+    }
+
+    /// Index `commit`, build its snapshot and make it the one served.
+    pub fn publish(&self, commit: ObjectId, progress: &mut dyn FnMut(Progress)) -> Result<Published> {
+        let started = std::time::Instant::now();
+        let repo = self.repo.to_thread_local();
+        let config = match crate::source::blob_at(&repo, commit, crate::config::PATH)? {
+            Some(blob) => {
+                let bytes = crate::source::read_blob(&repo, blob)?;
+                let text = std::str::from_utf8(&bytes).map_err(|_| Error::content(crate::config::PATH, "not UTF-8"))?;
+                SiteConfig::parse(text)?
+            }
+            None => SiteConfig::default(),
+        };
+        // The theme first: a theme that does not compile refuses the publish before the index
+        // moves, and the previous snapshot keeps serving.
+        let section_cell: crate::theme::Sections = Arc::default();
+        let theme = Theme::load(&repo, commit, &config, section_cell.clone())?;
+        let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let stats = index.update(&repo, commit, progress)?;
+        let now = jiff::Timestamp::now().as_second();
+        let conn = index.connection();
+        let sections: BTreeMap<String, index::read::DocRow> =
+            index::read::sections(conn)?.into_iter().map(|s| (s.url.clone(), s)).collect();
+        let next = index::read::next_publication(conn, now)?;
+        let sections = Arc::new(sections);
+        let _ = section_cell.set(sections.clone());
+        let snapshot = Snapshot::new(commit, config, theme, sections, self.pool.clone(), self.repo.clone(), next);
+        self.current.store(Some(Arc::new(snapshot)));
+        drop(index);
+        let millis = started.elapsed().as_millis();
+        tracing::info!(branch = %self.branch, %commit, ms = millis as u64, "published");
+        Ok(Published { commit, stats, millis })
+    }
+
+    /// Files that could not be indexed at the served commit.
+    pub fn problems(&self) -> Result<Vec<(String, String)>> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner()).problems()
+    }
+}

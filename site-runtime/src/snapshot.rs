@@ -1,0 +1,168 @@
+//! A snapshot: what one request is served from — a commit, its configuration, its compiled
+//! theme, and the index connections — plus the cache of pages rendered from it.
+//!
+//! Snapshots are immutable and shared (`Arc`); publishing builds a new one and swaps it in
+//! atomically (see [`crate::site`]). The index file is shared by successive snapshots of a
+//! branch, so each request checks, inside its read transaction, that the index reflects the
+//! snapshot's commit ([`Snapshot::read`]); during the instant between an index commit and the
+//! swap, the request simply retries on the new snapshot. No request ever mixes two commits.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use gix::ObjectId;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::config::SiteConfig;
+use crate::error::Result;
+use crate::index::read::DocRow;
+use crate::theme::Theme;
+
+/// A rendered response body, cached per snapshot.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Arc<Vec<u8>>,
+    /// Strong validator: a hash of the body.
+    pub etag: String,
+    /// A permanent redirect target instead of a body.
+    pub location: Option<String>,
+}
+
+/// Read-only connections to a branch's index file.
+pub struct Pool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Pool {
+    /// Connections to the index at `path`.
+    pub fn new(path: PathBuf) -> Self {
+        Pool { path, idle: Mutex::new(Vec::new()) }
+    }
+
+    fn take(&self) -> Result<Connection> {
+        if let Some(c) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(c);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < 16 {
+            idle.push(conn);
+        }
+    }
+}
+
+/// Everything a request is served from.
+pub struct Snapshot {
+    pub commit: ObjectId,
+    pub config: SiteConfig,
+    pub theme: Theme,
+    /// Sections by URL (for menus and `get_section`).
+    pub sections: Arc<BTreeMap<String, DocRow>>,
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) repo: gix::ThreadSafeRepository,
+    cache: Mutex<Cache>,
+}
+
+struct Cache {
+    entries: HashMap<String, Rendered>,
+    /// When the next scheduled page appears: the cache is dropped then.
+    valid_until: Option<i64>,
+}
+
+/// The outcome of [`Snapshot::read`].
+pub enum Read<T> {
+    Done(T),
+    /// The index already reflects a newer commit: use the newer snapshot.
+    Stale,
+}
+
+impl Snapshot {
+    pub(crate) fn new(
+        commit: ObjectId,
+        config: SiteConfig,
+        theme: Theme,
+        sections: Arc<BTreeMap<String, DocRow>>,
+        pool: Arc<Pool>,
+        repo: gix::ThreadSafeRepository,
+        next_publication: Option<i64>,
+    ) -> Self {
+        Snapshot {
+            commit,
+            config,
+            theme,
+            sections,
+            pool,
+            repo,
+            cache: Mutex::new(Cache { entries: HashMap::new(), valid_until: next_publication }),
+        }
+    }
+
+    /// Run `f` in a read transaction on the index, if the index reflects this snapshot.
+    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<Read<T>> {
+        let mut conn = self.pool.take()?;
+        let result = (|| {
+            let tx = conn.transaction()?;
+            let commit: String = tx.query_row("SELECT value FROM meta WHERE key = 'commit'", [], |r| r.get(0))?;
+            if ObjectId::from_hex(commit.as_bytes()).ok() != Some(self.commit) {
+                return Ok(Read::Stale);
+            }
+            let value = f(&tx)?;
+            tx.finish()?;
+            Ok(Read::Done(value))
+        })();
+        self.pool.give_back(conn);
+        result
+    }
+
+    /// A cached response for `key`, if still valid at `now`.
+    pub fn cached(&self, key: &str, now: i64) -> Option<Rendered> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.valid_until.is_some_and(|t| now >= t) {
+            cache.entries.clear();
+            cache.valid_until = None;
+            return None;
+        }
+        cache.entries.get(key).cloned()
+    }
+
+    /// Remember a response for `key`; `next_publication` (from the same read) bounds its life.
+    pub fn remember(&self, key: String, rendered: Rendered, next_publication: Option<i64>) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.entries.len() >= 50_000 {
+            cache.entries.clear(); // crude bound on memory; a hot site refills quickly
+        }
+        if let Some(t) = next_publication {
+            cache.valid_until = Some(cache.valid_until.map_or(t, |v| v.min(t)));
+        }
+        cache.entries.insert(key, rendered);
+    }
+
+    /// The bytes of blob `id` (assets).
+    pub fn blob(&self, id: ObjectId) -> Result<Vec<u8>> {
+        let repo = self.repo.to_thread_local();
+        crate::source::read_blob(&repo, id)
+    }
+
+    /// Pages cached so far (for tests and metrics).
+    pub fn cache_len(&self) -> usize {
+        self.cache.lock().map(|c| c.entries.len()).unwrap_or(0)
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").field("commit", &self.commit).field("theme", &self.theme).finish()
+    }
+}

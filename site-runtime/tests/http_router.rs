@@ -1,0 +1,245 @@
+//! The public site through the Axum router (no socket: `tower::ServiceExt::oneshot`), built from
+//! a repository made with the real `git` CLI.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use site_runtime::Site;
+use tower::ServiceExt;
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .args(["-c", "user.name=T", "-c", "user.email=t@e", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn write(root: &Path, path: &str, text: &str) {
+    let p = root.join(path);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+fn commit_all(dir: &Path, message: &str) -> gix::ObjectId {
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", message]);
+    gix::ObjectId::from_hex(git(dir, &["rev-parse", "HEAD"]).as_bytes()).unwrap()
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    work: std::path::PathBuf,
+    site: Arc<Site>,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("site");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q"]);
+    write(&work, "site.toml", "title = \"Test Site\"\nbase_url = \"https://example.org\"\npaginate_by = 2\n");
+    write(&work, "content/_index.md", "+++\ntitle = \"Home\"\n+++\nWelcome **home**.\n");
+    write(
+        &work,
+        "content/about.md",
+        "+++\ntitle = \"About us\"\naliases = [\"/old-about/\"]\n+++\n# Who\n\nWe write.\n",
+    );
+    write(&work, "content/blog/_index.md", "+++\ntitle = \"Blog\"\nsort_by = \"date\"\n+++\n");
+    for (i, tag) in ["rust", "rust", "web"].iter().enumerate() {
+        write(
+            &work,
+            &format!("content/blog/post-{i}.md"),
+            &format!("+++\ntitle = \"Post {i}\"\ndate = 2024-01-0{}\ntags = [\"{tag}\"]\n+++\nBody of post {i} about {tag}.\n", i + 1),
+        );
+    }
+    write(&work, "content/blog/draft.md", "+++\ntitle = \"Secret draft\"\ndraft = true\n+++\nhidden\n");
+    write(&work, "content/blog/future.md", "+++\ntitle = \"From the future\"\ndate = 2999-01-01\n+++\nlater\n");
+    write(&work, "content/blog/trip/index.md", "+++\ntitle = \"Trip\"\ndate = 2023-06-01\n+++\n![cat](cat.txt)\n");
+    write(&work, "content/blog/trip/cat.txt", "meow meow meow meow");
+    write(&work, "static/robots-extra.txt", "0123456789");
+    let head = commit_all(&work, "first");
+    let site = Site::open(&work.join(".git"), "main", tmp.path().join("index/main.sqlite")).unwrap();
+    site.publish(head, &mut |_| {}).unwrap();
+    Fixture { _tmp: tmp, work, site: Arc::new(site) }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+async fn get(site: &Arc<Site>, uri: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut req = Request::builder().uri(uri);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = site_runtime::http::router(site.clone()).oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+}
+
+#[tokio::test]
+async fn serves_home_pages_sections_and_pagination() {
+    let f = fixture();
+    let home = get(&f.site, "/", &[]).await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.body.contains("<title>Test Site</title>"), "{}", home.body);
+    assert!(home.body.contains("Welcome <strong>home</strong>"));
+    assert!(home.body.contains("Post 2"), "newest post on the home page");
+
+    let blog = get(&f.site, "/blog/", &[]).await;
+    assert_eq!(blog.status, StatusCode::OK);
+    assert!(
+        blog.body.contains("Post 2") && blog.body.contains("Post 1") && !blog.body.contains("Post 0"),
+        "page 1 has 2 newest"
+    );
+    assert!(blog.body.contains("/blog/page/2/"), "link to the next page");
+    let page2 = get(&f.site, "/blog/page/2/", &[]).await;
+    assert!(page2.body.contains("Post 0") && page2.body.contains("Trip"), "{}", page2.body);
+    assert_eq!(get(&f.site, "/blog/page/1/", &[]).await.headers[header::LOCATION], "/blog/");
+    assert_eq!(get(&f.site, "/blog/page/9/", &[]).await.status, StatusCode::NOT_FOUND);
+
+    let post = get(&f.site, "/blog/post-1/", &[]).await;
+    assert!(post.body.contains("Body of post 1 about rust"));
+    assert!(post.body.contains("href=\"https://example.org/tags/rust/\""), "tag links use base_url");
+    let about = get(&f.site, "/about/", &[]).await;
+    assert!(about.body.contains("<h1 id=\"who\">Who</h1>"), "{}", about.body);
+}
+
+#[tokio::test]
+async fn drafts_and_future_pages_are_not_published() {
+    let f = fixture();
+    assert_eq!(get(&f.site, "/blog/draft/", &[]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(get(&f.site, "/blog/future/", &[]).await.status, StatusCode::NOT_FOUND);
+    let sitemap = get(&f.site, "/sitemap.xml", &[]).await.body;
+    assert!(!sitemap.contains("draft") && !sitemap.contains("future"), "{sitemap}");
+    assert!(sitemap.contains("<loc>https://example.org/blog/post-0/</loc>"));
+    let rss = get(&f.site, "/rss.xml", &[]).await.body;
+    assert!(!rss.contains("From the future"));
+}
+
+#[tokio::test]
+async fn taxonomies_feeds_robots_and_search() {
+    let f = fixture();
+    let tags = get(&f.site, "/tags/", &[]).await;
+    assert!(tags.body.contains("/tags/rust/") && tags.body.contains(">2</span>"), "{}", tags.body);
+    let rust = get(&f.site, "/tags/rust/", &[]).await;
+    assert!(rust.body.contains("Post 0") && rust.body.contains("Post 1") && !rust.body.contains("Post 2"));
+    assert_eq!(get(&f.site, "/tags/nothing/", &[]).await.status, StatusCode::NOT_FOUND);
+
+    let rss = get(&f.site, "/rss.xml", &[]).await;
+    assert_eq!(rss.headers[header::CONTENT_TYPE], "application/rss+xml; charset=utf-8");
+    assert!(rss.body.contains("<link>https://example.org/blog/post-2/</link>"));
+    let atom = get(&f.site, "/atom.xml", &[]).await;
+    assert!(atom.body.contains("<feed xmlns=\"http://www.w3.org/2005/Atom\""));
+    assert!(get(&f.site, "/robots.txt", &[]).await.body.contains("Sitemap: https://example.org/sitemap.xml"));
+
+    let html = get(&f.site, "/search?q=rust", &[]).await;
+    assert!(html.body.contains("Post 0") && html.body.contains("<mark>rust</mark>"), "{}", html.body);
+    let json = get(&f.site, "/search?q=post+web", &[("accept", "application/json")]).await;
+    let v: serde_json::Value = serde_json::from_str(&json.body).unwrap();
+    assert_eq!(v["results"][0]["url"], "/blog/post-2/");
+    let hostile = get(&f.site, "/search?q=title%3A%22x%22+NEAR(a+b)+*+%22", &[("accept", "application/json")]).await;
+    assert_eq!(hostile.status, StatusCode::OK, "FTS syntax in queries is neutralized");
+}
+
+#[tokio::test]
+async fn files_aliases_redirects_and_errors() {
+    let f = fixture();
+    let cat = get(&f.site, "/blog/trip/cat.txt", &[]).await;
+    assert_eq!(cat.status, StatusCode::OK);
+    assert_eq!(cat.body, "meow meow meow meow");
+    let etag = cat.headers[header::ETAG].to_str().unwrap().to_string();
+    let blob = git(&f.work, &["rev-parse", "HEAD:content/blog/trip/cat.txt"]);
+    assert_eq!(etag, format!("\"{blob}\""), "the blob id is the strong ETag");
+    assert_eq!(get(&f.site, "/blog/trip/cat.txt", &[("if-none-match", &etag)]).await.status, StatusCode::NOT_MODIFIED);
+    let part = get(&f.site, "/robots-extra.txt", &[("range", "bytes=2-4")]).await;
+    assert_eq!((part.status, part.body.as_str()), (StatusCode::PARTIAL_CONTENT, "234"));
+    assert_eq!(part.headers[header::CONTENT_RANGE], "bytes 2-4/10");
+    assert_eq!(
+        get(&f.site, "/robots-extra.txt", &[("range", "bytes=50-")]).await.status,
+        StatusCode::RANGE_NOT_SATISFIABLE
+    );
+
+    let alias = get(&f.site, "/old-about/", &[]).await;
+    assert_eq!(
+        (alias.status, alias.headers[header::LOCATION].to_str().unwrap()),
+        (StatusCode::MOVED_PERMANENTLY, "/about/")
+    );
+    let slash = get(&f.site, "/about", &[]).await;
+    assert_eq!(slash.headers[header::LOCATION], "/about/");
+
+    let css = get(&f.site, "/style.css", &[]).await;
+    assert_eq!(css.headers[header::CONTENT_TYPE], "text/css; charset=utf-8");
+    let missing = get(&f.site, "/no/such/page/", &[]).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.body.contains("Page not found"), "the theme's 404 page");
+    assert_eq!(get(&f.site, "/a/%2e%2e/b", &[]).await.status, StatusCode::BAD_REQUEST);
+
+    let post = Request::builder().method("POST").uri("/").body(Body::empty()).unwrap();
+    let resp = site_runtime::http::router(f.site.clone()).oneshot(post).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+
+    let page = get(&f.site, "/about/", &[]).await;
+    let etag = page.headers[header::ETAG].to_str().unwrap().to_string();
+    assert_eq!(get(&f.site, "/about/", &[("if-none-match", &etag)]).await.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(get(&f.site, "/healthz", &[]).await.status, StatusCode::OK);
+    assert!(get(&f.site, "/readyz", &[]).await.body.starts_with("ready "));
+}
+
+#[tokio::test]
+async fn publishing_a_new_commit_swaps_content_and_theme() {
+    let f = fixture();
+    assert!(get(&f.site, "/about/", &[]).await.body.contains("We write."));
+    write(&f.work, "content/about.md", "+++\ntitle = \"About us\"\n+++\nWe publish now.\n");
+    write(&f.work, "themes/plain/theme.toml", "name = \"plain\"\n");
+    write(&f.work, "themes/plain/templates/page.html", "<p class=plain>{{ page.title }}|{{ page.content | safe }}</p>");
+    write(&f.work, "themes/plain/static/plain.css", "p{}");
+    write(
+        &f.work,
+        "site.toml",
+        "title = \"Test Site\"\nbase_url = \"https://example.org\"\npaginate_by = 2\ntheme = \"plain\"\n",
+    );
+    let head = commit_all(&f.work, "second");
+    let published = f.site.publish(head, &mut |_| {}).unwrap();
+    assert!(published.stats.full, "a site.toml change rebuilds everything");
+    let about = get(&f.site, "/about/", &[]).await;
+    assert!(about.body.starts_with("<p class=plain>About us|"), "{}", about.body);
+    assert!(about.body.contains("We publish now."));
+    // Templates the theme lacks come from the default theme.
+    assert!(get(&f.site, "/blog/", &[]).await.body.contains("<title>Blog · Test Site</title>"));
+    assert_eq!(get(&f.site, "/plain.css", &[]).await.body, "p{}");
+
+    // An incremental publish of one page.
+    write(&f.work, "content/about.md", "+++\ntitle = \"About\"\n+++\nThird.\n");
+    let head = commit_all(&f.work, "third");
+    let published = f.site.publish(head, &mut |_| {}).unwrap();
+    assert!(!published.stats.full);
+    assert_eq!(published.stats.documents, 1);
+    assert!(get(&f.site, "/about/", &[]).await.body.contains("Third."));
+}
+
+#[tokio::test]
+async fn a_broken_theme_is_reported_with_its_file() {
+    let f = fixture();
+    write(&f.work, "site.toml", "title = \"x\"\ntheme = \"broken\"\n");
+    write(&f.work, "themes/broken/theme.toml", "name = \"broken\"\n");
+    write(&f.work, "themes/broken/templates/page.html", "{% for x in %}");
+    let head = commit_all(&f.work, "broken theme");
+    let err = f.site.publish(head, &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("themes/broken/templates/page.html"), "{err}");
+    // The previous snapshot keeps serving.
+    assert_eq!(get(&f.site, "/about/", &[]).await.status, StatusCode::OK);
+}
