@@ -1,6 +1,7 @@
 //! `whispercms-server`: the binary. It parses the command line and `settings.toml`, wires the
 //! library crates together and runs them until SIGTERM/Ctrl-C. No behaviour lives here.
 
+mod publish;
 mod settings;
 
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use githost::{AuthorizedKeys, GitHost, Repository};
+use site_runtime::Site;
 
 use crate::settings::Settings;
 
@@ -35,9 +37,18 @@ enum Command {
         /// SSH address (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:2222")]
         ssh_listen: SocketAddr,
+        /// Address of the public site (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http_listen: SocketAddr,
+        /// Also serve the `admin` branch as a preview on this address.
+        #[arg(long)]
+        preview_listen: Option<SocketAddr>,
         /// Extra keys allowed to connect (OpenSSH authorized_keys format).
         #[arg(long)]
         authorized_keys: Option<PathBuf>,
+        /// Start with an empty repository instead of the starter site.
+        #[arg(long)]
+        empty: bool,
     },
 }
 
@@ -55,17 +66,21 @@ fn main() -> anyhow::Result<()> {
             let settings = Settings::load(&cli.config)?;
             runtime.block_on(run(settings, None))
         }
-        Command::Demo { data_dir, ssh_listen, authorized_keys } => {
+        Command::Demo { data_dir, ssh_listen, http_listen, preview_listen, authorized_keys, empty } => {
             let defaults = Settings::default();
             let ssh = settings::SshSettings { listen: ssh_listen, authorized_keys, ..defaults.ssh.clone() };
-            let settings = Settings { data_dir, ssh, ..defaults };
-            runtime.block_on(run(settings, Some(Demo)))
+            let http = settings::HttpSettings { listen: http_listen, preview_listen };
+            let settings = Settings { data_dir, ssh, http, ..defaults };
+            runtime.block_on(run(settings, Some(Demo { starter: !empty })))
         }
     }
 }
 
-/// Marker: generate and authorize a demo user key, print how to use it.
-struct Demo;
+/// Demo mode: generate and authorize a demo user key, print how to use it, and (unless asked
+/// not to) seed an empty repository with the starter site.
+struct Demo {
+    starter: bool,
+}
 
 async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
     let data_dir = &settings.data_dir;
@@ -90,8 +105,42 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
         tracing::warn!("no SSH keys are authorized: nobody can connect (set ssh.keys or ssh.authorized_keys)");
     }
 
-    let repo = Repository::open_or_init("site", data_dir.join("repos/site.git"))?;
-    let mut host = GitHost::new(Arc::new(keys), Arc::new(githost::AllowAll), settings.limits.to_limits());
+    let git_dir = data_dir.join("repos/site.git");
+    let repo = Repository::open_or_init("site", &git_dir)?;
+
+    // The HTTP listeners are bound first, so the demo's starter site knows its own address.
+    let http = tokio::net::TcpListener::bind(settings.http.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.http.listen))?;
+    let http_addr = http.local_addr()?;
+    let preview = match settings.http.preview_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?),
+        None => None,
+    };
+    if demo.as_ref().is_some_and(|d| d.starter) {
+        let site_toml = site_runtime::starter::FILES
+            .iter()
+            .find(|(p, _)| *p == "site.toml")
+            .map(|(_, t)| t.replace("http://127.0.0.1:8080", &format!("http://{http_addr}")))
+            .unwrap_or_default();
+        if let Some(commit) = site_runtime::starter::seed(&git_dir, "main", &[("site.toml".into(), site_toml)])? {
+            tracing::info!(%commit, "seeded the demo repository with the starter site");
+        }
+    }
+
+    let live = Arc::new(Site::open(&git_dir, "main", data_dir.join("index/main.sqlite"))?);
+    publish_at_start(&live);
+    let preview_site = match &preview {
+        Some(_) => {
+            let site = Arc::new(Site::open(&git_dir, "admin", data_dir.join("index/admin.sqlite"))?);
+            publish_at_start(&site);
+            Some(site)
+        }
+        None => None,
+    };
+
+    let hooks = publish::Publisher { live: live.clone(), preview: preview_site.clone() };
+    let mut host = GitHost::new(Arc::new(keys), Arc::new(hooks), settings.limits.to_limits());
     host.add_repository(Arc::new(repo));
 
     let listener = tokio::net::TcpListener::bind(settings.ssh.listen)
@@ -99,14 +148,59 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", settings.ssh.listen))?;
     let addr = listener.local_addr()?;
     println!("ssh listening on {addr}");
+    println!("http listening on {http_addr}");
+    if let Some(p) = &preview {
+        println!("preview listening on {}", p.local_addr()?);
+    }
     if demo.is_some() {
-        print_demo_help(data_dir, &demo_key_path, addr, &host_key)?;
+        print_demo_help(data_dir, &demo_key_path, addr, http_addr, &host_key)?;
     }
     use std::io::Write as _;
     std::io::stdout().flush()?;
 
-    githost::serve(Arc::new(host), listener, host_key, shutdown_signal()).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(serve_http(http, live.clone(), stopped(stop_rx.clone())));
+    if let (Some(listener), Some(site)) = (preview, preview_site) {
+        tasks.spawn(serve_http(listener, site, stopped(stop_rx.clone())));
+    }
+    let ssh = githost::serve(Arc::new(host), listener, host_key, stopped(stop_rx.clone()));
+    tasks.spawn(async move { ssh.await.map_err(anyhow::Error::from) });
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Publish what the branch points at now (a no-op when the index is current); a failure leaves
+/// the site unpublished and is logged, the server still starts (a push can fix it).
+fn publish_at_start(site: &Site) {
+    let mut last_report = std::time::Instant::now();
+    let mut progress = |p: site_runtime::index::Progress| {
+        if last_report.elapsed().as_secs() >= 2 || p.done == p.total {
+            tracing::info!(branch = site.branch(), done = p.done, total = p.total, "indexing");
+            last_report = std::time::Instant::now();
+        }
+    };
+    match site.refresh(&mut progress) {
+        Ok(Some(p)) => tracing::info!(branch = site.branch(), commit = %p.commit, ms = p.millis as u64, "site ready"),
+        Ok(None) => tracing::info!(branch = site.branch(), "nothing to publish yet"),
+        Err(e) => tracing::error!(branch = site.branch(), error = %e, "could not publish at start"),
+    }
+}
+
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    site: Arc<Site>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, site_runtime::http::router(site)).with_graceful_shutdown(stop).await?;
     Ok(())
 }
 
@@ -114,6 +208,7 @@ fn print_demo_help(
     data_dir: &Path,
     key: &Path,
     addr: SocketAddr,
+    http_addr: SocketAddr,
     host_key: &githost::keys::PrivateKey,
 ) -> anyhow::Result<()> {
     let known_hosts = data_dir.join("keys/known_hosts");
@@ -126,7 +221,7 @@ fn print_demo_help(
         abs(&known_hosts).display()
     );
     println!(
-        "\nWhisperCMS demo is running. Clone the site, commit, and push:\n\n  \
+        "\nWhisperCMS demo is running. The site: http://{http_addr}/\n\nClone it, commit, and push:\n\n  \
          GIT_SSH_COMMAND='{ssh}' git clone ssh://git@{addr}/site.git\n\n\
          (then, inside the clone: git add … && git commit && git push)\n\
          Stop with Ctrl-C. Data lives in {}.\n",

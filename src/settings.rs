@@ -17,6 +17,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// The SSH endpoint.
     pub ssh: SshSettings,
+    /// The public site.
+    pub http: HttpSettings,
     /// Bounds on what a client may cost.
     pub limits: LimitSettings,
 }
@@ -33,6 +35,22 @@ pub struct SshSettings {
     pub authorized_keys: Option<PathBuf>,
     /// Public keys allowed to connect, one `authorized_keys` line each.
     pub keys: Vec<String>,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSettings {
+    /// Address of the live site (`main`).
+    pub listen: SocketAddr,
+    /// Address of the preview of the `admin` branch; none by default.
+    pub preview_listen: Option<SocketAddr>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), preview_listen: None }
+    }
 }
 
 /// `[limits]`
@@ -60,6 +78,7 @@ impl Default for Settings {
         Settings {
             data_dir: PathBuf::from("/var/lib/whispercms"),
             ssh: SshSettings::default(),
+            http: HttpSettings::default(),
             limits: LimitSettings::default(),
         }
     }

@@ -18,6 +18,7 @@ pub mod render;
 pub mod site;
 pub mod snapshot;
 pub mod source;
+pub mod starter;
 pub mod theme;
 
 pub use config::SiteConfig;

@@ -158,7 +158,7 @@ fn a_killed_push_leaves_no_quarantine_after_restart() {
     std::fs::create_dir_all(stale.join("pack")).unwrap();
     std::fs::write(stale.join("pack/tmp_pack_x"), b"PACK partial").unwrap();
     server.stop();
-    let restarted = Server::binary_at(&data_dir);
+    let restarted = Server::binary_at(&data_dir, &["--empty"]);
     assert!(!stale.exists(), "the stale quarantine is removed on start");
     restarted.assert_repository_sound();
 }

@@ -5,5 +5,6 @@
 mod clone_fetch;
 mod hostile;
 mod push;
+mod site;
 mod ssh;
 mod support;

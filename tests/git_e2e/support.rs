@@ -10,6 +10,8 @@ use std::sync::Arc;
 /// A running server and what a client needs to reach it.
 pub struct Server {
     pub port: u16,
+    /// The public site's port (binary servers only).
+    pub http_port: Option<u16>,
     pub data_dir: PathBuf,
     pub key: PathBuf,
     pub repo_dir: PathBuf,
@@ -23,21 +25,27 @@ enum Kind {
 }
 
 impl Server {
-    /// Start `whispercms-server demo` in a fresh data directory on a free port.
+    /// Start `whispercms-server demo --empty` in a fresh data directory on free ports.
     pub fn binary() -> Server {
+        Self::binary_with(&["--empty"])
+    }
+
+    /// Start `whispercms-server demo` with the starter site (and `extra` arguments).
+    pub fn binary_with(extra: &[&str]) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
-        let mut server = Self::binary_at(&data_dir);
+        let mut server = Self::binary_at(&data_dir, extra);
         server._tmp = Some(tmp);
         server
     }
 
     /// Start `whispercms-server demo` on an existing data directory (a restart).
-    pub fn binary_at(data_dir: &Path) -> Server {
+    pub fn binary_at(data_dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_whispercms-server"))
             .args(["demo", "--data-dir"])
             .arg(data_dir)
-            .args(["--ssh-listen", "127.0.0.1:0"])
+            .args(["--ssh-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args(extra)
             .env("WHISPERCMS_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -45,16 +53,22 @@ impl Server {
             .expect("start whispercms-server");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let port = loop {
+        let port_of = |addr: &str| addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+        let (mut port, mut http_port) = (None, None);
+        while port.is_none() || http_port.is_none() {
             let line = lines.next().expect("server exited before listening").expect("read stdout");
             if let Some(addr) = line.strip_prefix("ssh listening on ") {
-                break addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+                port = Some(port_of(addr));
+            } else if let Some(addr) = line.strip_prefix("http listening on ") {
+                http_port = Some(port_of(addr));
             }
-        };
+        }
+        let port = port.unwrap();
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Server {
             port,
+            http_port,
             data_dir: data_dir.to_path_buf(),
             key: data_dir.join("keys/demo_ed25519"),
             repo_dir: data_dir.join("repos/site.git"),
@@ -93,6 +107,7 @@ impl Server {
         let port = port_rx.recv().expect("in-process server started");
         Server {
             port,
+            http_port: None,
             data_dir,
             key: key_path,
             repo_dir,
@@ -225,6 +240,35 @@ impl Drop for Server {
             self.shutdown();
         }
     }
+}
+
+/// A plain HTTP/1.1 GET to 127.0.0.1:`port`: (status, headers, body).
+pub fn http_get(port: u16, path: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read response");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body =
+        if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_string() };
+    (status, head.to_string(), body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 /// A git command in `dir` with no user or system configuration and a fixed identity.

@@ -1,0 +1,61 @@
+//! Publish on push: the post-receive hook that re-indexes and swaps the served snapshot when
+//! `main` (the live site) or `admin` (the preview) moves. Other branches are only stored.
+//!
+//! This is the first piece of the push-time governance; authorization and validation
+//! (pre-receive) join it in the `hooks` crate.
+
+use std::sync::Arc;
+
+use githost::{Hooks, PostReceiveContext, UpdateKind};
+use site_runtime::Site;
+
+/// Publishes the branches that are served.
+pub struct Publisher {
+    /// `main`, served as the live site.
+    pub live: Arc<Site>,
+    /// `admin`, served as the preview, when a preview listener is configured.
+    pub preview: Option<Arc<Site>>,
+}
+
+impl Hooks for Publisher {
+    fn post_receive(&self, push: &PostReceiveContext<'_>) -> Vec<String> {
+        let mut messages = Vec::new();
+        for site in std::iter::once(&self.live).chain(self.preview.iter()) {
+            let name = format!("refs/heads/{}", site.branch());
+            let Some(update) = push.updates.iter().find(|u| u.name == name.as_str()) else { continue };
+            if update.kind == UpdateKind::Delete {
+                messages.push(format!("{} deleted; the site keeps serving its last commit", site.branch()));
+                continue;
+            }
+            match site.publish(update.new, &mut |_| {}) {
+                Ok(p) => {
+                    let base = site.snapshot().map(|s| s.config.base().to_string()).unwrap_or_default();
+                    let pages = p.stats.documents;
+                    let what = if p.stats.full { "rebuilt" } else { "updated" };
+                    messages.push(format!(
+                        "published {} to {base}/ in {} ms ({what}: {pages} page{}, {} removed)",
+                        site.branch(),
+                        p.millis,
+                        if pages == 1 { "" } else { "s" },
+                        p.stats.removed
+                    ));
+                    if p.stats.problems > 0 {
+                        if let Ok(problems) = site.problems() {
+                            for (path, message) in problems.iter().take(20) {
+                                messages.push(format!("warning: not published: {path}: {message}"));
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(branch = site.branch(), error = %e, "publish failed; previous snapshot keeps serving");
+                    messages.push(format!(
+                        "error: {} not published ({e}); the previous version keeps serving",
+                        site.branch()
+                    ));
+                }
+            }
+        }
+        messages
+    }
+}
