@@ -29,6 +29,16 @@ struct Cli {
 enum Command {
     /// Serve according to the settings file (the default).
     Serve,
+    /// Rebuild a branch's index from scratch (the index is a cache of Git; this is always safe)
+    /// and report how long it took.
+    Reindex {
+        /// The data directory (default: `data_dir` of the settings file).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The branch to index.
+        #[arg(long, default_value = "main")]
+        branch: String,
+    },
     /// Start a demo: data in ./whispercms-demo, generated keys, SSH on 127.0.0.1:2222.
     Demo {
         /// Where the demo keeps its repository and keys.
@@ -65,6 +75,13 @@ fn main() -> anyhow::Result<()> {
         Command::Serve => {
             let settings = Settings::load(&cli.config)?;
             runtime.block_on(run(settings, None))
+        }
+        Command::Reindex { data_dir, branch } => {
+            let data_dir = match data_dir {
+                Some(d) => d,
+                None => Settings::load(&cli.config)?.data_dir,
+            };
+            reindex(&data_dir, &branch)
         }
         Command::Demo { data_dir, ssh_listen, http_listen, preview_listen, authorized_keys, empty } => {
             let defaults = Settings::default();
@@ -175,6 +192,35 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
         result??;
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+fn reindex(data_dir: &Path, branch: &str) -> anyhow::Result<()> {
+    let index_path = data_dir.join(format!("index/{branch}.sqlite"));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", index_path.display()));
+    }
+    let site = Site::open(&data_dir.join("repos/site.git"), branch, index_path)?;
+    let mut progress = |p: site_runtime::index::Progress| {
+        if p.done % 5000 == 0 || p.done == p.total {
+            tracing::info!(done = p.done, total = p.total, "parsing");
+        }
+    };
+    let Some(published) = site.refresh(&mut progress)? else {
+        anyhow::bail!("branch {branch} does not exist");
+    };
+    let docs = published.stats.documents.max(1);
+    println!(
+        "indexed {} documents and {} files of {} in {} ms ({:.3} ms/document)",
+        published.stats.documents,
+        published.stats.assets,
+        published.commit,
+        published.millis,
+        published.millis as f64 / docs as f64
+    );
+    for (path, message) in site.problems()? {
+        println!("not indexed: {path}: {message}");
+    }
     Ok(())
 }
 

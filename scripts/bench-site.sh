@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Benchmark of the site runtime on a generated 10,000-page site (release build, this machine):
+#   (a) full index build, ms/page (beside Zola's published ~0.16 ms/page and Hugo's ~1 ms/page);
+#   (b) one-page change: git push → page served, and the server-side publish time;
+#   (c) requests/s and p99 for a cached page with wrk, beside nginx serving the same HTML bytes
+#       from disk, in the same run;
+#   (d) the server's resident memory with the site loaded.
+# Needs: cargo, git, wrk, nginx, python3, curl (Debian packages are installed when missing).
+# nginx runs as the current user on a high port with its own config; nothing else is touched.
+# Usage: scripts/bench-site.sh [PAGES]   (default 10000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib/common.sh
+ensure_cargo
+ensure_packages "${BASE_PACKAGES[@]}" wrk nginx-light python3 curl
+use_shared_target_dir
+PAGES="${1:-10000}"
+cargo build --release --quiet --bin whispercms-server
+BIN="${CARGO_TARGET_DIR:-target}/release/whispercms-server"
+
+W=$(mktemp -d /tmp/whispercms-site-bench.XXXXXX)
+cleanup() {
+  [ -f "$W/server.pid" ] && kill "$(cat "$W/server.pid")" 2>/dev/null || true
+  [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
+export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=init.defaultBranch GIT_CONFIG_VALUE_0=main
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now_ms() { date +%s%3N; }
+
+echo "generating a $PAGES-page site…" >&2
+python3 - "$W/stream" "$PAGES" <<'PY'
+import sys, random
+out, pages = open(sys.argv[1], "w"), int(sys.argv[2])
+random.seed(7)
+words = "git push site page theme index content publish server commit branch editor markdown review draft".split()
+def blob(path, text):
+    data = text.encode()
+    out.write(f"M 100644 inline {path}\ndata {len(data)}\n{text}\n")
+out.write("commit refs/heads/main\ncommitter Bench <b@e> 1700000000 +0000\ndata 4\nsite\n")
+blob("site.toml", 'title = "Bench"\nbase_url = "http://127.0.0.1"\npaginate_by = 10\ntaxonomies = ["tags"]\n')
+blob("content/_index.md", "+++\ntitle = \"Home\"\n+++\nThe bench site.\n")
+sections = 50
+for s in range(sections):
+    blob(f"content/s{s}/_index.md", f"+++\ntitle = \"Section {s}\"\nsort_by = \"date\"\n+++\n")
+for p in range(pages):
+    s = p % sections
+    body = "\n\n".join(" ".join(random.choice(words) for _ in range(60)) for _ in range(6))
+    tags = ", ".join(f'"{random.choice(words)}"' for _ in range(2))
+    text = (f"+++\ntitle = \"Page {p}\"\ndate = 2024-{1 + p % 12:02d}-{1 + p % 28:02d}\ntags = [{tags}]\n+++\n"
+            f"# Page {p}\n\n{body}\n\n## Details\n\n- one\n- two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    blob(f"content/s{s}/page-{p}.md", text)
+PY
+git init -q --bare "$W/data/repos/site.git"
+git -C "$W/data/repos/site.git" fast-import --quiet < "$W/stream"
+git -C "$W/data/repos/site.git" symbolic-ref HEAD refs/heads/main
+git -C "$W/data/repos/site.git" repack -adq
+
+echo "== (a) full index build" >&2
+BUILD=$(WHISPERCMS_LOG=warn "$BIN" reindex --data-dir "$W/data" | head -1)
+echo "$BUILD" >&2
+FULL_MS=$(echo "$BUILD" | sed -E 's/.* in ([0-9]+) ms.*/\1/')
+PER_PAGE=$(echo "$BUILD" | sed -E 's/.*\(([0-9.]+) ms\/document\).*/\1/')
+
+echo "== start the server" >&2
+SSH_PORT=$(free_port); HTTP_PORT=$(free_port)
+ssh-keygen -q -t ed25519 -N "" -f "$W/client" -C bench
+WHISPERCMS_LOG=warn "$BIN" demo --empty --data-dir "$W/data" --ssh-listen "127.0.0.1:$SSH_PORT" \
+  --http-listen "127.0.0.1:$HTTP_PORT" --authorized-keys "$W/client.pub" > "$W/server.out" 2> "$W/server.log" &
+echo $! > "$W/server.pid"
+for _ in $(seq 200); do grep -q "http listening" "$W/server.out" 2>/dev/null && break; sleep 0.05; done
+curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null
+
+echo "== (b) one-page change: push → served" >&2
+export GIT_SSH_COMMAND="ssh -F /dev/null -i $W/client -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+git clone -q "ssh://git@127.0.0.1:$SSH_PORT/site.git" "$W/clone"
+PUBLISH=() ; SERVED=()
+for i in 1 2 3 4 5; do
+  printf '+++\ntitle = "Page 7"\ndate = 2024-08-08\n+++\nEdited %s.\n' "$i" > "$W/clone/content/s7/page-7.md"
+  git -C "$W/clone" -c user.name=B -c user.email=b@e commit -qam "edit $i"
+  t0=$(now_ms)
+  git -C "$W/clone" push -q origin main 2> "$W/push.err"
+  until curl -sf "http://127.0.0.1:$HTTP_PORT/s7/page-7/" | grep -q "Edited $i."; do sleep 0.001; done
+  t1=$(now_ms)
+  PUBLISH+=("$(sed -nE 's/.*in ([0-9]+) ms.*/\1/p' "$W/push.err" | head -1)")
+  SERVED+=("$((t1 - t0))")
+done
+echo "publish (server-side, incremental index + theme + swap): ${PUBLISH[*]} ms" >&2
+echo "git push (ssh, pack, checks, publish) → new page served: ${SERVED[*]} ms" >&2
+
+echo "== (c) cached page: whispercms vs nginx (same bytes)" >&2
+URL_PATH="/s3/page-3/"
+mkdir -p "$W/www/s3/page-3"
+curl -sf "http://127.0.0.1:$HTTP_PORT$URL_PATH" > "$W/www/s3/page-3/index.html"
+NGINX_PORT=$(free_port)
+mkdir -p "$W/nginx"
+cat > "$W/nginx.conf" <<CFG
+worker_processes 1;
+pid $W/nginx.pid;
+error_log $W/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $W/nginx; proxy_temp_path $W/nginx; fastcgi_temp_path $W/nginx;
+  uwsgi_temp_path $W/nginx; scgi_temp_path $W/nginx;
+  server { listen 127.0.0.1:$NGINX_PORT; root $W/www; etag on; }
+}
+CFG
+nginx -c "$W/nginx.conf"
+sleep 0.3
+run_wrk() { wrk -t2 -c32 -d8s --latency "$1" 2>&1; }
+curl -sf "http://127.0.0.1:$HTTP_PORT$URL_PATH" >/dev/null
+OURS=$(run_wrk "http://127.0.0.1:$HTTP_PORT$URL_PATH")
+NGINX=$(run_wrk "http://127.0.0.1:$NGINX_PORT$URL_PATH")
+rps() { echo "$1" | awk '/Requests\/sec/ {print $2}'; }
+p99() { echo "$1" | awk '$1 == "99%" {print $2}'; }
+echo "$OURS" | grep -E "Requests/sec|99%" >&2
+echo "$NGINX" | grep -E "Requests/sec|99%" >&2
+
+echo "== (d) memory" >&2
+RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$(cat "$W/server.pid")/status")
+
+python3 - "$PAGES" "$FULL_MS" "$PER_PAGE" "${PUBLISH[*]}" "${SERVED[*]}" "$(rps "$OURS")" "$(p99 "$OURS")" "$(rps "$NGINX")" "$(p99 "$NGINX")" "$RSS_KB" <<'PY'
+import sys, statistics
+pages, full_ms, per_page, publish, served, ours_rps, ours_p99, nginx_rps, nginx_p99, rss = sys.argv[1:]
+publish = [int(x) for x in publish.split()]
+served = [int(x) for x in served.split()]
+print(f"\nresults for a {pages}-page site")
+print(f"(a) full index build: {full_ms} ms = {per_page} ms/page  (Zola ~0.16 ms/page, Hugo ~1 ms/page, published)")
+print(f"(b) one-page push: publish (index + theme + swap) median {statistics.median(publish)} ms; "
+      f"whole git push until the page is served median {statistics.median(served)} ms")
+ratio = float(ours_rps) / float(nginx_rps)
+print(f"(c) cached page: whispercms {ours_rps} req/s, p99 {ours_p99}; nginx {nginx_rps} req/s, p99 {nginx_p99}; ratio {ratio:.2f}")
+print(f"(d) server RSS with the site loaded: {int(rss) / 1024:.0f} MiB")
+PY
