@@ -97,7 +97,7 @@ curl -sf "http://127.0.0.1:$HTTP_PORT$URL_PATH" > "$W/www/s3/page-3/index.html"
 NGINX_PORT=$(free_port)
 mkdir -p "$W/nginx"
 cat > "$W/nginx.conf" <<CFG
-worker_processes 1;
+worker_processes auto;
 pid $W/nginx.pid;
 error_log $W/nginx/error.log;
 events { worker_connections 1024; }

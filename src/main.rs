@@ -202,7 +202,7 @@ fn reindex(data_dir: &Path, branch: &str) -> anyhow::Result<()> {
     }
     let site = Site::open(&data_dir.join("repos/site.git"), branch, index_path)?;
     let mut progress = |p: site_runtime::index::Progress| {
-        if p.done % 5000 == 0 || p.done == p.total {
+        if p.done.is_multiple_of(5000) || p.done == p.total {
             tracing::info!(done = p.done, total = p.total, "parsing");
         }
     };

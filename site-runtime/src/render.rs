@@ -45,19 +45,6 @@ impl Paginator {
 
 /// What templates see as `site`.
 fn site_value(snap: &Snapshot) -> Value {
-    #[derive(Serialize)]
-    struct MenuItem<'a> {
-        title: &'a str,
-        url: &'a str,
-        weight: Option<i64>,
-    }
-    let mut menu: Vec<MenuItem> = snap
-        .sections
-        .values()
-        .filter(|s| s.section == "/")
-        .map(|s| MenuItem { title: &s.title, url: &s.url, weight: s.weight })
-        .collect();
-    menu.sort_by(|a, b| (a.weight.is_none(), a.weight, a.title).cmp(&(b.weight.is_none(), b.weight, b.title)));
     let c = &snap.config;
     context! {
         title => &c.title,
@@ -66,7 +53,7 @@ fn site_value(snap: &Snapshot) -> Value {
         language => &c.default_language,
         taxonomies => Serde(&c.taxonomies),
         extra => Serde(&c.extra),
-        menu => Serde(menu),
+        menu => Serde(&snap.menu),
         commit => snap.commit.to_string(),
     }
 }

@@ -102,9 +102,10 @@ impl Site {
         let sections: BTreeMap<String, index::read::DocRow> =
             index::read::sections(conn)?.into_iter().map(|s| (s.url.clone(), s)).collect();
         let next = index::read::next_publication(conn, now)?;
+        let menu = index::read::menu(conn, now)?;
         let sections = Arc::new(sections);
         let _ = section_cell.set(sections.clone());
-        let snapshot = Snapshot::new(commit, config, theme, sections, self.pool.clone(), self.repo.clone(), next);
+        let snapshot = Snapshot::new(commit, config, theme, sections, menu, self.pool.clone(), self.repo.clone(), next);
         self.current.store(Some(Arc::new(snapshot)));
         drop(index);
         let millis = started.elapsed().as_millis();

@@ -68,8 +68,10 @@ pub struct Snapshot {
     pub commit: ObjectId,
     pub config: SiteConfig,
     pub theme: Theme,
-    /// Sections by URL (for menus and `get_section`).
+    /// Sections by URL (for `get_section`).
     pub sections: Arc<BTreeMap<String, DocRow>>,
+    /// The main menu.
+    pub menu: Vec<crate::index::read::MenuItem>,
     pub(crate) pool: Arc<Pool>,
     pub(crate) repo: gix::ThreadSafeRepository,
     cache: Mutex<Cache>,
@@ -89,11 +91,13 @@ pub enum Read<T> {
 }
 
 impl Snapshot {
+    #[allow(clippy::too_many_arguments)] // one call site, every part named
     pub(crate) fn new(
         commit: ObjectId,
         config: SiteConfig,
         theme: Theme,
         sections: Arc<BTreeMap<String, DocRow>>,
+        menu: Vec<crate::index::read::MenuItem>,
         pool: Arc<Pool>,
         repo: gix::ThreadSafeRepository,
         next_publication: Option<i64>,
@@ -103,6 +107,7 @@ impl Snapshot {
             config,
             theme,
             sections,
+            menu,
             pool,
             repo,
             cache: Mutex::new(Cache { entries: HashMap::new(), valid_until: next_publication }),

@@ -51,7 +51,7 @@ fn fixture() -> Fixture {
     write(
         &work,
         "content/about.md",
-        "+++\ntitle = \"About us\"\naliases = [\"/old-about/\"]\n+++\n# Who\n\nWe write.\n",
+        "+++\ntitle = \"About us\"\nweight = 5\naliases = [\"/old-about/\"]\n+++\n# Who\n\nWe write.\n",
     );
     write(&work, "content/blog/_index.md", "+++\ntitle = \"Blog\"\nsort_by = \"date\"\n+++\n");
     for (i, tag) in ["rust", "rust", "web"].iter().enumerate() {
@@ -98,6 +98,10 @@ async fn serves_home_pages_sections_and_pagination() {
     assert!(home.body.contains("<title>Test Site</title>"), "{}", home.body);
     assert!(home.body.contains("Welcome <strong>home</strong>"));
     assert!(home.body.contains("Post 2"), "newest post on the home page");
+    let nav = home.body.split("<nav aria-label=\"Main\">").nth(1).unwrap().split("</nav>").next().unwrap();
+    let (about, blog) =
+        (nav.find(">About us<").expect("weighted page in the menu"), nav.find(">Blog<").expect("section in the menu"));
+    assert!(about < blog, "weight 5 comes before unweighted sections: {nav}");
 
     let blog = get(&f.site, "/blog/", &[]).await;
     assert_eq!(blog.status, StatusCode::OK);

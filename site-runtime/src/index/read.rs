@@ -296,3 +296,24 @@ pub fn dated_pages(conn: &Connection, limit: usize, offset: usize, now: i64) -> 
     let pages = pages.into_iter().map(|p| with_terms(conn, p)).collect::<Result<_>>()?;
     Ok((pages, total as usize))
 }
+
+/// An entry of the site's main menu.
+#[derive(Debug, Clone, Serialize)]
+pub struct MenuItem {
+    pub title: String,
+    pub url: String,
+    pub weight: Option<i64>,
+}
+
+/// The main menu: top-level sections, and top-level pages that set a `weight`, by weight then
+/// title.
+pub fn menu(conn: &Connection, now: i64) -> Result<Vec<MenuItem>> {
+    let sql = format!(
+        "SELECT title, url, weight FROM documents WHERE section = '/' AND {VISIBLE} \
+         AND (kind = 'section' OR weight IS NOT NULL) ORDER BY weight IS NULL, weight, title COLLATE NOCASE"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows =
+        stmt.query_map(params![now], |r| Ok(MenuItem { title: r.get(0)?, url: r.get(1)?, weight: r.get(2)? }))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
