@@ -33,4 +33,4 @@ use_shared_target_dir() {
 }
 
 # The packages every build and test needs.
-BASE_PACKAGES=(git openssh-client ca-certificates pkg-config gcc libc6-dev)
+BASE_PACKAGES=(git openssh-client ca-certificates pkg-config gcc libc6-dev bc)

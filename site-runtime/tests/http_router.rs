@@ -247,3 +247,51 @@ async fn a_broken_theme_is_reported_with_its_file() {
     // The previous snapshot keeps serving.
     assert_eq!(get(&f.site, "/about/", &[]).await.status, StatusCode::OK);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_under_load_never_mixes_two_commits() {
+    let f = fixture();
+    let version = |n: usize| {
+        write(&f.work, "site.toml", &format!("title = \"Site v{n}\"\nbase_url = \"https://example.org\"\n"));
+        write(&f.work, "content/about.md", &format!("+++\ntitle = \"About v{n}\"\n+++\nBody v{n}.\n"));
+        commit_all(&f.work, &format!("v{n}"))
+    };
+    let first = version(0);
+    f.site.publish(first, &mut |_| {}).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        let site = f.site.clone();
+        let stop = stop.clone();
+        readers.push(tokio::spawn(async move {
+            let mut seen = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = get(&site, "/about/", &[]).await;
+                assert_eq!(r.status, StatusCode::OK, "no request fails during a swap");
+                let title =
+                    r.body.split("<title>").nth(1).and_then(|t| t.split("</title>").next()).unwrap().to_string();
+                // "About vN · Site vN": page and configuration from the same commit.
+                let (page, site_title) = title.split_once(" · ").unwrap();
+                assert_eq!(page.trim_start_matches("About "), site_title.trim_start_matches("Site "), "mixed: {title}");
+                assert!(r.body.contains(&format!("Body {}.", page.trim_start_matches("About "))), "{title}");
+                seen += 1;
+                // The router answers without I/O; yield so the publishing task gets its turn.
+                tokio::task::yield_now().await;
+            }
+            seen
+        }));
+    }
+    for n in 1..=8 {
+        let commit = version(n);
+        let site = f.site.clone();
+        tokio::task::spawn_blocking(move || site.publish(commit, &mut |_| {}).unwrap()).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for r in readers {
+        total += r.await.unwrap();
+    }
+    assert!(total > 8, "readers ran during the publishes ({total} requests)");
+    assert!(get(&f.site, "/about/", &[]).await.body.contains("Body v8."));
+}
