@@ -56,7 +56,8 @@ impl Default for SiteConfig {
 impl SiteConfig {
     /// Parse `site.toml` text; errors name the file and line.
     pub fn parse(text: &str) -> Result<Self> {
-        let config: SiteConfig = toml::from_str(text).map_err(|e| Error::content(PATH, one_line(&e.to_string())))?;
+        let config: SiteConfig =
+            toml::from_str(text).map_err(|e| Error::content(PATH, crate::error::toml_message(&e)))?;
         if config.paginate_by == 0 {
             return Err(Error::content(PATH, "paginate_by must be at least 1"));
         }
@@ -89,12 +90,6 @@ fn taxonomy_names<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result
             Item::Name(n) | Item::Table { name: n } => n,
         })
         .collect())
-}
-
-/// `toml` errors span several lines (a source excerpt); keep the first for messages, plus the
-/// explanation.
-fn one_line(message: &str) -> String {
-    message.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('|')).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

@@ -39,3 +39,13 @@ impl Error {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A `toml` error on one line: its message and line/column, without the source excerpt that
+/// `toml` renders over several lines.
+pub(crate) fn toml_message(e: &toml::de::Error) -> String {
+    e.to_string()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('|'))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,8 +1,8 @@
 //! The index built incrementally, commit after commit, equals a full build of the same commit —
 //! over random sequences of edits made with the real `git` CLI.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
+use common::{commit_all, git, write};
 
 use rusqlite::Connection;
 use site_runtime::index::Index;
@@ -19,19 +19,6 @@ impl Rng {
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .args(["-c", "user.name=T", "-c", "user.email=t@e", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 const SECTIONS: [&str; 3] = ["blog", "docs", "notes/deep"];
@@ -147,9 +134,7 @@ fn incremental_updates_equal_a_full_build() {
                 _ => write(&work, "themes/x/templates/page.html", &format!("{}", rng.next())),
             }
         }
-        git(&work, &["add", "-A"]);
-        git(&work, &["commit", "-q", "--allow-empty", "-m", &format!("step {step}")]);
-        let head = gix::ObjectId::from_hex(git(&work, &["rev-parse", "HEAD"]).as_bytes()).unwrap();
+        let head = commit_all(&work, &format!("step {step}"));
         let repo = gix::open(&work).unwrap();
 
         incremental.update(&repo, head, &mut |_| {}).unwrap();
@@ -181,10 +166,4 @@ fn a_corrupt_index_file_is_rebuilt() {
     std::fs::write(&path, b"this is not a database, just garbage bytes that fill a page").unwrap();
     let index = Index::open(&path).unwrap();
     assert_eq!(index.commit().unwrap(), None, "a fresh, empty index");
-}
-
-fn write(root: &Path, path: &str, text: &str) {
-    let p = root.join(path);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
 }

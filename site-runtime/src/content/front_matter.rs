@@ -109,7 +109,7 @@ enum RawDate {
 /// Parse a front matter block.
 pub fn parse(format: Format, block: &str) -> Result<FrontMatter, FrontMatterError> {
     let raw: Raw = match format {
-        Format::Toml => toml::from_str(block).map_err(|e| FrontMatterError(first_lines(&e.to_string())))?,
+        Format::Toml => toml::from_str(block).map_err(|e| FrontMatterError(crate::error::toml_message(&e)))?,
         Format::Yaml if block.trim().is_empty() => Raw::default(),
         Format::Yaml => serde_yaml_ng::from_str(block).map_err(|e| FrontMatterError(e.to_string()))?,
     };
@@ -175,10 +175,6 @@ fn parse_date(raw: &RawDate, field: &str) -> Result<Timestamp, FrontMatterError>
         }
     }
     Err(FrontMatterError(format!("{field}: {text:?} is not a date (expected e.g. 2024-05-01 or 2024-05-01T10:00:00Z)")))
-}
-
-fn first_lines(message: &str) -> String {
-    message.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('|')).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

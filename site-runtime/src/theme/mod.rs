@@ -167,15 +167,11 @@ pub fn html_escape(text: &str) -> String {
 pub fn parse_manifest(path: &str, bytes: &[u8]) -> Result<ThemeManifest> {
     let text = std::str::from_utf8(bytes).map_err(|_| Error::content(path, "not UTF-8"))?;
     let manifest: ThemeManifest =
-        toml::from_str(text).map_err(|e| Error::content(path, first_lines(&e.to_string())))?;
+        toml::from_str(text).map_err(|e| Error::content(path, crate::error::toml_message(&e)))?;
     if manifest.name.trim().is_empty() {
         return Err(Error::content(path, "name must not be empty"));
     }
     Ok(manifest)
-}
-
-fn first_lines(message: &str) -> String {
-    message.lines().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('|')).collect::<Vec<_>>().join(" ")
 }
 
 /// A template error with its template name and line, on one line.
