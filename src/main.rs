@@ -1,7 +1,6 @@
 //! `whispercms-server`: the binary. It parses the command line and `settings.toml`, wires the
 //! library crates together and runs them until SIGTERM/Ctrl-C. No behaviour lives here.
 
-mod publish;
 mod settings;
 
 use std::net::SocketAddr;
@@ -156,7 +155,7 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
         None => None,
     };
 
-    let hooks = publish::Publisher { live: live.clone(), preview: preview_site.clone() };
+    let hooks = hooks::Governance { publisher: hooks::Publisher { live: live.clone(), preview: preview_site.clone() } };
     let mut host = GitHost::new(Arc::new(keys), Arc::new(hooks), settings.limits.to_limits());
     host.add_repository(Arc::new(repo));
 

@@ -68,6 +68,9 @@ pub struct PushContext<'a> {
     pub push_options: &'a [BString],
     /// An object database that sees the quarantined objects as well as the repository's.
     pub objects: &'a gix::odb::Handle,
+    /// The repository as it would be after the push (refs not yet moved): its object database
+    /// is the quarantine view above.
+    pub repo: &'a gix::Repository,
 }
 
 /// The pre-receive verdict.

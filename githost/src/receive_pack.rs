@@ -233,12 +233,15 @@ impl ReceivePack<'_> {
                     &main_view
                 }
             };
+            let mut view = repo.clone();
+            view.objects = gix::OdbHandle::from(objects.clone());
             let verdict = self.hooks.pre_receive(&PushContext {
                 principal: self.principal,
                 repository: self.repo.name(),
                 updates: &updates,
                 push_options,
                 objects,
+                repo: &view,
             });
             for m in &verdict.messages {
                 sb.progress(&format!("{m}\n"))?;

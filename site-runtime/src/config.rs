@@ -57,7 +57,7 @@ impl SiteConfig {
     /// Parse `site.toml` text; errors name the file and line.
     pub fn parse(text: &str) -> Result<Self> {
         let config: SiteConfig =
-            toml::from_str(text).map_err(|e| Error::content(PATH, crate::error::toml_message(&e)))?;
+            toml::from_str(text).map_err(|e| Error::content(PATH, crate::error::toml_message(&e, text)))?;
         if config.paginate_by == 0 {
             return Err(Error::content(PATH, "paginate_by must be at least 1"));
         }

@@ -40,12 +40,14 @@ impl Error {
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A `toml` error on one line: its message and line/column, without the source excerpt that
-/// `toml` renders over several lines.
-pub(crate) fn toml_message(e: &toml::de::Error) -> String {
-    e.to_string()
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('|'))
-        .collect::<Vec<_>>()
-        .join(" ")
+/// A `toml` error on one line: `line N: what is wrong` (the line computed from the error's span
+/// in `source`), without the multi-line source excerpt `toml` renders.
+pub(crate) fn toml_message(e: &toml::de::Error, source: &str) -> String {
+    match e.span() {
+        Some(span) => {
+            let line = source.get(..span.start).map_or(1, |before| before.matches('\n').count() + 1);
+            format!("line {line}: {}", e.message())
+        }
+        None => e.message().to_string(),
+    }
 }

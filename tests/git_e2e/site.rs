@@ -64,3 +64,41 @@ fn the_admin_branch_is_served_only_on_the_preview_listener() {
     assert_eq!(http_get(preview_port, "/draft-idea/").0, 200);
     assert_eq!(http_get(http, "/draft-idea/").0, 404, "the live site is unchanged");
 }
+
+#[test]
+fn a_push_with_broken_files_is_refused_with_every_problem_and_nothing_stored() {
+    let server = Server::binary_with(&[]);
+    let http = server.http_port.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let clone = server.clone(tmp.path(), "site", &[]);
+    let before = server.server_refs();
+    std::fs::write(clone.join("site.toml"), "title = \"x\"\ntheme = \"fancy\"\nbase_urll = \"typo\"\n").unwrap();
+    std::fs::create_dir_all(clone.join("themes/fancy/templates")).unwrap();
+    std::fs::write(clone.join("themes/fancy/theme.toml"), "name = \"fancy\"\ncolour = \"red\"\n").unwrap();
+    std::fs::write(clone.join("themes/fancy/templates/page.html"), "<h1>{{ page.title }</h1>\n").unwrap();
+    std::fs::write(clone.join("content/blog/bad.md"), "+++\ntitle = \"Bad\"\ndate = \"someday\"\n+++\nx\n").unwrap();
+    std::fs::write(clone.join("content/notes.md"), "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaA==\n").unwrap();
+    server.git_ok(&clone, &["add", "-A"]);
+    server.git_ok(&clone, &["commit", "-q", "-m", "many mistakes"]);
+    let out = server.git_out(&clone, &["push", "origin", "main"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    for expected in [
+        "remote: refs/heads/main: 5 problem(s), nothing was stored:",
+        "site.toml: line 3: unknown field `base_urll`, expected one of `title`",
+        "themes/fancy/theme.toml: line 2: unknown field `colour`",
+        "content/blog/bad.md: date: \"someday\" is not a date",
+        "content/notes.md: looks like a private key",
+        "! [remote rejected] main -> main (",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    assert!(err.contains("themes/fancy/templates/page.html: line 1: syntax error: unexpected `}`"), "{err}");
+    assert_eq!(server.server_refs(), before, "nothing moved");
+    assert_eq!(http_get(http, "/about/").0, 200, "the site keeps serving");
+
+    // The same content on a branch that is not a site is only stored.
+    let out = server.git_out(&clone, &["push", "origin", "HEAD:refs/heads/scratch"]);
+    assert_success(&out, &["push scratch"]);
+    server.assert_repository_sound();
+}

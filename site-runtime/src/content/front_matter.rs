@@ -109,7 +109,7 @@ enum RawDate {
 /// Parse a front matter block.
 pub fn parse(format: Format, block: &str) -> Result<FrontMatter, FrontMatterError> {
     let raw: Raw = match format {
-        Format::Toml => toml::from_str(block).map_err(|e| FrontMatterError(crate::error::toml_message(&e)))?,
+        Format::Toml => toml::from_str(block).map_err(|e| FrontMatterError(crate::error::toml_message(&e, block)))?,
         Format::Yaml if block.trim().is_empty() => Raw::default(),
         Format::Yaml => serde_yaml_ng::from_str(block).map_err(|e| FrontMatterError(e.to_string()))?,
     };

@@ -167,7 +167,7 @@ pub fn html_escape(text: &str) -> String {
 pub fn parse_manifest(path: &str, bytes: &[u8]) -> Result<ThemeManifest> {
     let text = std::str::from_utf8(bytes).map_err(|_| Error::content(path, "not UTF-8"))?;
     let manifest: ThemeManifest =
-        toml::from_str(text).map_err(|e| Error::content(path, crate::error::toml_message(&e)))?;
+        toml::from_str(text).map_err(|e| Error::content(path, crate::error::toml_message(&e, text)))?;
     if manifest.name.trim().is_empty() {
         return Err(Error::content(path, "name must not be empty"));
     }
@@ -176,7 +176,11 @@ pub fn parse_manifest(path: &str, bytes: &[u8]) -> Result<ThemeManifest> {
 
 /// A template error with its template name and line, on one line.
 fn template_error(e: &minijinja::Error) -> String {
-    let mut text = e.to_string();
+    let mut text = match (e.line(), e.detail()) {
+        (Some(line), Some(detail)) => format!("line {line}: {}: {detail}", e.kind()),
+        (Some(line), None) => format!("line {line}: {}", e.kind()),
+        _ => e.to_string(),
+    };
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         text.push_str(": ");
@@ -223,4 +227,11 @@ fn base_environment(config: &SiteConfig, sections: Sections) -> Environment<'sta
         }
     }
     env
+}
+
+/// Check that a template compiles, the way [`Theme::load`] would compile it; the error names
+/// the line.
+pub fn check_template(name: &str, source: &str) -> std::result::Result<(), String> {
+    let mut env = Environment::new();
+    env.add_template_owned(name.to_string(), source.to_string()).map_err(|e| template_error(&e))
 }

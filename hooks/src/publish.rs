@@ -1,12 +1,12 @@
 //! Publish on push: the post-receive hook that re-indexes and swaps the served snapshot when
 //! `main` (the live site) or `admin` (the preview) moves. Other branches are only stored.
 //!
-//! This is the first piece of the push-time governance; authorization and validation
-//! (pre-receive) join it in the `hooks` crate.
+//! Runs after the refs moved; a failure keeps the previous snapshot serving and is reported on
+//! the push's output.
 
 use std::sync::Arc;
 
-use githost::{Hooks, PostReceiveContext, UpdateKind};
+use githost::{PostReceiveContext, UpdateKind};
 use site_runtime::Site;
 
 /// Publishes the branches that are served.
@@ -17,8 +17,9 @@ pub struct Publisher {
     pub preview: Option<Arc<Site>>,
 }
 
-impl Hooks for Publisher {
-    fn post_receive(&self, push: &PostReceiveContext<'_>) -> Vec<String> {
+impl Publisher {
+    /// Publish the served branches that `push` moved; returns the lines for the client.
+    pub fn post_receive(&self, push: &PostReceiveContext<'_>) -> Vec<String> {
         let mut messages = Vec::new();
         for site in std::iter::once(&self.live).chain(self.preview.iter()) {
             let name = format!("refs/heads/{}", site.branch());

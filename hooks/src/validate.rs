@@ -1,0 +1,173 @@
+//! Validation before anything is stored: every file a push changes on a site branch is parsed
+//! the way the site runtime will read it, and all problems are reported together, each with its
+//! file (and line, where the parser knows it).
+//!
+//! Checked: `site.toml` (and that its theme exists), `theme.toml`, templates (compile), content
+//! front matter and URLs, and that no obvious private key or access token is pushed outside
+//! `secrets/`.
+
+use gix::ObjectId;
+use site_runtime::content::document;
+use site_runtime::source::{self, Change};
+use site_runtime::{theme, SiteConfig};
+
+/// One thing wrong with a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file.
+    pub path: String,
+    /// What is wrong, with the line when known.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Files larger than this are not scanned for secrets (media, archives).
+const SCAN_LIMIT: usize = 1024 * 1024;
+
+/// Problems with the files that differ between `old` (none for a new branch: every file) and
+/// `new` in `repo` (whose object database includes the pushed objects).
+pub fn validate(repo: &gix::Repository, old: Option<ObjectId>, new: ObjectId) -> site_runtime::Result<Vec<Problem>> {
+    let mut problems = Vec::new();
+    let changes = source::changes(repo, old, new)?;
+    let mut config_changed = false;
+    for change in &changes {
+        let Change::Upsert { path, blob } = change else { continue };
+        let bytes = source::read_blob(repo, *blob)?;
+        let mut problem = |message: String| problems.push(Problem { path: path.clone(), message });
+        if bytes.len() <= SCAN_LIMIT && !path.starts_with("secrets/") {
+            if let Some(what) = find_secret(&bytes) {
+                problem(format!("looks like {what}; secrets belong encrypted under secrets/, never in plain text"));
+                continue;
+            }
+        }
+        let text = || std::str::from_utf8(&bytes).map_err(|_| "not UTF-8 text".to_string());
+        if path == site_runtime::config::PATH {
+            config_changed = true;
+            match text().and_then(|t| SiteConfig::parse(t).map_err(|e| strip_path(&e.to_string(), path))) {
+                Ok(_) => {}
+                Err(m) => problem(m),
+            }
+        } else if document::is_document(path) {
+            match text().and_then(|t| document::parse(path, t).map(drop).map_err(|e| strip_path(&e.to_string(), path)))
+            {
+                Ok(()) => {}
+                Err(m) => problem(m),
+            }
+        } else if let Some(rest) = path.strip_prefix("themes/") {
+            let Some((_, inner)) = rest.split_once('/') else { continue };
+            if inner == "theme.toml" {
+                if let Err(e) = theme::parse_manifest(path, &bytes) {
+                    problem(strip_path(&e.to_string(), path));
+                }
+            } else if let Some(name) = inner.strip_prefix("templates/") {
+                match text().and_then(|t| theme::check_template(name, t)) {
+                    Ok(()) => {}
+                    Err(m) => problem(m),
+                }
+            }
+        }
+    }
+    if config_changed || old.is_none() {
+        check_theme_exists(repo, new, &mut problems)?;
+    }
+    Ok(problems)
+}
+
+/// The theme `site.toml` names must be in the pushed tree.
+fn check_theme_exists(
+    repo: &gix::Repository,
+    commit: ObjectId,
+    problems: &mut Vec<Problem>,
+) -> site_runtime::Result<()> {
+    let Some(blob) = source::blob_at(repo, commit, site_runtime::config::PATH)? else { return Ok(()) };
+    let bytes = source::read_blob(repo, blob)?;
+    let Ok(config) = std::str::from_utf8(&bytes).map_err(drop).and_then(|t| SiteConfig::parse(t).map_err(drop)) else {
+        return Ok(()); // already reported
+    };
+    if let Some(name) = config.theme {
+        let manifest = format!("themes/{name}/theme.toml");
+        if source::blob_at(repo, commit, &manifest)?.is_none() {
+            problems.push(Problem {
+                path: site_runtime::config::PATH.into(),
+                message: format!("theme {name:?} is not in the repository (expected {manifest})"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Errors of the site runtime start with the path; the problem carries it separately.
+fn strip_path(message: &str, path: &str) -> String {
+    message.strip_prefix(&format!("{path}: ")).unwrap_or(message).to_string()
+}
+
+/// A description of the first obvious secret in `bytes`, if any: private keys in PEM/OpenSSH
+/// form and well-known access-token formats. Deliberately simple and precise (few false
+/// positives): it catches mistakes, it is not a scanner for determined leaks.
+pub fn find_secret(bytes: &[u8]) -> Option<&'static str> {
+    let text = String::from_utf8_lossy(bytes);
+    if let Some(i) = text.find("-----BEGIN ") {
+        let line = text[i..].lines().next().unwrap_or("");
+        if line.contains("PRIVATE KEY-----") {
+            return Some("a private key");
+        }
+    }
+    let token = |prefix: &str, len: usize, upper_only: bool| {
+        text.match_indices(prefix).any(|(i, _)| {
+            let rest: String = text[i + prefix.len()..].chars().take(len).collect();
+            rest.len() == len
+                && rest.chars().all(|c| {
+                    if upper_only {
+                        c.is_ascii_uppercase() || c.is_ascii_digit()
+                    } else {
+                        c.is_ascii_alphanumeric()
+                    }
+                })
+        })
+    };
+    if token("AKIA", 16, true) {
+        return Some("an AWS access key id");
+    }
+    if token("ghp_", 36, false) || token("gho_", 36, false) || token("github_pat_", 22, false) {
+        return Some("a GitHub token");
+    }
+    if token("xoxb-", 10, false) || token("xoxp-", 10, false) {
+        return Some("a Slack token");
+    }
+    if token("sk_live_", 24, false) {
+        return Some("a Stripe secret key");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_obvious_secrets() {
+        assert_eq!(find_secret(b"x\n-----BEGIN OPENSSH PRIVATE KEY-----\nabc"), Some("a private key"));
+        assert_eq!(find_secret(b"-----BEGIN RSA PRIVATE KEY-----"), Some("a private key"));
+        assert_eq!(find_secret(b"key = AKIAIOSFODNN7EXAMPLE"), Some("an AWS access key id"));
+        assert_eq!(find_secret(b"token: ghp_abcdefghijklmnopqrstuvwxyz0123456789"), Some("a GitHub token"));
+    }
+
+    #[test]
+    fn ordinary_text_is_not_a_secret() {
+        for text in [
+            &b"-----BEGIN PUBLIC KEY-----"[..],
+            b"-----BEGIN CERTIFICATE-----",
+            b"AKIA is a prefix",
+            b"ghp_short",
+            b"Write about sk_live_ keys in a blog post",
+            b"\xff\xfe binary",
+        ] {
+            assert_eq!(find_secret(text), None, "{:?}", String::from_utf8_lossy(text));
+        }
+    }
+}
