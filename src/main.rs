@@ -139,7 +139,13 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
             .find(|(p, _)| *p == "site.toml")
             .map(|(_, t)| t.replace("http://127.0.0.1:8080", &format!("http://{http_addr}")))
             .unwrap_or_default();
-        if let Some(commit) = site_runtime::starter::seed(&git_dir, "main", &[("site.toml".into(), site_toml)])? {
+        let demo_public = githost::keys::load_or_generate(&demo_key_path, "demo")?.public_key().to_openssh()?;
+        let users = format!(
+            "# Who may connect, with which SSH keys, in which roles (admin, publisher, editor, reader).\n\
+             [[user]]\nid = \"demo\"\nname = \"Demo administrator\"\nroles = [\"admin\"]\nkeys = [\"{demo_public}\"]\n"
+        );
+        let extra = [("site.toml".to_string(), site_toml), (hooks::users::PATH.to_string(), users)];
+        if let Some(commit) = site_runtime::starter::seed(&git_dir, "main", &extra)? {
             tracing::info!(%commit, "seeded the demo repository with the starter site");
         }
     }
@@ -155,8 +161,20 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
         None => None,
     };
 
-    let hooks = hooks::Governance { publisher: hooks::Publisher { live: live.clone(), preview: preview_site.clone() } };
-    let mut host = GitHost::new(Arc::new(keys), Arc::new(hooks), settings.limits.to_limits());
+    // Keys: the bootstrap keys from the settings (and the demo key), plus the users of the
+    // live site's access/users.toml, reloaded whenever main moves.
+    let repo_keys = Arc::new(hooks::users::RepoKeys::new(keys.into_entries()));
+    if let Some(head) = live.branch_head()? {
+        let local = gix::open_opts(&git_dir, gix::open::Options::isolated())?;
+        match repo_keys.load(&local, head) {
+            Ok(n) => tracing::info!(users = n, "loaded access/users.toml"),
+            Err(e) => tracing::error!(error = %e, "access/users.toml unreadable; only bootstrap keys work"),
+        }
+    }
+    let publisher =
+        hooks::Publisher { live: live.clone(), preview: preview_site.clone(), keys: Some(repo_keys.clone()) };
+    let hooks = hooks::Governance { publisher };
+    let mut host = GitHost::new(repo_keys, Arc::new(hooks), settings.limits.to_limits());
     host.add_repository(Arc::new(repo));
 
     let listener = tokio::net::TcpListener::bind(settings.ssh.listen)

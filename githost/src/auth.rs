@@ -82,6 +82,11 @@ impl AuthorizedKeys {
         self.keys.extend(other.keys);
     }
 
+    /// The keys with the principal id each one maps to.
+    pub fn into_entries(self) -> Vec<(PublicKey, String)> {
+        self.keys
+    }
+
     /// Number of keys.
     pub fn len(&self) -> usize {
         self.keys.len()

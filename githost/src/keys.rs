@@ -5,7 +5,7 @@ use std::path::Path;
 
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::Algorithm;
-pub use russh::keys::PrivateKey;
+pub use russh::keys::{PrivateKey, PublicKey};
 
 use crate::error::{Error, Result};
 

@@ -5,6 +5,7 @@
 //! authenticated key may push.
 
 pub mod publish;
+pub mod users;
 pub mod validate;
 
 use githost::{Hooks, PostReceiveContext, PreReceive, PushContext, UpdateKind};

@@ -15,6 +15,8 @@ pub struct Publisher {
     pub live: Arc<Site>,
     /// `admin`, served as the preview, when a preview listener is configured.
     pub preview: Option<Arc<Site>>,
+    /// The SSH keys of the live site's `access/users.toml`, reloaded when `main` moves.
+    pub keys: Option<Arc<crate::users::RepoKeys>>,
 }
 
 impl Publisher {
@@ -27,6 +29,14 @@ impl Publisher {
             if update.kind == UpdateKind::Delete {
                 messages.push(format!("{} deleted; the site keeps serving its last commit", site.branch()));
                 continue;
+            }
+            if std::ptr::eq(site.as_ref(), self.live.as_ref()) {
+                if let Some(keys) = &self.keys {
+                    match keys.load(push.repo, update.new) {
+                        Ok(n) => tracing::info!(users = n, "access/users.toml reloaded"),
+                        Err(e) => messages.push(format!("warning: {e}; the previous users stay in force")),
+                    }
+                }
             }
             match site.publish(update.new, &mut |_| {}) {
                 Ok(p) => {

@@ -58,6 +58,10 @@ pub fn validate(repo: &gix::Repository, old: Option<ObjectId>, new: ObjectId) ->
                 Ok(()) => {}
                 Err(m) => problem(m),
             }
+        } else if path == crate::users::PATH {
+            if let Err(m) = text().and_then(|t| crate::users::parse(t).map(drop)) {
+                problem(m);
+            }
         } else if let Some(rest) = path.strip_prefix("themes/") {
             let Some((_, inner)) = rest.split_once('/') else { continue };
             if inner == "theme.toml" {

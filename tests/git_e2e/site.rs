@@ -102,3 +102,46 @@ fn a_push_with_broken_files_is_refused_with_every_problem_and_nothing_stored() {
     assert_success(&out, &["push scratch"]);
     server.assert_repository_sound();
 }
+
+#[test]
+fn keys_listed_in_access_users_toml_on_main_can_connect() {
+    let server = Server::binary_with(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("alice");
+    let gen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "alice", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_success(&gen, &["ssh-keygen"]);
+    let alice_ssh = server.ssh_command().replace(&server.key.display().to_string(), &key.display().to_string());
+    let as_alice =
+        |name: &str| git_command(tmp.path(), &alice_ssh).args(["clone", "-q", &server.url(), name]).output().unwrap();
+    assert!(!as_alice("before").status.success(), "alice is not a user yet");
+
+    let clone = server.clone(tmp.path(), "site", &[]);
+    let users = std::fs::read_to_string(clone.join("access/users.toml")).unwrap();
+    assert!(users.contains("id = \"demo\""), "the starter site lists the demo key: {users}");
+    // A broken users file is refused like any other broken file.
+    std::fs::write(
+        clone.join("access/users.toml"),
+        format!("{users}\n[[user]]\nid = \"alice\"\nroles = [\"wizard\"]\n"),
+    )
+    .unwrap();
+    server.git_ok(&clone, &["commit", "-qam", "broken"]);
+    let out = server.git_out(&clone, &["push", "origin", "main"]);
+    assert!(stderr(&out).contains("access/users.toml: user \"alice\": unknown role \"wizard\""), "{}", stderr(&out));
+    server.git_ok(&clone, &["reset", "-q", "--hard", "HEAD~1"]);
+
+    let alice_pub = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let added = format!(
+        "{users}\n[[user]]\nid = \"alice\"\nname = \"Alice\"\nroles = [\"editor\"]\nkeys = [\"{}\"]\n",
+        alice_pub.trim()
+    );
+    std::fs::write(clone.join("access/users.toml"), added).unwrap();
+    server.git_ok(&clone, &["commit", "-qam", "add alice"]);
+    server.git_ok(&clone, &["push", "-q", "origin", "main"]);
+    let out = as_alice("after");
+    assert_success(&out, &["clone as alice"]);
+    server.assert_repository_sound();
+}
