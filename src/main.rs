@@ -173,7 +173,8 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
     }
     let publisher =
         hooks::Publisher { live: live.clone(), preview: preview_site.clone(), keys: Some(repo_keys.clone()) };
-    let hooks = hooks::Governance { publisher };
+    let authz = hooks::authz::Authz::with_defaults().map_err(|e| anyhow::anyhow!("built-in policies: {e}"))?;
+    let hooks = hooks::Governance { publisher, authz, keys: repo_keys.clone() };
     let mut host = GitHost::new(repo_keys, Arc::new(hooks), settings.limits.to_limits());
     host.add_repository(Arc::new(repo));
 

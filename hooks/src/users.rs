@@ -83,6 +83,7 @@ struct Entry {
 pub struct RepoKeys {
     bootstrap: Vec<Entry>,
     users: ArcSwap<Vec<Entry>>,
+    roles: ArcSwap<std::collections::HashMap<String, Vec<String>>>,
 }
 
 impl RepoKeys {
@@ -91,6 +92,7 @@ impl RepoKeys {
         RepoKeys {
             bootstrap: bootstrap.into_iter().map(|(key, user)| Entry { key, user }).collect(),
             users: ArcSwap::from_pointee(Vec::new()),
+            roles: ArcSwap::from_pointee(Default::default()),
         }
     }
 
@@ -106,6 +108,17 @@ impl RepoKeys {
             })
             .collect();
         self.users.store(Arc::new(entries));
+        self.roles.store(Arc::new(users.iter().map(|u| (u.id.clone(), u.roles.clone())).collect()));
+    }
+
+    /// The roles of user `id`: from `access/users.toml`, and `admin` for a bootstrap key's user
+    /// (bootstrap keys exist to administer the site).
+    pub fn roles_of(&self, id: &str) -> Vec<String> {
+        let mut roles = self.roles.load().get(id).cloned().unwrap_or_default();
+        if self.bootstrap.iter().any(|e| e.user == id) && !roles.iter().any(|r| r == "admin") {
+            roles.push("admin".into());
+        }
+        roles
     }
 
     /// Load the users of `commit` of `repo` (none if the file is missing; an unreadable file

@@ -145,3 +145,51 @@ fn keys_listed_in_access_users_toml_on_main_can_connect() {
     assert_success(&out, &["clone as alice"]);
     server.assert_repository_sound();
 }
+
+#[test]
+fn roles_decide_what_each_user_may_push() {
+    let server = Server::binary_with(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("alice");
+    let gen = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "alice", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_success(&gen, &["ssh-keygen"]);
+    // The admin (demo key) makes alice an editor.
+    let admin = server.clone(tmp.path(), "admin-clone", &[]);
+    let users = std::fs::read_to_string(admin.join("access/users.toml")).unwrap();
+    let alice_pub = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    std::fs::write(
+        admin.join("access/users.toml"),
+        format!("{users}\n[[user]]\nid = \"alice\"\nroles = [\"editor\"]\nkeys = [\"{}\"]\n", alice_pub.trim()),
+    )
+    .unwrap();
+    server.git_ok(&admin, &["commit", "-qam", "alice is an editor"]);
+    server.git_ok(&admin, &["push", "-q", "origin", "main"]);
+
+    let alice_ssh = server.ssh_command().replace(&server.key.display().to_string(), &key.display().to_string());
+    let alice = |dir: &std::path::Path, args: &[&str]| git_command(dir, &alice_ssh).args(args).output().unwrap();
+    assert_success(&alice(tmp.path(), &["clone", "-q", &server.url(), "alice-clone"]), &["clone"]);
+    let work = tmp.path().join("alice-clone");
+    alice(&work, &["checkout", "-q", "-b", "admin"]);
+    commit_file(&server, &work, "content/blog/by-alice.md", "+++\ntitle = \"By Alice\"\n+++\nHi.\n");
+    assert_success(&alice(&work, &["push", "origin", "admin"]), &["editor pushes content to admin"]);
+
+    std::fs::write(work.join("site.toml"), "title = \"Alice's site\"\n").unwrap();
+    commit_file(&server, &work, "themes/x/theme.toml", "name = \"x\"\n");
+    let out = alice(&work, &["push", "origin", "admin"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("remote: denied: alice (editor) may not change site.toml on admin (no policy permits it)"),
+        "{err}"
+    );
+    assert!(err.contains("remote: denied: alice (editor) may not change themes/x/theme.toml on admin"), "{err}");
+    assert!(err.contains("! [remote rejected] admin -> admin (denied: alice (editor)"), "{err}");
+
+    let out = alice(&work, &["push", "origin", "HEAD~1:main"]);
+    assert!(stderr(&out).contains("denied: alice (editor) may not push branch main"), "{}", stderr(&out));
+    server.assert_repository_sound();
+}
