@@ -4,7 +4,8 @@
 #   (b) one-page change: git push → page served, and the server-side publish time;
 #   (c) requests/s and p99 for a cached page with wrk, beside nginx serving the same HTML bytes
 #       from disk, in the same run;
-#   (d) the server's resident memory with the site loaded.
+#   (d) the server's resident memory with the site loaded;
+#   (e) the cost of Cedar authorization for a push touching 1,000 paths.
 # Needs: cargo, git, wrk, nginx, python3, curl (Debian packages are installed when missing).
 # nginx runs as the current user on a high port with its own config; nothing else is touched.
 # Usage: scripts/bench-site.sh [PAGES]   (default 10000)
@@ -119,6 +120,10 @@ p99() { echo "$1" | awk '$1 == "99%" {print $2}'; }
 echo "$OURS" | grep -E "Requests/sec|99%" >&2
 echo "$NGINX" | grep -E "Requests/sec|99%" >&2
 
+echo "== (e) Cedar authorization of a push touching 1,000 paths" >&2
+AUTHZ=$(cargo run --release --quiet -p hooks --example authz_cost -- 1000)
+echo "$AUTHZ" >&2
+
 echo "== (d) memory" >&2
 RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$(cat "$W/server.pid")/status")
 
@@ -135,3 +140,4 @@ ratio = float(ours_rps) / float(nginx_rps)
 print(f"(c) cached page: whispercms {ours_rps} req/s, p99 {ours_p99}; nginx {nginx_rps} req/s, p99 {nginx_p99}; ratio {ratio:.2f}")
 print(f"(d) server RSS with the site loaded: {int(rss) / 1024:.0f} MiB")
 PY
+echo "(e) $AUTHZ"
