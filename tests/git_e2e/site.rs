@@ -107,14 +107,7 @@ fn a_push_with_broken_files_is_refused_with_every_problem_and_nothing_stored() {
 fn keys_listed_in_access_users_toml_on_main_can_connect() {
     let server = Server::binary_with(&[]);
     let tmp = tempfile::tempdir().unwrap();
-    let key = tmp.path().join("alice");
-    let gen = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "alice", "-f"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert_success(&gen, &["ssh-keygen"]);
-    let alice_ssh = server.ssh_command().replace(&server.key.display().to_string(), &key.display().to_string());
+    let (key, alice_ssh) = server.new_user_key(tmp.path(), "alice");
     let as_alice =
         |name: &str| git_command(tmp.path(), &alice_ssh).args(["clone", "-q", &server.url(), name]).output().unwrap();
     assert!(!as_alice("before").status.success(), "alice is not a user yet");
@@ -150,13 +143,7 @@ fn keys_listed_in_access_users_toml_on_main_can_connect() {
 fn roles_decide_what_each_user_may_push() {
     let server = Server::binary_with(&[]);
     let tmp = tempfile::tempdir().unwrap();
-    let key = tmp.path().join("alice");
-    let gen = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "alice", "-f"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert_success(&gen, &["ssh-keygen"]);
+    let (key, alice_ssh) = server.new_user_key(tmp.path(), "alice");
     // The admin (demo key) makes alice an editor.
     let admin = server.clone(tmp.path(), "admin-clone", &[]);
     let users = std::fs::read_to_string(admin.join("access/users.toml")).unwrap();
@@ -169,7 +156,6 @@ fn roles_decide_what_each_user_may_push() {
     server.git_ok(&admin, &["commit", "-qam", "alice is an editor"]);
     server.git_ok(&admin, &["push", "-q", "origin", "main"]);
 
-    let alice_ssh = server.ssh_command().replace(&server.key.display().to_string(), &key.display().to_string());
     let alice = |dir: &std::path::Path, args: &[&str]| git_command(dir, &alice_ssh).args(args).output().unwrap();
     assert_success(&alice(tmp.path(), &["clone", "-q", &server.url(), "alice-clone"]), &["clone"]);
     let work = tmp.path().join("alice-clone");

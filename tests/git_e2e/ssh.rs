@@ -8,10 +8,7 @@ use crate::support::*;
 fn an_unknown_key_is_refused() {
     let server = Server::binary();
     let tmp = tempfile::tempdir().unwrap();
-    let key = tmp.path().join("stranger");
-    let gen = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key).output().unwrap();
-    assert_success(&gen, &["ssh-keygen"]);
-    let ssh = server.ssh_command().replace(&server.key.display().to_string(), &key.display().to_string());
+    let (_, ssh) = server.new_user_key(tmp.path(), "stranger");
     let out = git_command(tmp.path(), &ssh).args(["clone", &server.url(), "nope"]).output().unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("Permission denied"), "{}", stderr(&out));

@@ -116,6 +116,20 @@ impl Server {
         }
     }
 
+    /// Generate a new ed25519 key `dir/name` with `ssh-keygen`; returns its path and the `ssh`
+    /// command line that uses it instead of the server's test key.
+    pub fn new_user_key(&self, dir: &Path, name: &str) -> (PathBuf, String) {
+        let key = dir.join(name);
+        let gen = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert_success(&gen, &["ssh-keygen"]);
+        let ssh = self.ssh_command().replace(&self.key.display().to_string(), &key.display().to_string());
+        (key, ssh)
+    }
+
     /// `ssh://…/site.git` for this server.
     pub fn url(&self) -> String {
         format!("ssh://git@127.0.0.1:{}/site.git", self.port)
