@@ -12,7 +12,7 @@ use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use gix::objs::{Exists, Find};
+use gix::objs::{Exists, Find, FindHeader};
 use gix::ObjectId;
 use gix_pack as pack;
 
@@ -161,17 +161,25 @@ impl Quarantine {
         let exists = |id: &ObjectId| bundle.index.lookup(id).is_some() || db.exists(id);
         for entry in bundle.index.iter() {
             let id = entry.oid;
+            // The header (kind, size) resolves without inflating the object: blobs, the bulk of
+            // a push, are never decompressed here (indexing already verified their hashes).
+            let header = db
+                .try_header(&id)
+                .map_err(|e| Error::BadPack(format!("object {id}: {e}")))?
+                .ok_or_else(|| Error::BadPack(format!("object {id} missing from its own pack")))?;
+            if header.size > limits.max_object_bytes {
+                return Err(Error::LimitExceeded(format!(
+                    "object {id} is {} bytes, over the maximum object size of {} bytes",
+                    header.size, limits.max_object_bytes
+                )));
+            }
+            if header.kind == gix::objs::Kind::Blob {
+                continue;
+            }
             let data = db
                 .try_find(&id, &mut buf)
                 .map_err(|e| Error::BadPack(format!("object {id}: {e}")))?
                 .ok_or_else(|| Error::BadPack(format!("object {id} missing from its own pack")))?;
-            if data.data.len() as u64 > limits.max_object_bytes {
-                return Err(Error::LimitExceeded(format!(
-                    "object {id} is {} bytes, over the maximum object size of {} bytes",
-                    data.data.len(),
-                    limits.max_object_bytes
-                )));
-            }
             let missing = |what: &str, target: ObjectId| {
                 Error::BadPack(format!("{what} {id} references missing object {target}"))
             };

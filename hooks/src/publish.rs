@@ -23,14 +23,15 @@ impl Publisher {
     /// Publish the served branches that `push` moved; returns the lines for the client.
     pub fn post_receive(&self, push: &PostReceiveContext<'_>) -> Vec<String> {
         let mut messages = Vec::new();
-        for site in std::iter::once(&self.live).chain(self.preview.iter()) {
+        let sites = std::iter::once((&self.live, true)).chain(self.preview.iter().map(|p| (p, false)));
+        for (site, is_live) in sites {
             let name = format!("refs/heads/{}", site.branch());
             let Some(update) = push.updates.iter().find(|u| u.name == name.as_str()) else { continue };
             if update.kind == UpdateKind::Delete {
                 messages.push(format!("{} deleted; the site keeps serving its last commit", site.branch()));
                 continue;
             }
-            if std::ptr::eq(site.as_ref(), self.live.as_ref()) {
+            if is_live {
                 if let Some(keys) = &self.keys {
                     match keys.load(push.repo, update.new) {
                         Ok(n) => tracing::info!(users = n, "access/users.toml reloaded"),
