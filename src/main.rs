@@ -38,6 +38,11 @@ enum Command {
         #[arg(long, default_value = "main")]
         branch: String,
     },
+    /// Test access rules before pushing them.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Start a demo: data in ./whispercms-demo, generated keys, SSH on 127.0.0.1:2222.
     Demo {
         /// Where the demo keeps its repository and keys.
@@ -58,6 +63,33 @@ enum Command {
         /// Start with an empty repository instead of the starter site.
         #[arg(long)]
         empty: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Answer and explain one Cedar decision under a checkout's access/users.toml and
+    /// policies/*.cedar (plus the built-in defaults). Exits 0 if allowed, 1 if denied, 2 if the
+    /// rules themselves have problems.
+    Check {
+        /// The checkout of the site.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The user (an id of access/users.toml).
+        #[arg(long)]
+        user: String,
+        /// Roles to assume instead of the user's own (repeatable), e.g. for a user not yet listed.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// read, push, create, delete, force-push (a branch) or change (a path).
+        #[arg(long, value_parser = ["read", "push", "create", "delete", "force-push", "change"])]
+        action: String,
+        /// The path, for `change`.
+        #[arg(long)]
+        path: Option<String>,
+        /// The branch (for `change`: the branch the path changes on).
+        #[arg(long, default_value = "main")]
+        branch: String,
     },
 }
 
@@ -82,6 +114,10 @@ fn main() -> anyhow::Result<()> {
             };
             reindex(&data_dir, &branch)
         }
+        Command::Policy { command: PolicyCommand::Check { dir, user, roles, action, path, branch } } => {
+            let code = policy_check(&dir, &user, roles, &action, path.as_deref(), &branch)?;
+            std::process::exit(code)
+        }
         Command::Demo { data_dir, ssh_listen, http_listen, preview_listen, authorized_keys, empty } => {
             let defaults = Settings::default();
             let ssh = settings::SshSettings { listen: ssh_listen, authorized_keys, ..defaults.ssh.clone() };
@@ -90,6 +126,53 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(run(settings, Some(Demo { starter: !empty })))
         }
     }
+}
+
+/// `policy check`: print the decision and its explanation; returns the exit code.
+fn policy_check(
+    dir: &Path,
+    user: &str,
+    roles: Vec<String>,
+    action: &str,
+    path: Option<&str>,
+    branch: &str,
+) -> anyhow::Result<i32> {
+    use hooks::authz::Resource;
+    let resource = match (action, path) {
+        ("change", Some(path)) => Resource::Path { path, branch },
+        (_, None) if action != "change" => Resource::Branch(branch),
+        _ => {
+            eprintln!("--path goes with --action change (and only with it); other actions apply to --branch");
+            return Ok(2);
+        }
+    };
+    let access = match hooks::checkout::load(dir) {
+        Ok(a) => a,
+        Err(problems) => {
+            for p in problems {
+                eprintln!("{p}");
+            }
+            eprintln!("the access rules of {} have problems; a push of them would be refused", dir.display());
+            return Ok(2);
+        }
+    };
+    let roles = if roles.is_empty() {
+        match access.roles_of(user) {
+            Some(r) => r.to_vec(),
+            None => {
+                eprintln!(
+                    "note: {user} is not in {}; deciding with no role (use --role to assume one)",
+                    hooks::users::PATH
+                );
+                Vec::new()
+            }
+        }
+    } else {
+        roles
+    };
+    let verdict = access.authz.explain(user, &roles, action, resource);
+    println!("{}", verdict.explanation);
+    Ok(if verdict.allowed { 0 } else { 1 })
 }
 
 /// Demo mode: generate and authorize a demo user key, print how to use it, and (unless asked
@@ -161,20 +244,16 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
         None => None,
     };
 
-    // Keys: the bootstrap keys from the settings (and the demo key), plus the users of the
-    // live site's access/users.toml, reloaded whenever main moves.
+    // Keys: the bootstrap keys from the settings (and the demo key), plus the users and the
+    // policies of the live site's access/users.toml and policies/, reloaded whenever main moves.
     let repo_keys = Arc::new(hooks::users::RepoKeys::new(keys.into_entries()));
+    let access = Arc::new(hooks::access::LiveAccess::new(repo_keys.clone()).map_err(anyhow::Error::msg)?);
     if let Some(head) = live.branch_head()? {
-        let local = gix::open_opts(&git_dir, gix::open::Options::isolated())?;
-        match repo_keys.load(&local, head) {
-            Ok(n) => tracing::info!(users = n, "loaded access/users.toml"),
-            Err(e) => tracing::error!(error = %e, "access/users.toml unreadable; only bootstrap keys work"),
-        }
+        let local = gix::open_opts(&git_dir, githost::repository::open_options())?;
+        access.reload(&local, head); // what cannot be loaded is logged there
     }
-    let publisher =
-        hooks::Publisher { live: live.clone(), preview: preview_site.clone(), keys: Some(repo_keys.clone()) };
-    let authz = hooks::authz::Authz::with_defaults().map_err(|e| anyhow::anyhow!("built-in policies: {e}"))?;
-    let hooks = hooks::Governance { publisher, authz, keys: repo_keys.clone() };
+    let publisher = hooks::Publisher { live: live.clone(), preview: preview_site.clone() };
+    let hooks = hooks::Governance { publisher, access };
     let mut host = GitHost::new(repo_keys, Arc::new(hooks), settings.limits.to_limits());
     host.add_repository(Arc::new(repo));
 

@@ -28,6 +28,18 @@ impl std::fmt::Debug for Repository {
     }
 }
 
+/// Index slots of the object store: how many pack indices a handle can hold at once. gix sizes
+/// this at open from the packs on disk (minimum 32) and fails lookups once more packs arrive than
+/// it has slots — and every push adds a pack to a repository that lives for months. A fixed,
+/// generous number is what gix recommends for servers. Each slot costs a few dozen bytes.
+pub const PACK_SLOTS: u16 = 4096;
+
+/// How every handle on a served repository is opened: isolated from the user's and the system's
+/// Git configuration, with [`PACK_SLOTS`] index slots.
+pub fn open_options() -> gix::open::Options {
+    gix::open::Options::isolated().object_store_slots(gix::odb::store::init::Slots::Given(PACK_SLOTS))
+}
+
 impl Repository {
     /// Open the bare repository at `git_dir`, creating it (with `HEAD` → `refs/heads/main`) if the
     /// directory does not exist yet. Leftover quarantine directories of interrupted pushes are
@@ -40,7 +52,7 @@ impl Repository {
             let head = git_dir.join("HEAD");
             std::fs::write(&head, format!("ref: refs/heads/{DEFAULT_BRANCH}\n")).map_err(Error::fs(head))?;
         }
-        let shared = gix::open_opts(&git_dir, gix::open::Options::isolated()).map_err(Error::odb)?;
+        let shared = gix::open_opts(&git_dir, open_options()).map_err(Error::odb)?;
         let repo = Repository { name: name.into(), git_dir, shared: shared.into_sync() };
         crate::quarantine::remove_stale(&repo.objects_dir())?;
         Ok(repo)

@@ -1,18 +1,26 @@
 //! Who may do what, decided by Cedar: the schema and default policies in `policies/` (compiled
-//! into the server), evaluated for every ref update of a push and every path it changes.
+//! into the server) plus the site's own `policies/**/*.cedar`, evaluated for every ref update of
+//! a push and every path it changes.
+//!
+//! A site's policies are added on top of the defaults (a `forbid` can narrow them, a `permit`
+//! widen them, e.g. for a new role); each policy is known by its `@id(...)` or, without one, by
+//! `FILE#N`. Pushes are decided by the policies of the live `main`, never by the pushed ones.
 //!
 //! Entities are built per request: the user (in its roles), the branch, and the path (in its
 //! area: content, static, theme, plugin, config, access, policy, secret, other). A refusal
 //! names the user, the roles, the action, the ref or path — and the policies that decided,
 //! when a `forbid` did; otherwise that no policy permits it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 
 use cedar_policy::{
-    Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
-    RestrictedExpression, Schema, ValidationMode, Validator,
+    Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, Policy, PolicyId, PolicySet,
+    Request, RestrictedExpression, Schema, ValidationMode, Validator,
 };
+use miette::Diagnostic;
+
+use crate::problem::{line_of, Problem};
 
 /// The schema shipped with the server.
 pub const SCHEMA: &str = include_str!("../../policies/whispercms.cedarschema");
@@ -28,10 +36,26 @@ pub enum Resource<'a> {
     Path { path: &'a str, branch: &'a str },
 }
 
-/// The compiled policies.
+/// The compiled policies: the defaults plus, for a site, its `policies/*.cedar`.
+#[derive(Debug)]
 pub struct Authz {
     schema: Schema,
     policies: PolicySet,
+}
+
+/// The directory of a site's own policies.
+pub const POLICY_DIR: &str = "policies";
+
+/// The answer to one request and the policies that decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Allowed?
+    pub allowed: bool,
+    /// The policies (by id) that decided: the permits that allowed it, or the forbids that
+    /// denied it (empty when nothing permits it).
+    pub policies: Vec<String>,
+    /// One line for people: `denied: alice (editor) may not change site.toml on admin (…)`.
+    pub explanation: String,
 }
 
 /// The area a repository path belongs to.
@@ -54,26 +78,172 @@ fn uid(kind: &str, id: &str) -> Result<EntityUid, String> {
     Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
 }
 
+fn schema() -> Result<Schema, String> {
+    Schema::from_cedarschema_str(SCHEMA).map(|(s, _)| s).map_err(|e| format!("schema: {e}"))
+}
+
+/// The first line a diagnostic points at in `text`, if it points anywhere.
+fn diagnostic_line(d: &dyn Diagnostic, text: &str) -> Option<usize> {
+    let offset = d.labels()?.map(|l| l.offset()).min()?;
+    Some(line_of(text, offset))
+}
+
+/// Parse one policy file, giving each policy its `@id` or `FILE#N`. Problems name the line.
+fn parse_file(path: &str, text: &str) -> Result<Vec<Policy>, Vec<Problem>> {
+    let set = PolicySet::from_str(text).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| match diagnostic_line(e, text) {
+                Some(line) => Problem::new(path, format!("line {line}: {e}")),
+                None => Problem::new(path, e.to_string()),
+            })
+            .collect::<Vec<_>>()
+    })?;
+    if set.templates().next().is_some() {
+        return Err(vec![Problem::new(
+            path,
+            "policy templates (?principal, ?resource) are not supported; write each policy out",
+        )]);
+    }
+    // `PolicySet` numbers policies in source order as policy0, policy1, …
+    let mut policies: Vec<&Policy> = set.policies().collect();
+    policies.sort_by_key(|p| p.id().to_string().trim_start_matches("policy").parse::<usize>().unwrap_or(usize::MAX));
+    Ok(policies
+        .into_iter()
+        .enumerate()
+        .map(|(n, p)| {
+            let id = p.annotation("id").map(str::to_string).unwrap_or_else(|| format!("{path}#{}", n + 1));
+            p.new_id(PolicyId::new(id))
+        })
+        .collect())
+}
+
 impl Authz {
     /// The schema and the default policies, validated against each other.
     pub fn with_defaults() -> Result<Self, String> {
         Self::with_policies(DEFAULT_POLICIES)
     }
 
-    /// The schema with `policies` (Cedar text), validated.
+    /// The schema with `policies` (Cedar text) instead of the defaults, validated.
     pub fn with_policies(policies: &str) -> Result<Self, String> {
-        let (schema, _) = Schema::from_cedarschema_str(SCHEMA).map_err(|e| format!("schema: {e}"))?;
-        let policies = PolicySet::from_str(policies).map_err(|e| format!("policies: {e}"))?;
-        let result = Validator::new(schema.clone()).validate(&policies, ValidationMode::default());
-        if !result.validation_passed() {
-            let errors: Vec<String> = result.validation_errors().map(|e| e.to_string()).collect();
-            return Err(format!("policies do not match the schema: {}", errors.join("; ")));
+        Self::with_site_policies_replacing_defaults(&[("policies.cedar".to_string(), policies.to_string())], false)
+            .map_err(|problems| problems.iter().map(|p| p.message.clone()).collect::<Vec<_>>().join("; "))
+    }
+
+    /// The defaults plus a site's policy `files` (path, Cedar text), each parsed and validated
+    /// against the schema. Every problem names its file and line.
+    pub fn with_site_policies(files: &[(String, String)]) -> Result<Self, Vec<Problem>> {
+        Self::with_site_policies_replacing_defaults(files, true)
+    }
+
+    fn with_site_policies_replacing_defaults(files: &[(String, String)], defaults: bool) -> Result<Self, Vec<Problem>> {
+        let schema = schema().map_err(|e| vec![Problem::new("policies/whispercms.cedarschema", e)])?;
+        let builtin = ("(built-in) policies/default.cedar".to_string(), DEFAULT_POLICIES.to_string());
+        let mut problems = Vec::new();
+        let mut set = PolicySet::new();
+        let mut origin: HashMap<String, usize> = HashMap::new();
+        let sources: Vec<&(String, String)> = defaults.then_some(&builtin).into_iter().chain(files).collect();
+        for (i, (path, text)) in sources.iter().enumerate() {
+            let policies = match parse_file(path, text) {
+                Ok(p) => p,
+                Err(mut p) => {
+                    problems.append(&mut p);
+                    continue;
+                }
+            };
+            for policy in policies {
+                let id = policy.id().to_string();
+                if let Some(&other) = origin.get(&id) {
+                    problems.push(Problem::new(
+                        path.as_str(),
+                        format!("policy id {id:?} is already used by {}", sources[other].0),
+                    ));
+                    continue;
+                }
+                if let Err(e) = set.add(policy) {
+                    problems.push(Problem::new(path.as_str(), e.to_string()));
+                    continue;
+                }
+                origin.insert(id, i);
+            }
         }
-        Ok(Authz { schema, policies })
+        let result = Validator::new(schema.clone()).validate(&set, ValidationMode::default());
+        for e in result.validation_errors() {
+            let Some(&i) = origin.get(&e.policy_id().to_string()) else { continue };
+            let (path, text) = sources[i];
+            let message = match diagnostic_line(e, text) {
+                Some(line) => format!("line {line}: {e}"),
+                None => e.to_string(),
+            };
+            problems.push(Problem::new(path.as_str(), format!("does not match the schema: {message}")));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Authz { schema, policies: set })
+    }
+
+    /// The defaults plus the `policies/**/*.cedar` of `commit`.
+    pub fn load(repo: &gix::Repository, commit: gix::ObjectId) -> Result<Self, Vec<Problem>> {
+        Self::with_site_policies(&site_policy_files(repo, commit)?)
+    }
+
+    /// Every role a policy names (`Role::"x"`), the defaults' included.
+    pub fn roles(&self) -> BTreeSet<String> {
+        self.policies
+            .policies()
+            .flat_map(|p| p.entity_literals())
+            .filter(|uid| uid.type_name().to_string() == "WhisperCMS::Role")
+            .map(|uid| uid.id().unescaped().to_string())
+            .collect()
     }
 
     /// May `user` (in `roles`) do `action` to `resource`? `Err` carries the explanation.
     pub fn check(&self, user: &str, roles: &[String], action: &str, resource: Resource<'_>) -> Result<(), String> {
+        let verdict = self.explain(user, roles, action, resource);
+        if verdict.allowed {
+            Ok(())
+        } else {
+            Err(verdict.explanation)
+        }
+    }
+
+    /// Decide and explain whether `user` (in `roles`) may do `action` to `resource`.
+    pub fn explain(&self, user: &str, roles: &[String], action: &str, resource: Resource<'_>) -> Verdict {
+        let who = if roles.is_empty() { format!("{user} (no role)") } else { format!("{user} ({})", roles.join(", ")) };
+        let target = match resource {
+            Resource::Branch(name) => format!("branch {name}"),
+            Resource::Path { path, branch } => format!("{path} on {branch}"),
+        };
+        let response = match self.request(user, roles, action, resource) {
+            Ok((request, entities)) => Authorizer::new().is_authorized(&request, &self.policies, &entities),
+            Err(e) => {
+                return Verdict {
+                    allowed: false,
+                    policies: Vec::new(),
+                    explanation: format!("denied: {who} may not {action} {target} ({e})"),
+                }
+            }
+        };
+        let mut policies: Vec<String> = response.diagnostics().reason().map(|p| p.to_string()).collect();
+        policies.sort();
+        let allowed = response.decision() == Decision::Allow;
+        let explanation = match (allowed, policies.is_empty()) {
+            (true, _) => format!("allowed: {who} may {action} {target} (permitted by {})", policies.join(", ")),
+            (false, true) => format!("denied: {who} may not {action} {target} (no policy permits it)"),
+            (false, false) => format!("denied: {who} may not {action} {target} (forbidden by {})", policies.join(", ")),
+        };
+        Verdict { allowed, policies, explanation }
+    }
+
+    /// The Cedar request and entities for one question.
+    fn request(
+        &self,
+        user: &str,
+        roles: &[String],
+        action: &str,
+        resource: Resource<'_>,
+    ) -> Result<(Request, Entities), String> {
         let principal = uid("User", user)?;
         let mut entities = Vec::new();
         let role_uids: HashSet<EntityUid> = roles.iter().map(|r| uid("Role", r)).collect::<Result<_, _>>()?;
@@ -105,34 +275,27 @@ impl Authz {
         let entities = Entities::from_entities(entities, Some(&self.schema)).map_err(|e| e.to_string())?;
         let request = Request::new(principal, action_uid, resource_uid, context, Some(&self.schema))
             .map_err(|e| e.to_string())?;
-        let response = Authorizer::new().is_authorized(&request, &self.policies, &entities);
-        if response.decision() == Decision::Allow {
-            return Ok(());
-        }
-        let target = match resource {
-            Resource::Branch(name) => format!("branch {name}"),
-            Resource::Path { path, branch } => format!("{path} on {branch}"),
-        };
-        let who = if roles.is_empty() { format!("{user} (no role)") } else { format!("{user} ({})", roles.join(", ")) };
-        // Name policies by their `@id(...)` annotation when they have one.
-        let forbids: Vec<String> = response
-            .diagnostics()
-            .reason()
-            .map(|p| {
-                self.policies
-                    .policy(p)
-                    .and_then(|x| x.annotation("id"))
-                    .map(str::to_string)
-                    .unwrap_or_else(|| p.to_string())
-            })
-            .collect();
-        let why = if forbids.is_empty() {
-            "no policy permits it".to_string()
-        } else {
-            format!("forbidden by {}", forbids.join(", "))
-        };
-        Err(format!("denied: {who} may not {action} {target} ({why})"))
+        Ok((request, entities))
     }
+}
+
+/// The site's policy files of `commit`: every `policies/**/*.cedar`, as (path, text).
+pub fn site_policy_files(repo: &gix::Repository, commit: gix::ObjectId) -> Result<Vec<(String, String)>, Vec<Problem>> {
+    let git = |e: site_runtime::Error| vec![Problem::new(POLICY_DIR, format!("could not read: {e}"))];
+    let mut files = Vec::new();
+    for (rel, blob) in site_runtime::source::files_under(repo, commit, POLICY_DIR).map_err(git)? {
+        if !rel.ends_with(".cedar") {
+            continue;
+        }
+        let path = format!("{POLICY_DIR}/{rel}");
+        let bytes = site_runtime::source::read_blob(repo, blob).map_err(git)?;
+        match String::from_utf8(bytes) {
+            Ok(text) => files.push((path, text)),
+            Err(_) => return Err(vec![Problem::new(path, "not UTF-8 text")]),
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 #[cfg(test)]
@@ -215,6 +378,85 @@ mod tests {
         assert!(Authz::with_policies(bad).is_err());
         assert!(Authz::with_policies("permit (principal, action, resource) when { resource.colour == 1 };").is_err());
         assert!(Authz::with_policies("this is not cedar").is_err());
+    }
+
+    fn site(files: &[(&str, &str)]) -> Result<Authz, Vec<Problem>> {
+        let files: Vec<(String, String)> = files.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
+        Authz::with_site_policies(&files)
+    }
+
+    #[test]
+    fn site_policies_add_roles_on_top_of_the_defaults() {
+        let designers = "// Designers own the theme.\n\
+            permit (principal in WhisperCMS::Role::\"designer\", action == WhisperCMS::Action::\"change\", resource)\n\
+            when { resource in WhisperCMS::Area::\"theme\" };\n\
+            permit (principal in WhisperCMS::Role::\"designer\", action == WhisperCMS::Action::\"push\", resource)\n\
+            when { resource.name == \"admin\" };\n";
+        let a = site(&[("policies/design.cedar", designers)]).unwrap();
+        let theme = Resource::Path { path: "themes/t/templates/base.html", branch: "admin" };
+        let verdict = a.explain("dora", &roles(&["designer"]), "change", theme);
+        assert!(verdict.allowed, "{verdict:?}");
+        assert_eq!(verdict.policies, ["policies/design.cedar#1"]);
+        assert!(a.check("dora", &roles(&["designer"]), "push", Resource::Branch("admin")).is_ok());
+        assert!(a.check("dora", &roles(&["designer"]), "push", Resource::Branch("main")).is_err());
+        // The defaults still hold.
+        assert!(a.check("root", &roles(&["admin"]), "push", Resource::Branch("main")).is_ok());
+        let known = a.roles();
+        for r in ["admin", "editor", "publisher", "reader", "designer"] {
+            assert!(known.contains(r), "{r} in {known:?}");
+        }
+    }
+
+    #[test]
+    fn explanations_name_the_deciding_policies() {
+        let a = Authz::with_defaults().unwrap();
+        let v =
+            a.explain("ed", &roles(&["editor"]), "change", Resource::Path { path: "content/a.md", branch: "admin" });
+        assert_eq!(
+            v.explanation,
+            "allowed: ed (editor) may change content/a.md on admin (permitted by editor-content)"
+        );
+        let forbid = "@id(\"freeze\")\nforbid (principal, action, resource is WhisperCMS::Branch) when { resource.name == \"main\" };";
+        let b = site(&[("policies/freeze.cedar", forbid)]).unwrap();
+        let v = b.explain("root", &roles(&["admin"]), "push", Resource::Branch("main"));
+        assert!(!v.allowed);
+        assert_eq!(v.explanation, "denied: root (admin) may not push branch main (forbidden by freeze)");
+    }
+
+    #[test]
+    fn broken_site_policies_are_reported_with_file_and_line() {
+        let problems = site(&[
+            ("policies/a.cedar", "// fine\npermit (principal, action, resource)\nwhen { resource.name == };\n"),
+            ("policies/b.cedar", "\n\npermit (principal, action == WhisperCMS::Action::\"fly\", resource);\n"),
+            ("policies/c.cedar", "@id(\"admin-all\")\npermit (principal, action, resource);\n"),
+            ("policies/d.cedar", "permit (principal == ?principal, action, resource);\n"),
+        ])
+        .unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(text.iter().any(|p| p.starts_with("policies/a.cedar: line 3: ")), "{text:#?}");
+        assert!(
+            text.iter().any(|p| p.starts_with("policies/b.cedar: does not match the schema: line 3: ")),
+            "{text:#?}"
+        );
+        assert!(
+            text.iter().any(|p| p.contains("policies/c.cedar: policy id \"admin-all\" is already used by (built-in)")),
+            "{text:#?}"
+        );
+        assert!(text.iter().any(|p| p.starts_with("policies/d.cedar: policy templates")), "{text:#?}");
+    }
+
+    #[test]
+    fn hostile_policy_text_is_an_error_not_a_panic() {
+        for text in [
+            "\u{0}",
+            "permit (",
+            "))))",
+            "@id(\"x\") @id(\"y\") permit (principal, action, resource);",
+            &"(".repeat(10_000),
+        ] {
+            let _ = site(&[("policies/x.cedar", text)]);
+        }
+        assert!(site(&[("policies/x.cedar", "permit (principal, action, resource) when { 1 + \"a\" };")]).is_err());
     }
 
     #[test]

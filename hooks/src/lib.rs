@@ -2,9 +2,14 @@
 //! after the refs moved (post-receive). [`Governance`] plugs both into the Git host.
 //!
 //! [`authz`] decides with Cedar who may read, push, create, delete or force-push which branch
-//! and change which paths; [`users`] says who is who.
+//! and change which paths; [`users`] says who is who; [`access`] holds both as the live `main`
+//! has them; [`lockout`] refuses a push that would leave nobody able to administer the site.
 
+pub mod access;
 pub mod authz;
+pub mod checkout;
+pub mod lockout;
+pub mod problem;
 pub mod publish;
 pub mod users;
 pub mod validate;
@@ -19,10 +24,8 @@ pub use publish::Publisher;
 pub struct Governance {
     /// Publishes `main` and `admin`.
     pub publisher: Publisher,
-    /// The policies.
-    pub authz: authz::Authz,
-    /// Users and their roles.
-    pub keys: Arc<users::RepoKeys>,
+    /// The users and policies in force (those of the live `main`).
+    pub access: Arc<access::LiveAccess>,
 }
 
 /// The commit `main` points at now (before the push), if any.
@@ -40,9 +43,32 @@ pub fn branch_name(name: &[u8]) -> String {
     }
 }
 
+/// Branches that hold a site and are validated: the live site, the preview and working
+/// branches. Other refs (tags, other branches) are stored as they are.
+pub fn is_site_branch(name: &[u8]) -> bool {
+    name == b"refs/heads/main" || name == b"refs/heads/admin" || name.starts_with(b"refs/heads/preview/")
+}
+
+/// Why one ref update is refused.
+enum Refusal {
+    /// Cedar said no: one line per denied action or path.
+    Denied(Vec<String>),
+    /// Files that would break the site, all of them.
+    Invalid(Vec<validate::Problem>),
+    /// Anything else (an unreadable commit, lock-out).
+    Other(String),
+}
+
 impl Governance {
-    /// Every authorization problem of one ref update: the branch action, then each changed path.
-    fn authorize_update(&self, push: &PushContext<'_>, update: &githost::RefUpdate, roles: &[String]) -> Vec<String> {
+    /// Decide one ref update: the branch action, each changed path, then (on site branches) the
+    /// files themselves and, on `main`, lock-out protection.
+    fn check_update(
+        &self,
+        push: &PushContext<'_>,
+        update: &githost::RefUpdate,
+        roles: &[String],
+        authz: &authz::Authz,
+    ) -> Result<(), Refusal> {
         let user = &push.principal.id;
         let branch = branch_name(&update.name);
         let action = match update.kind {
@@ -51,45 +77,81 @@ impl Governance {
             UpdateKind::FastForward => "push",
             UpdateKind::NonFastForward => "force-push",
         };
-        if let Err(e) = self.authz.check(user, roles, action, authz::Resource::Branch(&branch)) {
-            return vec![e];
-        }
+        authz.check(user, roles, action, authz::Resource::Branch(&branch)).map_err(|e| Refusal::Denied(vec![e]))?;
         // Tags and other refs point at history that branches already brought in: only the ref
         // itself is authorized. Paths are checked where they change, on branches.
         if update.kind == UpdateKind::Delete || !update.name.starts_with(b"refs/heads/") {
-            return Vec::new();
+            return Ok(());
         }
+        let unreadable = |e: site_runtime::Error| Refusal::Other(format!("could not read the pushed commit: {e}"));
         // A new branch is compared with the live `main` it (normally) starts from, so that
         // creating `preview/x` from main with one new page changes one path, not the whole tree.
-        let old = if update.old.is_null() { live_main(push.repo) } else { Some(update.old) };
-        let changes = match site_runtime::source::changes(push.repo, old, update.new) {
-            Ok(c) => c,
-            Err(e) => return vec![format!("could not read the pushed commit: {e}")],
-        };
-        let mut denied = Vec::new();
+        let old = (!update.old.is_null()).then_some(update.old);
+        let base = old.or_else(|| live_main(push.repo));
+        let changes_from_base = site_runtime::source::changes(push.repo, base, update.new).map_err(unreadable)?;
+        let changes = &changes_from_base;
         let mut paths: Vec<&str> = changes.iter().map(|c| c.path()).collect();
         paths.dedup();
-        for path in paths {
-            if let Err(e) = self.authz.check(user, roles, "change", authz::Resource::Path { path, branch: &branch }) {
-                denied.push(e);
+        let denied: Vec<String> = paths
+            .into_iter()
+            .filter_map(|path| {
+                authz.check(user, roles, "change", authz::Resource::Path { path, branch: &branch }).err()
+            })
+            .collect();
+        if !denied.is_empty() {
+            return Err(Refusal::Denied(denied));
+        }
+        if !is_site_branch(&update.name) {
+            return Ok(());
+        }
+        // Validation looks at every file of a new branch, and at what changed otherwise: the
+        // same diff authorization used.
+        let all;
+        let changes = match old {
+            Some(_) => changes,
+            None => {
+                all = site_runtime::source::changes(push.repo, None, update.new).map_err(unreadable)?;
+                &all
+            }
+        };
+        let served = self.publisher.site_for(&branch);
+        let pushed = &changes_from_base;
+        let update_ =
+            validate::Update { repo: push.repo, old, new: update.new, changes, pushed, served: served.as_deref() };
+        let problems =
+            validate::validate_update(&update_).map_err(|e| Refusal::Other(format!("could not validate: {e}")))?;
+        if !problems.is_empty() {
+            return Err(Refusal::Invalid(problems));
+        }
+        if branch == "main" && changes.iter().any(|c| governs_access(c.path())) {
+            if let Some(why) = lockout::check(push.repo, old, update.new) {
+                return Err(Refusal::Other(why));
             }
         }
-        denied
+        Ok(())
     }
 }
 
-/// Branches that hold a site and are validated: the live site, the preview and working
-/// branches. Other refs (tags, other branches) are stored as they are.
-pub fn is_site_branch(name: &[u8]) -> bool {
-    name == b"refs/heads/main" || name == b"refs/heads/admin" || name.starts_with(b"refs/heads/preview/")
+/// Whether `path` is part of the access rules (users or policies).
+fn governs_access(path: &str) -> bool {
+    path == users::PATH || path.starts_with("policies/")
+}
+
+/// "first (and N more, see above)"
+fn summary(lines: &[String]) -> String {
+    match lines {
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} (and {} more, see above)", rest.len()),
+        [] => String::new(),
+    }
 }
 
 impl Hooks for Governance {
     fn authorize(&self, principal: &Principal, _repository: &str, service: Service) -> Result<(), String> {
         // Reading needs `read` on the live branch; pushing is decided per ref in pre-receive,
         // but a principal who may not even read is turned away at once.
-        let roles = self.keys.roles_of(&principal.id);
-        let checked = self.authz.check(&principal.id, &roles, "read", authz::Resource::Branch("main"));
+        let roles = self.access.keys.roles_of(&principal.id);
+        let checked = self.access.authz().check(&principal.id, &roles, "read", authz::Resource::Branch("main"));
         match (service, checked) {
             (_, Ok(())) => Ok(()),
             (Service::ReceivePack, Err(_)) if !roles.is_empty() => Ok(()),
@@ -99,56 +161,45 @@ impl Hooks for Governance {
 
     fn pre_receive(&self, push: &PushContext<'_>) -> PreReceive {
         let mut verdict = PreReceive::accept();
-        let roles = self.keys.roles_of(&push.principal.id);
+        let roles = self.access.keys.roles_of(&push.principal.id);
+        // One set of rules for the whole push, even if `main` moves meanwhile.
+        let authz = self.access.authz();
         for update in push.updates {
-            let denied = self.authorize_update(push, update, &roles);
-            if !denied.is_empty() {
-                for d in &denied {
-                    verdict.messages.push(d.clone());
+            let reason = match self.check_update(push, update, &roles, &authz) {
+                Ok(()) => continue,
+                Err(Refusal::Denied(lines)) => {
+                    verdict.messages.extend(lines.iter().cloned());
+                    summary(&lines)
                 }
-                let reason = if denied.len() == 1 {
-                    denied[0].clone()
-                } else {
-                    format!("{} (and {} more, see above)", denied[0], denied.len() - 1)
-                };
-                verdict.refused.push((update.name.clone(), reason));
-                continue;
-            }
-        }
-        for update in push.updates {
-            if verdict.refused.iter().any(|(n, _)| *n == update.name) {
-                continue;
-            }
-            if update.kind == UpdateKind::Delete || !is_site_branch(&update.name) {
-                continue;
-            }
-            let old = (!update.old.is_null()).then_some(update.old);
-            match validate::validate(push.repo, old, update.new) {
-                Ok(problems) if problems.is_empty() => {}
-                Ok(problems) => {
+                Err(Refusal::Invalid(problems)) => {
                     verdict.messages.push(format!(
                         "{}: {} problem(s), nothing was stored:",
-                        update.name,
+                        String::from_utf8_lossy(&update.name),
                         problems.len()
                     ));
-                    for p in &problems {
-                        verdict.messages.push(format!("  {p}"));
-                    }
-                    let first = &problems[0];
-                    let reason = if problems.len() == 1 {
-                        first.to_string()
-                    } else {
-                        format!("{first} (and {} more, see above)", problems.len() - 1)
-                    };
-                    verdict.refused.push((update.name.clone(), reason));
+                    let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                    verdict.messages.extend(lines.iter().map(|p| format!("  {p}")));
+                    summary(&lines)
                 }
-                Err(e) => verdict.refused.push((update.name.clone(), format!("could not validate: {e}"))),
-            }
+                Err(Refusal::Other(why)) => {
+                    verdict.messages.push(why.clone());
+                    why
+                }
+            };
+            verdict.refused.push((update.name.clone(), reason));
         }
         verdict
     }
 
     fn post_receive(&self, push: &PostReceiveContext<'_>) -> Vec<String> {
-        self.publisher.post_receive(push)
+        let mut messages = Vec::new();
+        // The access rules follow `main` first, so that the publish report comes last.
+        if let Some(update) = push.updates.iter().find(|u| u.name == b"refs/heads/main".as_slice()) {
+            if update.kind != UpdateKind::Delete {
+                messages.extend(self.access.reload(push.repo, update.new));
+            }
+        }
+        messages.extend(self.publisher.post_receive(push));
+        messages
     }
 }

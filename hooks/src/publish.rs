@@ -15,29 +15,23 @@ pub struct Publisher {
     pub live: Arc<Site>,
     /// `admin`, served as the preview, when a preview listener is configured.
     pub preview: Option<Arc<Site>>,
-    /// The SSH keys of the live site's `access/users.toml`, reloaded when `main` moves.
-    pub keys: Option<Arc<crate::users::RepoKeys>>,
 }
 
 impl Publisher {
+    /// The served site of `branch` (short name), if it is served.
+    pub fn site_for(&self, branch: &str) -> Option<Arc<Site>> {
+        std::iter::once(&self.live).chain(self.preview.iter()).find(|s| s.branch() == branch).cloned()
+    }
+
     /// Publish the served branches that `push` moved; returns the lines for the client.
     pub fn post_receive(&self, push: &PostReceiveContext<'_>) -> Vec<String> {
         let mut messages = Vec::new();
-        let sites = std::iter::once((&self.live, true)).chain(self.preview.iter().map(|p| (p, false)));
-        for (site, is_live) in sites {
+        for site in std::iter::once(&self.live).chain(self.preview.iter()) {
             let name = format!("refs/heads/{}", site.branch());
             let Some(update) = push.updates.iter().find(|u| u.name == name.as_str()) else { continue };
             if update.kind == UpdateKind::Delete {
                 messages.push(format!("{} deleted; the site keeps serving its last commit", site.branch()));
                 continue;
-            }
-            if is_live {
-                if let Some(keys) = &self.keys {
-                    match keys.load(push.repo, update.new) {
-                        Ok(n) => tracing::info!(users = n, "access/users.toml reloaded"),
-                        Err(e) => messages.push(format!("warning: {e}; the previous users stay in force")),
-                    }
-                }
             }
             match site.publish(update.new, &mut |_| {}) {
                 Ok(p) => {

@@ -1,9 +1,10 @@
 //! `access/users.toml`: who may connect, with which SSH keys, in which roles.
 //!
 //! The file lives in the site repository, so changing who has access is a commit like any other
-//! (and, once Cedar authorization lands, one only admins may push). The SSH endpoint looks keys
-//! up in the file of the live `main` ([`RepoKeys`]), reloaded after every publish, plus the
+//! (one the default policies let only admins push). The SSH endpoint looks keys up in the file
+//! of the live `main` ([`RepoKeys`]), reloaded whenever `main` moves, plus the
 //! bootstrap keys from `settings.toml` so that an empty repository can receive its first push.
+//! Roles are checked against the roles the policies name ([`check_roles`]) at push.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,9 +16,6 @@ use serde::Deserialize;
 
 /// The path of the file in the site repository.
 pub const PATH: &str = "access/users.toml";
-
-/// The roles the default policies know.
-pub const ROLES: [&str; 4] = ["admin", "publisher", "editor", "reader"];
 
 /// One person.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -31,7 +29,7 @@ pub struct User {
     /// OpenSSH public keys (`ssh-ed25519 AAAA… comment`).
     #[serde(default)]
     pub keys: Vec<String>,
-    /// Roles: `admin`, `publisher`, `editor`, `reader`.
+    /// Roles: `admin`, `publisher`, `editor`, `reader`, or one a site policy names.
     #[serde(default)]
     pub roles: Vec<String>,
 }
@@ -59,8 +57,8 @@ pub fn parse(text: &str) -> Result<Vec<User>, String> {
             return Err(format!("user {:?} is listed twice", u.id));
         }
         for role in &u.roles {
-            if !ROLES.contains(&role.as_str()) {
-                return Err(format!("user {:?}: unknown role {role:?} (known: {})", u.id, ROLES.join(", ")));
+            if role.is_empty() || !role.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(format!("user {:?}: role {role:?} must be letters, digits, '-', '_' or '.'", u.id));
             }
         }
         for key in &u.keys {
@@ -72,6 +70,33 @@ pub fn parse(text: &str) -> Result<Vec<User>, String> {
         }
     }
     Ok(file.users)
+}
+
+/// Every role of `users` must be one the policies name (`known`): a typo in a role would
+/// otherwise silently grant nothing.
+pub fn check_roles(users: &[User], known: &std::collections::BTreeSet<String>) -> Result<(), String> {
+    for u in users {
+        if let Some(role) = u.roles.iter().find(|r| !known.contains(r.as_str())) {
+            let known: Vec<&str> = known.iter().map(String::as_str).collect();
+            return Err(format!(
+                "user {:?}: unknown role {role:?} (the policies know: {}; a site policy in policies/*.cedar \
+                 can add a role)",
+                u.id,
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The users of `commit` (none if it has no `access/users.toml`).
+pub fn users_at(repo: &gix::Repository, commit: gix::ObjectId) -> Result<Vec<User>, String> {
+    let Some(blob) = site_runtime::source::blob_at(repo, commit, PATH).map_err(|e| e.to_string())? else {
+        return Ok(Vec::new());
+    };
+    let bytes = site_runtime::source::read_blob(repo, blob).map_err(|e| e.to_string())?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| format!("{PATH}: not UTF-8"))?;
+    parse(text).map_err(|e| format!("{PATH}: {e}"))
 }
 
 struct Entry {
@@ -124,14 +149,7 @@ impl RepoKeys {
     /// Load the users of `commit` of `repo` (none if the file is missing; an unreadable file
     /// keeps the previous list and is reported).
     pub fn load(&self, repo: &gix::Repository, commit: gix::ObjectId) -> Result<usize, String> {
-        let blob = site_runtime::source::blob_at(repo, commit, PATH).map_err(|e| e.to_string())?;
-        let Some(blob) = blob else {
-            self.set_users(&[]);
-            return Ok(0);
-        };
-        let bytes = site_runtime::source::read_blob(repo, blob).map_err(|e| e.to_string())?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| format!("{PATH}: not UTF-8"))?;
-        let users = parse(text).map_err(|e| format!("{PATH}: {e}"))?;
+        let users = users_at(repo, commit)?;
         self.set_users(&users);
         Ok(users.len())
     }
@@ -167,7 +185,7 @@ mod tests {
     fn refuses_broken_user_files() {
         for (text, expected) in [
             ("[[user]]\nid = \"a\"\nrole = [\"admin\"]\n", "line 3: unknown field `role`"),
-            ("[[user]]\nid = \"a\"\nroles = [\"god\"]\n", "unknown role \"god\""),
+            ("[[user]]\nid = \"a\"\nroles = [\"god mode\"]\n", "role \"god mode\" must be"),
             ("[[user]]\nid = \"a b\"\n", "must be letters"),
             ("[[user]]\nid = \"a\"\n[[user]]\nid = \"a\"\n", "listed twice"),
             ("[[user]]\nid = \"a\"\nkeys = [\"ssh-ed25519 nonsense\"]\n", "not an OpenSSH public key"),

@@ -3,28 +3,21 @@
 //! file (and line, where the parser knows it).
 //!
 //! Checked: `site.toml` (and that its theme exists), `theme.toml`, templates (compile), content
-//! front matter and URLs, and that no obvious private key or access token is pushed outside
-//! `secrets/`.
+//! front matter, that every URL (and alias) belongs to one document, the site's Cedar policies
+//! (against the schema) and the roles users hold, and that no obvious private key or access token
+//! is pushed outside `secrets/`.
+
+use std::collections::HashSet;
 
 use gix::ObjectId;
 use site_runtime::content::document;
 use site_runtime::source::{self, Change};
-use site_runtime::{theme, SiteConfig};
+use site_runtime::urls::{self, Claim};
+use site_runtime::{theme, Site, SiteConfig};
 
-/// One thing wrong with a push.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The file.
-    pub path: String,
-    /// What is wrong, with the line when known.
-    pub message: String,
-}
+use crate::authz::Authz;
 
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
+pub use crate::problem::Problem;
 
 /// Files larger than this are not scanned for secrets (media, archives).
 const SCAN_LIMIT: usize = 1024 * 1024;
@@ -32,10 +25,39 @@ const SCAN_LIMIT: usize = 1024 * 1024;
 /// Problems with the files that differ between `old` (none for a new branch: every file) and
 /// `new` in `repo` (whose object database includes the pushed objects).
 pub fn validate(repo: &gix::Repository, old: Option<ObjectId>, new: ObjectId) -> site_runtime::Result<Vec<Problem>> {
-    let mut problems = Vec::new();
     let changes = source::changes(repo, old, new)?;
+    validate_update(&Update { repo, old, new, changes: &changes, pushed: &changes, served: None })
+}
+
+/// One ref update to validate.
+pub struct Update<'a> {
+    /// The repository, with the pushed objects.
+    pub repo: &'a gix::Repository,
+    /// The branch's value before the push; `None` for a new branch (every file is checked).
+    pub old: Option<ObjectId>,
+    pub new: ObjectId,
+    /// The files that differ between `old` and `new`.
+    pub changes: &'a [Change],
+    /// What the pusher changed: `changes`, or for a new branch its difference from the live
+    /// `main`. A problem that spans files (a URL claimed twice) is reported at one of these.
+    pub pushed: &'a [Change],
+    /// The served site of this branch, whose index answers "who else claims this URL" without
+    /// reading the whole tree, when it reflects `old`.
+    pub served: Option<&'a Site>,
+}
+
+/// Problems with the files of `update`.
+pub fn validate_update(update: &Update<'_>) -> site_runtime::Result<Vec<Problem>> {
+    let Update { repo, old, new, changes, .. } = *update;
+    let mut problems = Vec::new();
     let mut config_changed = false;
-    for change in &changes {
+    let mut access_changed = false;
+    let mut claims = Vec::new();
+    for change in changes {
+        let path = change.path();
+        if path == crate::users::PATH || path.starts_with("policies/") {
+            access_changed = true;
+        }
         let Change::Upsert { path, blob } = change else { continue };
         let bytes = source::read_blob(repo, *blob)?;
         let mut problem = |message: String| problems.push(Problem { path: path.clone(), message });
@@ -53,9 +75,8 @@ pub fn validate(repo: &gix::Repository, old: Option<ObjectId>, new: ObjectId) ->
                 Err(m) => problem(m),
             }
         } else if document::is_document(path) {
-            match text().and_then(|t| document::parse(path, t).map(drop).map_err(|e| strip_path(&e.to_string(), path)))
-            {
-                Ok(()) => {}
+            match text().and_then(|t| document::parse(path, t).map_err(|e| strip_path(&e.to_string(), path))) {
+                Ok(doc) => claims.extend(urls::claims_of(&doc)),
                 Err(m) => problem(m),
             }
         } else if path == crate::users::PATH {
@@ -79,7 +100,56 @@ pub fn validate(repo: &gix::Repository, old: Option<ObjectId>, new: ObjectId) ->
     if config_changed || old.is_none() {
         check_theme_exists(repo, new, &mut problems)?;
     }
+    if access_changed || old.is_none() {
+        check_policies_and_roles(repo, new, &mut problems);
+    }
+    if !claims.is_empty() {
+        check_urls(update, claims, &mut problems)?;
+    }
     Ok(problems)
+}
+
+/// The site's policies must parse and match the schema, and every role a user holds must be one
+/// the policies name.
+fn check_policies_and_roles(repo: &gix::Repository, new: ObjectId, problems: &mut Vec<Problem>) {
+    match Authz::load(repo, new) {
+        Err(mut p) => problems.append(&mut p),
+        Ok(authz) => {
+            if let Ok(users) = crate::users::users_at(repo, new) {
+                if let Err(m) = crate::users::check_roles(&users, &authz.roles()) {
+                    problems.push(Problem::new(crate::users::PATH, m));
+                }
+            }
+        }
+    }
+}
+
+/// Every URL a changed document claims must be its alone. The other claims come from the served
+/// index when it reflects `old`, otherwise from the front matter of every document of `new`.
+fn check_urls(update: &Update<'_>, mut claims: Vec<Claim>, problems: &mut Vec<Problem>) -> site_runtime::Result<()> {
+    let changed: HashSet<&str> = update.changes.iter().map(Change::path).collect();
+    if let Some(old) = update.old {
+        let urls: Vec<&str> = claims.iter().map(|c| c.url.as_str()).collect();
+        let known = match update.served {
+            Some(site) => site.claims_on(old, &urls)?,
+            None => None,
+        };
+        let others = match known {
+            Some(known) => known,
+            None => urls::claims_at(update.repo, update.new)?,
+        };
+        claims.extend(others.into_iter().filter(|c| !changed.contains(c.path.as_str())));
+    }
+    let pushed: HashSet<&str> = update.pushed.iter().map(Change::path).collect();
+    for collision in urls::collisions(&claims) {
+        // Reported at a file the pusher changed: that is where the push can fix it.
+        let mut paths = collision.claims.iter().map(|c| c.path.as_str());
+        let path = paths.clone().find(|p| pushed.contains(p)).or_else(|| paths.find(|p| changed.contains(p)));
+        if let Some(path) = path {
+            problems.push(Problem::new(path, collision.to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// The theme `site.toml` names must be in the pushed tree.

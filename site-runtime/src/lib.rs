@@ -3,7 +3,7 @@
 //!
 //! Pipeline, as the modules are named: [`config`] (`site.toml`) → [`content`] (front matter,
 //! Markdown, documents) → [`source`] (reading and diffing Git trees) → [`index`] (SQLite, full and
-//! incremental) → [`theme`] (minijinja) → [`render`] and [`feeds`] → [`http`] (Axum), with
+//! incremental; [`urls`] says which document owns which URL) → [`theme`] (minijinja) → [`render`] and [`feeds`] → [`http`] (Axum), with
 //! [`site`] publishing commits as immutable [`snapshot`]s swapped atomically.
 //!
 //! This crate knows nothing of SSH or the pack protocol.
@@ -20,6 +20,7 @@ pub mod snapshot;
 pub mod source;
 pub mod starter;
 pub mod theme;
+pub mod urls;
 
 pub use config::SiteConfig;
 pub use error::{Error, Result};

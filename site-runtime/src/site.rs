@@ -38,7 +38,7 @@ pub struct Site {
 impl Site {
     /// Serve `branch` of the repository at `git_dir`, with its index at `index_path`.
     pub fn open(git_dir: &Path, branch: &str, index_path: PathBuf) -> Result<Self> {
-        let repo = gix::open_opts(git_dir, gix::open::Options::isolated()).map_err(Error::git)?.into_sync();
+        let repo = gix::open_opts(git_dir, crate::source::open_options()).map_err(Error::git)?.into_sync();
         let index = Index::open(&index_path)?;
         Ok(Site {
             branch: branch.to_string(),
@@ -57,6 +57,23 @@ impl Site {
     /// The snapshot serving now, if any commit was published.
     pub fn snapshot(&self) -> Option<Arc<Snapshot>> {
         self.current.load_full()
+    }
+
+    /// The claims on `urls` recorded in the index, if the index reflects `commit` (the branch's
+    /// value before a push); `None` when it does not, and the caller must look at the tree.
+    pub fn claims_on(&self, commit: ObjectId, urls: &[&str]) -> Result<Option<Vec<crate::urls::Claim>>> {
+        let Some(snap) = self.snapshot().filter(|s| s.commit == commit) else { return Ok(None) };
+        let read = snap.read(|conn| {
+            let mut out = Vec::new();
+            for url in urls {
+                out.extend(crate::index::read::claims(conn, url)?);
+            }
+            Ok(out)
+        })?;
+        Ok(match read {
+            crate::snapshot::Read::Done(claims) => Some(claims),
+            crate::snapshot::Read::Stale => None,
+        })
     }
 
     /// The commit the branch points at in the repository now, if it exists.

@@ -7,6 +7,14 @@ use gix::ObjectId;
 
 use crate::error::{Error, Result};
 
+/// How the site runtime opens the repository: isolated from the user's and the system's Git
+/// configuration, with a fixed number of pack index slots, because every push adds a pack and
+/// gix otherwise sizes the slots from the packs present at open. The Git host opens its handle
+/// the same way (`githost::repository::open_options`; this crate does not depend on the host).
+pub fn open_options() -> gix::open::Options {
+    gix::open::Options::isolated().object_store_slots(gix::odb::store::init::Slots::Given(4096))
+}
+
 /// A file that changed between two commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {

@@ -20,7 +20,7 @@ pub const FILES: &[(&str, &str)] = &[
 /// Commit `files` (plus `extra`) as the first commit of `branch` in the repository at `git_dir`,
 /// if that branch does not exist yet. Returns the new commit, or `None` if the branch exists.
 pub fn seed(git_dir: &std::path::Path, branch: &str, extra: &[(String, String)]) -> Result<Option<ObjectId>> {
-    let repo = gix::open_opts(git_dir, gix::open::Options::isolated()).map_err(Error::git)?;
+    let repo = gix::open_opts(git_dir, crate::source::open_options()).map_err(Error::git)?;
     let name = format!("refs/heads/{branch}");
     if repo.try_find_reference(name.as_str()).map_err(Error::git)?.is_some() {
         return Ok(None);

@@ -114,7 +114,7 @@ pub fn slug_component(part: &str) -> String {
 }
 
 /// Kind, URL and section URL of the document at `path`.
-fn locate(path: &str, meta: &FrontMatter) -> Result<(Kind, String, String)> {
+pub(crate) fn locate(path: &str, meta: &FrontMatter) -> Result<(Kind, String, String)> {
     let rel = path.strip_prefix("content/").ok_or_else(|| Error::content(path, "not under content/"))?;
     let (dir, file) = match rel.rsplit_once('/') {
         Some((d, f)) => (d, f),

@@ -200,6 +200,19 @@ pub fn alias_target(conn: &Connection, url: &str, now: i64) -> Result<Option<Str
     Ok(conn.prepare_cached(&sql)?.query_row(params![now, url], |r| r.get(0)).optional()?)
 }
 
+/// Every claim on `url`, published or not: documents with that URL and documents naming it
+/// among their aliases.
+pub fn claims(conn: &Connection, url: &str) -> Result<Vec<crate::urls::Claim>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT path, 0 FROM documents WHERE url = ?1 \
+         UNION ALL SELECT d.path, 1 FROM aliases a JOIN documents d ON d.id = a.document_id WHERE a.alias = ?1",
+    )?;
+    let rows = stmt.query_map(params![url], |r| {
+        Ok(crate::urls::Claim { url: url.to_string(), path: r.get(0)?, alias: r.get::<_, i64>(1)? != 0 })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// The file served at `url`, if any. Files in `static/` win over page-bundle files.
 pub fn asset(conn: &Connection, url: &str) -> Result<Option<Asset>> {
     Ok(conn
