@@ -248,10 +248,8 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
     // policies of the live site's access/users.toml and policies/, reloaded whenever main moves.
     let repo_keys = Arc::new(hooks::users::RepoKeys::new(keys.into_entries()));
     let access = Arc::new(hooks::access::LiveAccess::new(repo_keys.clone()).map_err(anyhow::Error::msg)?);
-    if let Some(head) = live.branch_head()? {
-        let local = gix::open_opts(&git_dir, githost::repository::open_options())?;
-        access.reload(&local, head); // what cannot be loaded is logged there
-    }
+    let local = gix::open_opts(&git_dir, githost::repository::open_options())?;
+    access.follow_main(&local); // what cannot be loaded is logged there
     let publisher = hooks::Publisher { live: live.clone(), preview: preview_site.clone() };
     let hooks = hooks::Governance { publisher, access };
     let mut host = GitHost::new(repo_keys, Arc::new(hooks), settings.limits.to_limits());

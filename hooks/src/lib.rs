@@ -194,10 +194,8 @@ impl Hooks for Governance {
     fn post_receive(&self, push: &PostReceiveContext<'_>) -> Vec<String> {
         let mut messages = Vec::new();
         // The access rules follow `main` first, so that the publish report comes last.
-        if let Some(update) = push.updates.iter().find(|u| u.name == b"refs/heads/main".as_slice()) {
-            if update.kind != UpdateKind::Delete {
-                messages.extend(self.access.reload(push.repo, update.new));
-            }
+        if push.updates.iter().any(|u| u.name == b"refs/heads/main".as_slice() && u.kind != UpdateKind::Delete) {
+            messages.extend(self.access.follow_main(push.repo));
         }
         messages.extend(self.publisher.post_receive(push));
         messages

@@ -33,13 +33,19 @@ impl Publisher {
                 messages.push(format!("{} deleted; the site keeps serving its last commit", site.branch()));
                 continue;
             }
-            match site.publish(update.new, &mut |_| {}) {
-                Ok(p) => {
+            // The branch's head, not `update.new`: a later push may already have moved it, and
+            // post-receive hooks of concurrent pushes may run in either order.
+            match site.refresh(&mut |_| {}) {
+                Ok(None) => {
+                    messages.push(format!("{} is already live (a concurrent push published it)", site.branch()))
+                }
+                Ok(Some(p)) => {
                     let base = site.snapshot().map(|s| s.config.base().to_string()).unwrap_or_default();
                     let pages = p.stats.documents;
                     let what = if p.stats.full { "rebuilt" } else { "updated" };
+                    let later = if p.commit == update.new { "" } else { ", with a later push" };
                     messages.push(format!(
-                        "published {} to {base}/ in {} ms ({what}: {pages} page{}, {} removed)",
+                        "published {} to {base}/ in {} ms ({what}: {pages} page{}, {} removed{later})",
                         site.branch(),
                         p.millis,
                         if pages == 1 { "" } else { "s" },

@@ -33,6 +33,9 @@ pub struct Site {
     index: Mutex<Index>,
     pool: Arc<Pool>,
     current: ArcSwapOption<Snapshot>,
+    /// Held for a whole publish, so that publishes of one branch never interleave and the one
+    /// that runs last serves the newest head (see [`Site::refresh`]).
+    publishing: Mutex<()>,
 }
 
 impl Site {
@@ -46,6 +49,7 @@ impl Site {
             index: Mutex::new(index),
             pool: Arc::new(Pool::new(index_path)),
             current: ArcSwapOption::empty(),
+            publishing: Mutex::new(()),
         })
     }
 
@@ -88,16 +92,27 @@ impl Site {
 
     /// Publish the branch's current head if it differs from what is served (start-up, or after a
     /// push). Returns what was published, if anything.
+    ///
+    /// The head is read once no other publish of this branch runs. Two pushes whose
+    /// post-receive hooks run in the other order therefore still end with the newer head served:
+    /// the later publish reads the newer head, the earlier finds it already served.
     pub fn refresh(&self, progress: &mut dyn FnMut(Progress)) -> Result<Option<Published>> {
+        let _publishing = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
         let Some(head) = self.branch_head()? else { return Ok(None) };
         if self.snapshot().is_some_and(|s| s.commit == head) {
             return Ok(None);
         }
-        self.publish(head, progress).map(Some)
+        self.publish_locked(head, progress).map(Some)
     }
 
-    /// Index `commit`, build its snapshot and make it the one served.
+    /// Index `commit`, build its snapshot and make it the one served (whether or not it is the
+    /// branch's head: [`Site::refresh`] is what follows the branch).
     pub fn publish(&self, commit: ObjectId, progress: &mut dyn FnMut(Progress)) -> Result<Published> {
+        let _publishing = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+        self.publish_locked(commit, progress)
+    }
+
+    fn publish_locked(&self, commit: ObjectId, progress: &mut dyn FnMut(Progress)) -> Result<Published> {
         let started = std::time::Instant::now();
         let repo = self.repo.to_thread_local();
         let config = match crate::source::blob_at(&repo, commit, crate::config::PATH)? {

@@ -212,6 +212,24 @@ async fn publishing_a_new_commit_swaps_content_and_theme() {
 }
 
 #[tokio::test]
+async fn refresh_serves_the_branch_head_whatever_order_hooks_run_in() {
+    let f = fixture();
+    let first = f.site.snapshot().unwrap().commit;
+    write(&f.work, "content/about.md", "+++\ntitle = \"About\"\n+++\nSecond.\n");
+    let second = commit_all(&f.work, "second");
+    write(&f.work, "content/about.md", "+++\ntitle = \"About\"\n+++\nThird.\n");
+    let third = commit_all(&f.work, "third");
+    // The hook of the push that made `second` runs after `third` landed: it serves the head.
+    let published = f.site.refresh(&mut |_| {}).unwrap().expect("a newer head to publish");
+    assert_eq!(published.commit, third);
+    assert!(get(&f.site, "/about/", &[]).await.body.contains("Third."));
+    // The hook of the push that made `third` finds it served and leaves it.
+    assert!(f.site.refresh(&mut |_| {}).unwrap().is_none());
+    assert_eq!(f.site.snapshot().unwrap().commit, third);
+    assert_ne!(first, second);
+}
+
+#[tokio::test]
 async fn a_broken_theme_is_reported_with_its_file() {
     let f = fixture();
     write(&f.work, "site.toml", "title = \"x\"\ntheme = \"broken\"\n");
