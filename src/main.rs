@@ -14,6 +14,11 @@ use site_runtime::Site;
 
 use crate::settings::Settings;
 
+/// Counts what plugin calls allocate so the sandbox can stop one that grows without bound.
+#[global_allocator]
+static ALLOCATOR: site_runtime::extensions::memory::CountingAllocator =
+    site_runtime::extensions::memory::CountingAllocator;
+
 #[derive(Parser)]
 #[command(name = "whispercms-server", version, about = "A Git-native CMS server: push your site over SSH, it is live.")]
 struct Cli {

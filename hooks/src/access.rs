@@ -74,3 +74,10 @@ impl LiveAccess {
         warnings
     }
 }
+
+/// Plugins' capabilities are decided by the live policies, like everything else.
+impl site_runtime::extensions::Capabilities for LiveAccess {
+    fn check(&self, unit: &str, declared: &[String], capability: &str) -> Result<(), String> {
+        self.authz().check_capability(unit, declared, capability)
+    }
+}

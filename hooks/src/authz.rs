@@ -236,6 +236,50 @@ impl Authz {
         Verdict { allowed, policies, explanation }
     }
 
+    /// May plugin `unit` (which declared `declared`) use `capability`? `Err` explains.
+    pub fn check_capability(&self, unit: &str, declared: &[String], capability: &str) -> Result<(), String> {
+        let response = self
+            .capability_request(unit, declared, capability)
+            .map(|(request, entities)| Authorizer::new().is_authorized(&request, &self.policies, &entities));
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => return Err(format!("plugin {unit} may not use {capability} ({e})")),
+        };
+        if response.decision() == Decision::Allow {
+            return Ok(());
+        }
+        let mut policies: Vec<String> = response.diagnostics().reason().map(|p| p.to_string()).collect();
+        policies.sort();
+        let why = if policies.is_empty() {
+            "no policy grants it".to_string()
+        } else {
+            format!("forbidden by {}", policies.join(", "))
+        };
+        Err(format!("plugin {unit} may not use {capability} ({why})"))
+    }
+
+    fn capability_request(
+        &self,
+        unit: &str,
+        declared: &[String],
+        capability: &str,
+    ) -> Result<(Request, Entities), String> {
+        let principal = uid("Plugin", unit)?;
+        let declared =
+            RestrictedExpression::new_set(declared.iter().map(|d| RestrictedExpression::new_string(d.clone())));
+        let plugin =
+            Entity::new(principal.clone(), HashMap::from([("declared".to_string(), declared)]), HashSet::new())
+                .map_err(|e| e.to_string())?;
+        let resource = uid("Capability", capability)?;
+        let attrs = HashMap::from([("name".to_string(), RestrictedExpression::new_string(capability.to_string()))]);
+        let cap = Entity::new(resource.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())?;
+        let entities = Entities::from_entities([plugin, cap], Some(&self.schema)).map_err(|e| e.to_string())?;
+        let action = EntityUid::from_str("WhisperCMS::Action::\"use\"").map_err(|e| e.to_string())?;
+        let request = Request::new(principal, action, resource, Context::empty(), Some(&self.schema))
+            .map_err(|e| e.to_string())?;
+        Ok((request, entities))
+    }
+
     /// The Cedar request and entities for one question.
     fn request(
         &self,
@@ -457,6 +501,30 @@ mod tests {
             let _ = site(&[("policies/x.cedar", text)]);
         }
         assert!(site(&[("policies/x.cedar", "permit (principal, action, resource) when { 1 + \"a\" };")]).is_err());
+    }
+
+    #[test]
+    fn plugins_use_what_they_declared_and_side_effects_need_a_policy() {
+        let a = Authz::with_defaults().unwrap();
+        let declared = roles(&["content.read", "outbound.webhook:contact"]);
+        assert!(a.check_capability("search", &declared, "content.read").is_ok());
+        assert!(a
+            .check_capability("search", &declared, "http.route")
+            .unwrap_err()
+            .contains("forbidden by plugins-undeclared"));
+        let err = a.check_capability("contact-form", &declared, "outbound.webhook:contact").unwrap_err();
+        assert_eq!(err, "plugin contact-form may not use outbound.webhook:contact (no policy grants it)");
+        let grant = "@id(\"contact\")\npermit (principal == WhisperCMS::Plugin::\"contact-form\", \
+                     action == WhisperCMS::Action::\"use\", resource == WhisperCMS::Capability::\"outbound.webhook:contact\");\n\
+                     permit (principal, action == WhisperCMS::Action::\"use\", resource);";
+        let b = site(&[("policies/plugins.cedar", grant)]).unwrap();
+        assert!(b.check_capability("contact-form", &declared, "outbound.webhook:contact").is_ok());
+        assert!(b.check_capability("other", &declared, "outbound.webhook:contact").is_ok(), "the catch-all permit");
+        // Undeclared stays forbidden even under a catch-all permit.
+        assert!(b
+            .check_capability("other", &declared, "outbound.webhook:spam")
+            .unwrap_err()
+            .contains("plugins-undeclared"));
     }
 
     #[test]

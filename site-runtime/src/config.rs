@@ -33,6 +33,8 @@ pub struct SiteConfig {
     pub taxonomies: Vec<String>,
     /// Plugins to load from `plugins/<name>/`.
     pub plugins: Vec<String>,
+    /// Settings of enabled plugins over their manifests' defaults: `[plugin_settings.<name>]`.
+    pub plugin_settings: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
     /// Anything else, for themes and plugins.
     pub extra: BTreeMap<String, serde_json::Value>,
 }
@@ -48,6 +50,7 @@ impl Default for SiteConfig {
             paginate_by: 10,
             taxonomies: vec!["tags".into(), "categories".into()],
             plugins: Vec::new(),
+            plugin_settings: BTreeMap::new(),
             extra: BTreeMap::new(),
         }
     }

@@ -2,7 +2,7 @@
 //! documents, listings, taxonomies, feeds, search, aliases (301), files from Git blobs (strong
 //! ETags, `If-None-Match`, `Range`), theme files, and the theme's 404 page.
 //!
-//! Rendered pages are cached per snapshot; files are read from the object database on demand.
+//! Plugin routes ([`crate::plugin_routes`]) are tried first. Rendered pages are cached per snapshot; files are read from the object database on demand.
 //! Index reads are short SQLite queries run inline (they take microseconds and most requests hit
 //! the page cache); blob reads of large files are the one place that would benefit from
 //! `spawn_blocking`, noted for the ingress/perf work.
@@ -51,7 +51,22 @@ enum Outcome {
     ThemeFile(ThemeFile, String),
 }
 
-async fn serve(State(site): State<Arc<Site>>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn serve(
+    State(site): State<Arc<Site>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(path) = decode_path(uri.path()) else {
+        return (StatusCode::BAD_REQUEST, "bad path\n").into_response();
+    };
+    // Plugin routes come first: they may take POST.
+    if let Some(snap) = site.snapshot() {
+        if let Some(route) = snap.extensions.route(method.as_str(), &path) {
+            return crate::plugin_routes::serve(&snap, route, &method, &path, uri.query(), &headers, &body);
+        }
+    }
     if method != Method::GET && method != Method::HEAD {
         return Response::builder()
             .status(StatusCode::METHOD_NOT_ALLOWED)
@@ -59,9 +74,6 @@ async fn serve(State(site): State<Arc<Site>>, method: Method, uri: Uri, headers:
             .body(Body::from("method not allowed\n"))
             .unwrap_or_default();
     }
-    let Some(path) = decode_path(uri.path()) else {
-        return (StatusCode::BAD_REQUEST, "bad path\n").into_response();
-    };
     let now = jiff::Timestamp::now().as_second();
     for _ in 0..STALE_RETRIES {
         let Some(snap) = site.snapshot() else {

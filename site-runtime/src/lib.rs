@@ -11,9 +11,11 @@
 pub mod config;
 pub mod content;
 mod error;
+pub mod extensions;
 pub mod feeds;
 pub mod http;
 pub mod index;
+pub mod plugin_routes;
 pub mod render;
 pub mod site;
 pub mod snapshot;
@@ -21,6 +23,11 @@ pub mod source;
 pub mod starter;
 pub mod theme;
 pub mod urls;
+
+/// Unit tests count script allocations like the server does.
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: extensions::memory::CountingAllocator = extensions::memory::CountingAllocator;
 
 pub use config::SiteConfig;
 pub use error::{Error, Result};

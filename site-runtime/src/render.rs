@@ -111,14 +111,27 @@ pub fn render_path(snap: &Snapshot, conn: &Connection, path: &str, now: i64) -> 
     Ok(None)
 }
 
-fn render_document(snap: &Snapshot, conn: &Connection, doc: DocRow, page: usize, now: i64) -> Result<Rendered> {
+fn render_document(snap: &Snapshot, conn: &Connection, mut doc: DocRow, page: usize, now: i64) -> Result<Rendered> {
     let site = site_value(snap);
+    let ext = &snap.extensions;
+    // What extensions see of the document: its metadata (and, for filters, its HTML apart).
+    let meta = if ext.is_empty() {
+        serde_json::Value::Null
+    } else {
+        let content = std::mem::take(&mut doc.content);
+        let meta = serde_json::to_value(&doc).unwrap_or_default();
+        doc.content = content;
+        meta
+    };
     if doc.kind == "page" {
+        if !ext.is_empty() {
+            doc.content = ext.page_html(std::mem::take(&mut doc.content), &meta);
+        }
         let section_template = snap.sections.get(&doc.section).and_then(|s| s.page_template.clone());
         let template = doc.template.clone().or(section_template).unwrap_or_else(|| "page.html".into());
         let url = doc.url.clone();
         let ctx = context! { site => site, page => Serde(doc), current_url => url };
-        return html(snap, &template, ctx, 200);
+        return with_head(snap, &meta, html(snap, &template, ctx, 200)?);
     }
     let per_page = doc.paginate_by.map(|n| n as usize).unwrap_or(snap.config.paginate_by).max(1);
     let offset = (page - 1) * per_page;
@@ -135,7 +148,31 @@ fn render_document(snap: &Snapshot, conn: &Connection, doc: DocRow, page: usize,
     let template = doc.template.clone().unwrap_or_else(|| default_template.into());
     let url = doc.url.clone();
     let ctx = context! { site => site, section => Serde(doc), paginator => Serde(paginator), current_url => url };
-    html(snap, &template, ctx, 200)
+    with_head(snap, &meta, html(snap, &template, ctx, 200)?)
+}
+
+/// Add what the extensions' `head` filters give at the end of `<head>`.
+fn with_head(snap: &Snapshot, meta: &serde_json::Value, rendered: Rendered) -> Result<Rendered> {
+    if snap.extensions.is_empty() {
+        return Ok(rendered);
+    }
+    let extra = snap.extensions.head_html(meta);
+    let body = String::from_utf8_lossy(&rendered.body);
+    let Some(at) = body.find("</head>").filter(|_| !extra.is_empty()) else { return Ok(rendered) };
+    let body = format!("{}{extra}{}", &body[..at], &body[at..]);
+    Ok(body_response(rendered.status, rendered.content_type, body.into_bytes()))
+}
+
+/// A plugin route's reply rendered through the theme: `template` with the route's `context`
+/// beside `site`.
+pub fn render_plugin_template(
+    snap: &Snapshot,
+    template: &str,
+    context: &serde_json::Value,
+    status: u16,
+) -> Result<Rendered> {
+    let ctx = context! { site => site_value(snap), ..Value::from(Serde(context)) };
+    html(snap, template, ctx, status)
 }
 
 /// The search page.

@@ -1,6 +1,7 @@
 //! A served branch: its index, its current snapshot, and publishing a new commit.
 //!
-//! [`Site::publish`] brings the index to a commit (incrementally), compiles the theme, and swaps
+//! [`Site::publish`] compiles the extensions and the theme, brings the index to a commit
+//! (incrementally), and swaps
 //! the new snapshot in with one atomic pointer store; requests in flight finish on the snapshot
 //! they started with. Publishing is serialized per site; readers never wait for it.
 
@@ -8,11 +9,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use gix::ObjectId;
 
 use crate::config::SiteConfig;
 use crate::error::{Error, Result};
+use crate::extensions::{self, Extensions};
 use crate::index::{self, Index, Progress};
 use crate::snapshot::{Pool, Snapshot};
 use crate::theme::Theme;
@@ -24,6 +26,8 @@ pub struct Published {
     pub stats: index::UpdateStats,
     /// Total time: index, theme, swap.
     pub millis: u128,
+    /// What extensions reported (failed `on_publish` handlers).
+    pub notes: Vec<String>,
 }
 
 /// One branch of a site repository, served.
@@ -33,6 +37,8 @@ pub struct Site {
     index: Mutex<Index>,
     pool: Arc<Pool>,
     current: ArcSwapOption<Snapshot>,
+    /// Limits and services of the extensions of every snapshot to come.
+    extension_options: ArcSwap<extensions::Options>,
     /// Held for a whole publish, so that publishes of one branch never interleave and the one
     /// that runs last serves the newest head (see [`Site::refresh`]).
     publishing: Mutex<()>,
@@ -50,6 +56,7 @@ impl Site {
             pool: Arc::new(Pool::new(index_path)),
             current: ArcSwapOption::empty(),
             publishing: Mutex::new(()),
+            extension_options: ArcSwap::from_pointee(extensions::Options::default()),
         })
     }
 
@@ -78,6 +85,11 @@ impl Site {
             crate::snapshot::Read::Done(claims) => Some(claims),
             crate::snapshot::Read::Stale => None,
         })
+    }
+
+    /// Set the limits and services of extensions, from the next publish on.
+    pub fn set_extension_options(&self, options: extensions::Options) {
+        self.extension_options.store(Arc::new(options));
     }
 
     /// The commit the branch points at in the repository now, if it exists.
@@ -125,8 +137,14 @@ impl Site {
         };
         // The theme first: a theme that does not compile refuses the publish before the index
         // moves, and the previous snapshot keeps serving.
+        // Extensions and theme first: either failing to compile refuses the publish before the
+        // index moves, and the previous snapshot keeps serving.
+        let content: Arc<dyn extensions::ContentHost> =
+            Arc::new(extensions::host::IndexHost { pool: self.pool.clone(), commit });
+        let options = self.extension_options.load_full();
+        let ext = Arc::new(Extensions::load(&repo, commit, &config, &options, Some(content))?);
         let section_cell: crate::theme::Sections = Arc::default();
-        let theme = Theme::load(&repo, commit, &config, section_cell.clone())?;
+        let theme = Theme::load(&repo, commit, &config, section_cell.clone(), &ext)?;
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
         let stats = index.update(&repo, commit, progress)?;
         let now = jiff::Timestamp::now().as_second();
@@ -137,12 +155,30 @@ impl Site {
         let menu = index::read::menu(conn, now)?;
         let sections = Arc::new(sections);
         let _ = section_cell.set(sections.clone());
-        let snapshot = Snapshot::new(commit, config, theme, sections, menu, self.pool.clone(), self.repo.clone(), next);
+        let snapshot = Snapshot::new(
+            commit,
+            config,
+            theme,
+            sections,
+            menu,
+            ext.clone(),
+            self.pool.clone(),
+            self.repo.clone(),
+            next,
+        );
         self.current.store(Some(Arc::new(snapshot)));
         drop(index);
+        let mut notes = Vec::new();
+        if !ext.is_empty() {
+            let change = serde_json::json!({
+                "branch": self.branch, "commit": commit.to_string(), "full": stats.full,
+                "pages": stats.changed, "removed": stats.removed,
+            });
+            notes = ext.on_publish(&change);
+        }
         let millis = started.elapsed().as_millis();
         tracing::info!(branch = %self.branch, %commit, ms = millis as u64, "published");
-        Ok(Published { commit, stats, millis })
+        Ok(Published { commit, stats, millis, notes })
     }
 
     /// Files that could not be indexed at the served commit.

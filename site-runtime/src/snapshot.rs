@@ -55,6 +55,23 @@ impl Pool {
         Ok(conn)
     }
 
+    /// Run `f` in a read transaction, if the index reflects `commit`.
+    pub fn read_at<T>(&self, commit: ObjectId, f: impl FnOnce(&Connection) -> Result<T>) -> Result<Read<T>> {
+        let mut conn = self.take()?;
+        let result = (|| {
+            let tx = conn.transaction()?;
+            let indexed: String = tx.query_row("SELECT value FROM meta WHERE key = 'commit'", [], |r| r.get(0))?;
+            if ObjectId::from_hex(indexed.as_bytes()).ok() != Some(commit) {
+                return Ok(Read::Stale);
+            }
+            let value = f(&tx)?;
+            tx.finish()?;
+            Ok(Read::Done(value))
+        })();
+        self.give_back(conn);
+        result
+    }
+
     fn give_back(&self, conn: Connection) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < 16 {
@@ -72,6 +89,8 @@ pub struct Snapshot {
     pub sections: Arc<BTreeMap<String, DocRow>>,
     /// The main menu.
     pub menu: Vec<crate::index::read::MenuItem>,
+    /// Plugins and theme scripts, compiled for this commit.
+    pub extensions: Arc<crate::extensions::Extensions>,
     pub(crate) pool: Arc<Pool>,
     pub(crate) repo: gix::ThreadSafeRepository,
     cache: Mutex<Cache>,
@@ -98,6 +117,7 @@ impl Snapshot {
         theme: Theme,
         sections: Arc<BTreeMap<String, DocRow>>,
         menu: Vec<crate::index::read::MenuItem>,
+        extensions: Arc<crate::extensions::Extensions>,
         pool: Arc<Pool>,
         repo: gix::ThreadSafeRepository,
         next_publication: Option<i64>,
@@ -108,6 +128,7 @@ impl Snapshot {
             theme,
             sections,
             menu,
+            extensions,
             pool,
             repo,
             cache: Mutex::new(Cache { entries: HashMap::new(), valid_until: next_publication }),
@@ -116,19 +137,7 @@ impl Snapshot {
 
     /// Run `f` in a read transaction on the index, if the index reflects this snapshot.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<Read<T>> {
-        let mut conn = self.pool.take()?;
-        let result = (|| {
-            let tx = conn.transaction()?;
-            let commit: String = tx.query_row("SELECT value FROM meta WHERE key = 'commit'", [], |r| r.get(0))?;
-            if ObjectId::from_hex(commit.as_bytes()).ok() != Some(self.commit) {
-                return Ok(Read::Stale);
-            }
-            let value = f(&tx)?;
-            tx.finish()?;
-            Ok(Read::Done(value))
-        })();
-        self.pool.give_back(conn);
-        result
+        self.pool.read_at(self.commit, f)
     }
 
     /// A cached response for `key`, if still valid at `now`.

@@ -15,6 +15,17 @@ pub const FILES: &[(&str, &str)] = &[
     ("content/blog/writing-offline.md", include_str!("../starter/content/blog/writing-offline.md")),
     ("content/blog/safe-by-default.md", include_str!("../starter/content/blog/safe-by-default.md")),
     ("static/images/whisper.svg", include_str!("../starter/static/images/whisper.svg")),
+    ("plugins/reading-time/plugin.toml", include_str!("../starter/plugins/reading-time/plugin.toml")),
+    ("plugins/reading-time/main.rhai", include_str!("../starter/plugins/reading-time/main.rhai")),
+    ("plugins/toc/plugin.toml", include_str!("../starter/plugins/toc/plugin.toml")),
+    ("plugins/toc/main.rhai", include_str!("../starter/plugins/toc/main.rhai")),
+    ("plugins/related-posts/plugin.toml", include_str!("../starter/plugins/related-posts/plugin.toml")),
+    ("plugins/related-posts/main.rhai", include_str!("../starter/plugins/related-posts/main.rhai")),
+    ("plugins/search-api/plugin.toml", include_str!("../starter/plugins/search-api/plugin.toml")),
+    ("plugins/search-api/main.rhai", include_str!("../starter/plugins/search-api/main.rhai")),
+    ("plugins/contact-form/plugin.toml", include_str!("../starter/plugins/contact-form/plugin.toml")),
+    ("plugins/contact-form/main.rhai", include_str!("../starter/plugins/contact-form/main.rhai")),
+    ("policies/plugins.cedar", include_str!("../starter/policies/plugins.cedar")),
 ];
 
 /// Commit `files` (plus `extra`) as the first commit of `branch` in the repository at `git_dir`,

@@ -141,7 +141,7 @@ mod tests {
     #[test]
     fn odd_and_huge_inputs_do_not_panic() {
         let deep = "> ".repeat(5000) + "x";
-        let nested = "[".repeat(10_000) + &"]".repeat(10_000);
+        let nested = "[".repeat(10_000) + "]".repeat(10_000).as_str();
         let long = "word ".repeat(200_000);
         for input in [deep.as_str(), nested.as_str(), long.as_str(), "\0\u{feff}#", "#", "```\nunclosed", "<script>x"] {
             let _ = render(input);

@@ -27,6 +27,8 @@ pub struct UpdateStats {
     pub documents: usize,
     /// Documents removed.
     pub removed: usize,
+    /// URLs of the documents (re-)indexed by an incremental update (empty for a full build).
+    pub changed: Vec<String>,
     /// Assets added, changed or removed.
     pub assets: usize,
     /// Files refused (see `problems`).
@@ -84,6 +86,9 @@ pub(super) fn update(
                     Ok(doc) => {
                         insert_document(&tx, &doc, *blob)?;
                         stats.documents += 1;
+                        if !full {
+                            stats.changed.push(doc.url.clone());
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(%path, error = %e, "not indexed");

@@ -17,12 +17,16 @@ use serde::Deserialize;
 
 use crate::config::SiteConfig;
 use crate::error::{Error, Result};
+use crate::extensions::Extensions;
 use crate::index::read::DocRow;
 use crate::source;
 
 /// Instructions one render may execute: a template that loops forever is stopped with an
 /// error instead of pinning a thread. Generous: a 100-item listing uses well under 1%.
 const TEMPLATE_FUEL: u64 = 5_000_000;
+
+/// Template functions the server defines; extensions may not redefine them.
+pub const BUILTIN_FUNCTIONS: &[&str] = &["get_url", "get_section", "range", "dict", "debug", "namespace"];
 
 /// The templates of the built-in theme.
 const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
@@ -89,8 +93,14 @@ impl std::fmt::Debug for Theme {
 impl Theme {
     /// The theme `site.toml` names at `commit` (over the built-in one), with `sections` for
     /// `get_section`.
-    pub fn load(repo: &gix::Repository, commit: ObjectId, config: &SiteConfig, sections: Sections) -> Result<Self> {
-        let mut env = base_environment(config, sections);
+    pub fn load(
+        repo: &gix::Repository,
+        commit: ObjectId,
+        config: &SiteConfig,
+        sections: Sections,
+        extensions: &Arc<Extensions>,
+    ) -> Result<Self> {
+        let mut env = base_environment(config, sections, extensions);
         let mut statics: HashMap<String, ThemeFile> =
             DEFAULT_STATIC.iter().map(|(url, bytes)| (url.to_string(), ThemeFile::Embedded(bytes))).collect();
         let mut name = "default".to_string();
@@ -120,7 +130,7 @@ impl Theme {
 
     /// The built-in theme alone (no repository needed).
     pub fn builtin(config: &SiteConfig, sections: Sections) -> Self {
-        let env = base_environment(config, sections);
+        let env = base_environment(config, sections, &Arc::new(Extensions::none()));
         let statics = DEFAULT_STATIC.iter().map(|(url, bytes)| (url.to_string(), ThemeFile::Embedded(bytes))).collect();
         Theme { name: "default".into(), env, statics }
     }
@@ -190,7 +200,21 @@ fn template_error(e: &minijinja::Error) -> String {
     text
 }
 
-fn base_environment(config: &SiteConfig, sections: Sections) -> Environment<'static> {
+/// A template function or filter backed by an extension: arguments and result cross as JSON.
+fn extension_function(
+    extensions: Arc<Extensions>,
+    name: String,
+) -> impl Fn(minijinja::value::Rest<Value>) -> std::result::Result<Value, minijinja::Error> + Send + Sync + 'static {
+    move |args: minijinja::value::Rest<Value>| {
+        let args: Vec<serde_json::Value> = args.iter().map(|a| serde_json::to_value(a).unwrap_or_default()).collect();
+        extensions
+            .call_function(&name, args)
+            .map(|v| Value::from(minijinja::value::Serde(v)))
+            .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e))
+    }
+}
+
+fn base_environment(config: &SiteConfig, sections: Sections, extensions: &Arc<Extensions>) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
     // Limits so a template cannot loop the server forever.
@@ -220,6 +244,10 @@ fn base_environment(config: &SiteConfig, sections: Sections) -> Environment<'sta
         let sections = sections.get().map(|s| s.get(&key).cloned()).unwrap_or_default();
         sections.map(|s| Value::from(minijinja::value::Serde(s))).unwrap_or(Value::UNDEFINED)
     });
+    for name in extensions.function_names() {
+        env.add_function(name.clone(), extension_function(extensions.clone(), name.clone()));
+        env.add_filter(name.clone(), extension_function(extensions.clone(), name));
+    }
     for (name, source) in DEFAULT_TEMPLATES {
         // The built-in templates are tested; failing here is a build error, not input.
         if let Err(e) = env.add_template(name, source) {
