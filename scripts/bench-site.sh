@@ -31,28 +31,7 @@ export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=init.defaultBranch GIT_CONFIG_VALUE_0
 now_ms() { date +%s%3N; }
 
 echo "generating a $PAGES-page site…" >&2
-python3 - "$W/stream" "$PAGES" <<'PY'
-import sys, random
-out, pages = open(sys.argv[1], "w"), int(sys.argv[2])
-random.seed(7)
-words = "git push site page theme index content publish server commit branch editor markdown review draft".split()
-def blob(path, text):
-    data = text.encode()
-    out.write(f"M 100644 inline {path}\ndata {len(data)}\n{text}\n")
-out.write("commit refs/heads/main\ncommitter Bench <b@e> 1700000000 +0000\ndata 4\nsite\n")
-blob("site.toml", 'title = "Bench"\nbase_url = "http://127.0.0.1"\npaginate_by = 10\ntaxonomies = ["tags"]\n')
-blob("content/_index.md", "+++\ntitle = \"Home\"\n+++\nThe bench site.\n")
-sections = 50
-for s in range(sections):
-    blob(f"content/s{s}/_index.md", f"+++\ntitle = \"Section {s}\"\nsort_by = \"date\"\n+++\n")
-for p in range(pages):
-    s = p % sections
-    body = "\n\n".join(" ".join(random.choice(words) for _ in range(60)) for _ in range(6))
-    tags = ", ".join(f'"{random.choice(words)}"' for _ in range(2))
-    text = (f"+++\ntitle = \"Page {p}\"\ndate = 2024-{1 + p % 12:02d}-{1 + p % 28:02d}\ntags = [{tags}]\n+++\n"
-            f"# Page {p}\n\n{body}\n\n## Details\n\n- one\n- two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
-    blob(f"content/s{s}/page-{p}.md", text)
-PY
+python3 scripts/lib/gen_site.py "$W/stream" "$PAGES"
 git init -q --bare "$W/data/repos/site.git"
 git -C "$W/data/repos/site.git" fast-import --quiet < "$W/stream"
 git -C "$W/data/repos/site.git" symbolic-ref HEAD refs/heads/main

@@ -238,23 +238,39 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
         }
     }
 
-    let live = Arc::new(Site::open(&git_dir, "main", data_dir.join("index/main.sqlite"))?);
-    publish_at_start(&live);
-    let preview_site = match &preview {
-        Some(_) => {
-            let site = Arc::new(Site::open(&git_dir, "admin", data_dir.join("index/admin.sqlite"))?);
-            publish_at_start(&site);
-            Some(site)
-        }
-        None => None,
-    };
-
     // Keys: the bootstrap keys from the settings (and the demo key), plus the users and the
     // policies of the live site's access/users.toml and policies/, reloaded whenever main moves.
     let repo_keys = Arc::new(hooks::users::RepoKeys::new(keys.into_entries()));
     let access = Arc::new(hooks::access::LiveAccess::new(repo_keys.clone()).map_err(anyhow::Error::msg)?);
     let local = gix::open_opts(&git_dir, githost::repository::open_options())?;
     access.follow_main(&local); // what cannot be loaded is logged there
+
+    // Extensions run with the settings' limits; their capabilities are decided by the live
+    // policies, and their webhooks leave through the outbox.
+    let mut webhooks = settings.webhooks.clone();
+    if demo.is_some() {
+        webhooks.entry("contact".into()).or_insert(site_runtime::extensions::outbox::Target {
+            url: None,
+            dir: Some(data_dir.join("outbox")),
+            token: None,
+        });
+    }
+    let extension_options = site_runtime::extensions::Options {
+        limits: settings.extensions,
+        capabilities: access.clone(),
+        outbox: site_runtime::extensions::outbox::WebhookOutbox::start(webhooks),
+    };
+    let open_site = |branch: &str| -> anyhow::Result<Arc<Site>> {
+        let site = Arc::new(Site::open(&git_dir, branch, data_dir.join(format!("index/{branch}.sqlite")))?);
+        site.set_extension_options(extension_options.clone());
+        publish_at_start(&site);
+        Ok(site)
+    };
+    let live = open_site("main")?;
+    let preview_site = match &preview {
+        Some(_) => Some(open_site("admin")?),
+        None => None,
+    };
     let publisher = hooks::Publisher { live: live.clone(), preview: preview_site.clone() };
     let hooks = hooks::Governance { publisher, access };
     let mut host = GitHost::new(repo_keys, Arc::new(hooks), settings.limits.to_limits());
@@ -370,7 +386,9 @@ fn print_demo_help(
         "\nWhisperCMS demo is running. The site: http://{http_addr}/\n\nClone it, commit, and push:\n\n  \
          GIT_SSH_COMMAND='{ssh}' git clone ssh://git@{addr}/site.git\n\n\
          (then, inside the clone: git add … && git commit && git push)\n\
+         The contact form (http://{http_addr}/contact/) delivers to {}/outbox/.\n\
          Stop with Ctrl-C. Data lives in {}.\n",
+        abs(data_dir).display(),
         abs(data_dir).display()
     );
     Ok(())

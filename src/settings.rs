@@ -21,6 +21,11 @@ pub struct Settings {
     pub http: HttpSettings,
     /// Bounds on what a client may cost.
     pub limits: LimitSettings,
+    /// Limits of every plugin or theme-script call (`[extensions]`).
+    pub extensions: site_runtime::extensions::Limits,
+    /// Where plugins' `webhook(name, …)` calls deliver (`[webhooks.<name>]`: `url` or `dir`, and
+    /// an optional `token`); scripts never see these.
+    pub webhooks: std::collections::BTreeMap<String, site_runtime::extensions::outbox::Target>,
 }
 
 /// `[ssh]`
@@ -80,6 +85,8 @@ impl Default for Settings {
             ssh: SshSettings::default(),
             http: HttpSettings::default(),
             limits: LimitSettings::default(),
+            extensions: site_runtime::extensions::Limits::default(),
+            webhooks: Default::default(),
         }
     }
 }
@@ -135,6 +142,10 @@ impl Settings {
         settings.data_dir = base.join(&settings.data_dir);
         settings.ssh.host_key = settings.ssh.host_key.map(|p| base.join(p));
         settings.ssh.authorized_keys = settings.ssh.authorized_keys.map(|p| base.join(p));
+        for (name, target) in settings.webhooks.iter_mut() {
+            target.check(name).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            target.dir = target.dir.take().map(|d| base.join(d));
+        }
         Ok(settings)
     }
 
@@ -152,6 +163,19 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extensions_and_webhooks() {
+        let s = Settings::parse(
+            "[extensions]\nmax_call_ms = 50\n[webhooks.contact]\nurl = \"http://127.0.0.1:9/hook\"\ntoken = \"t\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.extensions.max_call_ms, 50);
+        assert_eq!(s.extensions.max_operations, site_runtime::extensions::Limits::default().max_operations);
+        assert!(s.webhooks["contact"].check("contact").is_ok());
+        assert!(Settings::parse("[extensions]\nmax_calls = 1\n").unwrap_err().to_string().contains("unknown field"));
+        assert!(Settings::parse("[webhooks.x]\nurl = \"http://a/\"\nsecret = 1\n").is_err());
+    }
 
     #[test]
     fn empty_file_is_all_defaults() {

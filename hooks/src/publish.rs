@@ -51,6 +51,7 @@ impl Publisher {
                         if pages == 1 { "" } else { "s" },
                         p.stats.removed
                     ));
+                    messages.extend(p.notes.iter().map(|n| format!("warning: {n}")));
                     if p.stats.problems > 0 {
                         if let Ok(problems) = site.problems() {
                             for (path, message) in problems.iter().take(20) {

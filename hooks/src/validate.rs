@@ -3,7 +3,8 @@
 //! file (and line, where the parser knows it).
 //!
 //! Checked: `site.toml` (and that its theme exists), `theme.toml`, templates (compile), content
-//! front matter, that every URL (and alias) belongs to one document, the site's Cedar policies
+//! front matter, the enabled plugins and theme scripts (manifests, Rhai compiled, settings),
+//! that every URL (and alias) belongs to one document, the site's Cedar policies
 //! (against the schema) and the roles users hold, and that no obvious private key or access token
 //! is pushed outside `secrets/`.
 
@@ -52,11 +53,15 @@ pub fn validate_update(update: &Update<'_>) -> site_runtime::Result<Vec<Problem>
     let mut problems = Vec::new();
     let mut config_changed = false;
     let mut access_changed = false;
+    let mut extensions_changed = false;
     let mut claims = Vec::new();
     for change in changes {
         let path = change.path();
         if path == crate::users::PATH || path.starts_with("policies/") {
             access_changed = true;
+        }
+        if path.starts_with("plugins/") || (path.starts_with("themes/") && path.ends_with(".rhai")) {
+            extensions_changed = true;
         }
         let Change::Upsert { path, blob } = change else { continue };
         let bytes = source::read_blob(repo, *blob)?;
@@ -103,10 +108,34 @@ pub fn validate_update(update: &Update<'_>) -> site_runtime::Result<Vec<Problem>
     if access_changed || old.is_none() {
         check_policies_and_roles(repo, new, &mut problems);
     }
+    if extensions_changed || config_changed || old.is_none() {
+        check_extensions(repo, new, &mut problems)?;
+    }
     if !claims.is_empty() {
         check_urls(update, claims, &mut problems)?;
     }
     Ok(problems)
+}
+
+/// The plugins `site.toml` enables and the active theme's scripts must load: manifests, scripts
+/// (compiled, with the line of a syntax error), the functions the manifests name, settings.
+fn check_extensions(repo: &gix::Repository, new: ObjectId, problems: &mut Vec<Problem>) -> site_runtime::Result<()> {
+    let config = match source::blob_at(repo, new, site_runtime::config::PATH)? {
+        Some(blob) => {
+            let bytes = source::read_blob(repo, blob)?;
+            let parsed = std::str::from_utf8(&bytes).ok().and_then(|t| SiteConfig::parse(t).ok());
+            let Some(config) = parsed else { return Ok(()) }; // reported on its own
+            config
+        }
+        None => SiteConfig::default(),
+    };
+    for e in site_runtime::extensions::check(repo, new, &config)? {
+        problems.push(match e {
+            site_runtime::Error::Content { path, message } => Problem { path, message },
+            other => Problem::new("plugins/", other.to_string()),
+        });
+    }
+    Ok(())
 }
 
 /// The site's policies must parse and match the schema, and every role a user holds must be one
