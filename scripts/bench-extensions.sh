@@ -33,7 +33,7 @@ cp -r site-runtime/starter/plugins/reading-time site-runtime/starter/plugins/toc
 printf 'plugins = ["reading-time", "toc"]\n' >> "$W/work/site.toml"
 g add -A && g commit -qm "filters" && g branch filters
 # Twenty plugins (filters, functions and routes), in two versions.
-g checkout -q plain
+g checkout -q --detach plain
 NAMES=()
 for i in $(seq -w 1 20); do
   NAMES+=("\"p$i\"")
@@ -55,9 +55,9 @@ def grab(branch, what):
     line = next(l for l in text.splitlines() if l.startswith(branch + ":"))
     return float(re.search(what + r" median ([0-9.]+)", line).group(1))
 pu, fu = grab("plain", "uncached render"), grab("filters", "uncached render")
-pc, fc = grab("plain", "cached"), grab("filters", "cached")
+pc, fc = grab("plain", " cached"), grab("filters", " cached")
 print(f"\nuncached render: {pu:.0f} µs without plugins, {fu:.0f} µs with the example filters "
       f"(+{fu - pu:.0f} µs, {100 * (fu - pu) / pu:+.1f}%; goal < 1 ms per uncached render)")
-print(f"cached page: {pc:.1f} µs without, {fc:.1f} µs with ({100 * (fc - pc) / pc:+.1f}%; goal < 10%)")
+print(f"cached page: {pc:.2f} µs without, {fc:.2f} µs with ({100 * (fc - pc) / pc:+.1f}%; goal < 10%)")
 print(re.search(r"swap: .*", text).group(0))
 PY

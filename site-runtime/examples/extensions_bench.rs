@@ -17,7 +17,8 @@ use site_runtime::Site;
 use tower::ServiceExt;
 
 #[global_allocator]
-static ALLOCATOR: site_runtime::extensions::memory::CountingAllocator = site_runtime::extensions::memory::CountingAllocator;
+static ALLOCATOR: site_runtime::extensions::memory::CountingAllocator =
+    site_runtime::extensions::memory::CountingAllocator;
 
 fn head(git_dir: &std::path::Path, branch: &str) -> gix::ObjectId {
     let repo = gix::open(git_dir).expect("open repository");
@@ -71,7 +72,7 @@ async fn main() {
         let plugins = site.snapshot().unwrap().extensions.names().join(",");
         println!(
             "{branch}: plugins [{plugins}] built in {} ms; uncached render median {um:.0} µs mean {ua:.0} µs; \
-             cached median {cm:.1} µs mean {ca:.1} µs",
+             cached median {cm:.2} µs mean {ca:.2} µs",
             p.millis
         );
     }
@@ -87,5 +88,8 @@ async fn main() {
     }
     let n = site.snapshot().unwrap().extensions.names().len();
     let (median, _) = stats(swaps);
-    println!("swap: {n} plugins compiled and swapped (publish of a plugins-only commit) median {:.0} ms", median / 1000.0);
+    println!(
+        "swap: {n} plugins compiled and swapped (publish of a plugins-only commit) median {:.0} ms",
+        median / 1000.0
+    );
 }

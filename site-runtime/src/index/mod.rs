@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 pub use write::{asset_url, mime_type, Progress, UpdateStats};
 
 /// Bumped whenever the schema or the meaning of a column changes: old files are rebuilt.
-const SCHEMA_VERSION: &str = "1";
+const SCHEMA_VERSION: &str = "2";
 
 /// An open index file.
 pub struct Index {

@@ -244,7 +244,7 @@ pub fn sitemap(conn: &Connection, now: i64) -> Result<Vec<(String, Option<i64>)>
 /// The next moment a scheduled (future-dated) document becomes visible, if any.
 pub fn next_publication(conn: &Connection, now: i64) -> Result<Option<i64>> {
     Ok(conn
-        .prepare_cached("SELECT min(date) FROM documents WHERE draft = 0 AND date > ?1")?
+        .prepare_cached("SELECT min(date) FROM documents WHERE date > ?1 AND draft = 0")?
         .query_row([now], |r| r.get(0))?)
 }
 

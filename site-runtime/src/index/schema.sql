@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS documents (
 );
 CREATE INDEX IF NOT EXISTS documents_url ON documents(url);
 CREATE INDEX IF NOT EXISTS documents_section ON documents(section, kind, date);
+-- Every uncached render asks when the next scheduled page appears (`next_publication`): without
+-- this index that is a scan of every document. On `date` alone: with `draft` first, SQLite (no
+-- statistics) prefers it to `documents_url` for page lookups and scans every published page.
+CREATE INDEX IF NOT EXISTS documents_scheduled ON documents(date);
 CREATE TABLE IF NOT EXISTS terms (
     document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
     taxonomy    TEXT NOT NULL,
