@@ -55,19 +55,22 @@ curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null
 echo "== (b) one-page change: push → served" >&2
 export GIT_SSH_COMMAND="ssh -F /dev/null -i $W/client -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
 git clone -q "ssh://git@127.0.0.1:$SSH_PORT/site.git" "$W/clone"
-PUBLISH=() ; SERVED=()
+PUBLISH=() ; SERVED=() ; AFTER=()
 for i in 1 2 3 4 5; do
   printf '+++\ntitle = "Page 7"\ndate = 2024-08-08\n+++\nEdited %s.\n' "$i" > "$W/clone/content/s7/page-7.md"
   git -C "$W/clone" -c user.name=B -c user.email=b@e commit -qam "edit $i"
   t0=$(now_ms)
   git -C "$W/clone" push -q origin main 2> "$W/push.err"
+  t_end=$(now_ms)
   until curl -sf "http://127.0.0.1:$HTTP_PORT/s7/page-7/" | grep -q "Edited $i."; do sleep 0.001; done
   t1=$(now_ms)
   PUBLISH+=("$(sed -nE 's/.*in ([0-9]+) ms.*/\1/p' "$W/push.err" | head -1)")
   SERVED+=("$((t1 - t0))")
+  AFTER+=("$((t1 - t_end))")
 done
 echo "publish (server-side, incremental index + theme + swap): ${PUBLISH[*]} ms" >&2
 echo "git push (ssh, pack, checks, publish) → new page served: ${SERVED[*]} ms" >&2
+echo "end of git push → new page served (one curl): ${AFTER[*]} ms" >&2
 
 echo "== (c) cached page: whispercms vs nginx (same bytes)" >&2
 URL_PATH="/s3/page-3/"
@@ -105,15 +108,17 @@ echo "$AUTHZ" >&2
 echo "== (d) memory" >&2
 RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$(cat "$W/server.pid")/status")
 
-python3 - "$PAGES" "$FULL_MS" "$PER_PAGE" "${PUBLISH[*]}" "${SERVED[*]}" "$(rps "$OURS")" "$(p99 "$OURS")" "$(rps "$NGINX")" "$(p99 "$NGINX")" "$RSS_KB" <<'PY'
+python3 - "$PAGES" "$FULL_MS" "$PER_PAGE" "${PUBLISH[*]}" "${SERVED[*]}" "${AFTER[*]}" "$(rps "$OURS")" "$(p99 "$OURS")" "$(rps "$NGINX")" "$(p99 "$NGINX")" "$RSS_KB" <<'PY'
 import sys, statistics
-pages, full_ms, per_page, publish, served, ours_rps, ours_p99, nginx_rps, nginx_p99, rss = sys.argv[1:]
+pages, full_ms, per_page, publish, served, after, ours_rps, ours_p99, nginx_rps, nginx_p99, rss = sys.argv[1:]
 publish = [int(x) for x in publish.split()]
 served = [int(x) for x in served.split()]
+after = [int(x) for x in after.split()]
 print(f"\nresults for a {pages}-page site")
 print(f"(a) full index build: {full_ms} ms = {per_page} ms/page  (Zola ~0.16 ms/page, Hugo ~1 ms/page, published)")
 print(f"(b) one-page push: publish (index + theme + swap) median {statistics.median(publish)} ms; "
-      f"whole git push until the page is served median {statistics.median(served)} ms")
+      f"whole git push until the page is served median {statistics.median(served)} ms; "
+      f"end of the push until served median {statistics.median(after)} ms (the first request after the push)")
 ratio = float(ours_rps) / float(nginx_rps)
 print(f"(c) cached page: whispercms {ours_rps} req/s, p99 {ours_p99}; nginx {nginx_rps} req/s, p99 {nginx_p99}; ratio {ratio:.2f}")
 print(f"(d) server RSS with the site loaded: {int(rss) / 1024:.0f} MiB")
