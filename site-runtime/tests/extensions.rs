@@ -140,6 +140,21 @@ async fn capabilities_are_checked_on_every_call() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "the webhook is not granted: {text}");
     assert_eq!(text, "this page is temporarily unavailable\n");
 
+    // A policy that denies one capability at run time: forms may no longer be submitted.
+    struct NoForms;
+    impl Capabilities for NoForms {
+        fn check(&self, unit: &str, declared: &[String], capability: &str) -> Result<(), String> {
+            if capability == "form.submit" {
+                return Err(format!("{unit}: forms are switched off"));
+            }
+            AllowDeclared.check(unit, declared, capability)
+        }
+    }
+    let options = extensions::Options { capabilities: Arc::new(NoForms), ..extensions::Options::default() };
+    let no_forms = fixture(&[], Some(options));
+    assert_eq!(get(&no_forms.site, "/contact/").await.0, StatusCode::OK, "http.route is granted");
+    assert_eq!(request(&no_forms.site, "POST", "/contact/send", Some(body)).await.0, StatusCode::INTERNAL_SERVER_ERROR);
+
     // A plugin reading content without declaring it.
     let sneaky = fixture(
         &[
@@ -261,12 +276,19 @@ async fn theme_scripts_give_templates_functions_and_filters() {
         &[
             ("site.toml", "title = \"x\"\ntheme = \"t\"\n"),
             ("themes/t/theme.toml", "name = \"t\"\n"),
-            ("themes/t/helpers.rhai", "fn shout(s) { s.to_upper() + \"!\" }\nfn pages_in(section) { site_pages(section, 2).len() }\nprivate fn hidden() { 1 }"),
-            ("themes/t/templates/page.html", "{{ shout(page.title) }}|{{ page.title | shout }}|{{ pages_in('/blog/') }}|{{ hidden is defined }}"),
+            (
+                "themes/t/helpers.rhai",
+                "fn shout(s) { s.to_upper() + \"!\" }\nfn pages_in(section) { site_pages(section, 2).len() }\n\
+                 fn sections() { site_sections().len() }\nprivate fn hidden() { 1 }",
+            ),
+            (
+                "themes/t/templates/page.html",
+                "{{ shout(page.title) }}|{{ page.title | shout }}|{{ pages_in('/blog/') }}|{{ sections() }}|{{ hidden is defined }}",
+            ),
         ],
         None,
     );
-    assert_eq!(get(&f.site, "/about/").await.1, "ABOUT!|ABOUT!|2|False");
+    assert_eq!(get(&f.site, "/about/").await.1, "ABOUT!|ABOUT!|2|2|False");
 }
 
 #[tokio::test]

@@ -5,10 +5,13 @@
 
 use crate::support::*;
 
-/// Wait until `dir` holds `n` files.
+/// Wait until `dir` holds `n` delivered files (not counting the outbox's `.…tmp` files, which
+/// are renamed into place once written).
 fn wait_for_files(dir: &std::path::Path, n: usize) -> Vec<std::path::PathBuf> {
     for _ in 0..200 {
-        let files: Vec<_> = std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        let files: Vec<_> = std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect())
+            .unwrap_or_default();
         if files.len() >= n {
             return files;
         }

@@ -360,3 +360,53 @@ fn every_url_belongs_to_one_document() {
     assert_eq!(status, 301, "{head}");
     server.assert_repository_sound();
 }
+
+#[test]
+fn policy_check_explains_decisions_against_a_checkout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::create_dir_all(dir.join("access")).unwrap();
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(dir.join("access/users.toml"), "[[user]]\nid = \"alice\"\nroles = [\"editor\"]\n").unwrap();
+    let check = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_whispercms-server"))
+            .args(["policy", "check", "--dir"])
+            .arg(dir)
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), stderr(&out))
+    };
+    let (code, out, _) =
+        check(&["--user", "alice", "--action", "change", "--path", "content/a.md", "--branch", "admin"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(0), "allowed: alice (editor) may change content/a.md on admin (permitted by editor-content)\n")
+    );
+    let (code, out, _) = check(&["--user", "alice", "--action", "push", "--branch", "main"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(1), "denied: alice (editor) may not push branch main (no policy permits it)\n")
+    );
+    let (code, out, err) = check(&["--user", "dora", "--role", "publisher", "--action", "push", "--branch", "main"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    // A site policy in the checkout is taken into account…
+    std::fs::write(
+        dir.join("policies/freeze.cedar"),
+        "@id(\"freeze\")\nforbid (principal, action == WhisperCMS::Action::\"change\", resource)\nwhen { context.branch == \"admin\" };\n",
+    )
+    .unwrap();
+    let (code, out, _) =
+        check(&["--user", "alice", "--action", "change", "--path", "content/a.md", "--branch", "admin"]);
+    assert_eq!(
+        (code, out.as_str()),
+        (Some(1), "denied: alice (editor) may not change content/a.md on admin (forbidden by freeze)\n")
+    );
+    // …and broken rules are named with file and line, exit 2.
+    std::fs::write(dir.join("policies/bad.cedar"), "permit (principal, action, resource)\nwhen { 1 + };\n").unwrap();
+    let (code, _, err) = check(&["--user", "alice", "--action", "read"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("policies/bad.cedar: line 2:"), "{err}");
+    let (code, _, err) = check(&["--user", "alice", "--action", "fly"]);
+    assert_eq!(code, Some(2), "clap refuses unknown actions: {err}");
+}

@@ -11,6 +11,7 @@
 //! | `site_page(url)`                | `content.read`           |
 //! | `site_pages(section, limit)`    | `content.read`           |
 //! | `site_search(query, limit)`     | `content.read`           |
+//! | `site_sections()`               | `content.read`           |
 //! | `site_terms(taxonomy)`          | `content.read`           |
 //! | `site_term_pages(tax, slug, n)` | `content.read`           |
 //! | `webhook(name, payload)`        | `outbound.webhook:<name>`|
@@ -35,6 +36,8 @@ pub trait ContentHost: Send + Sync {
     fn pages(&self, section: &str, limit: usize) -> Result<Vec<serde_json::Value>>;
     /// Full-text search.
     fn search(&self, query: &str, limit: usize) -> Result<Vec<serde_json::Value>>;
+    /// Every section, without content.
+    fn sections(&self) -> Result<Vec<serde_json::Value>>;
     /// Terms of a taxonomy with their page counts.
     fn terms(&self, taxonomy: &str) -> Result<Vec<serde_json::Value>>;
     /// Pages with a term, newest first, without content.
@@ -157,6 +160,10 @@ pub(crate) fn register(engine: &mut Engine) {
         let host = content(&env(&ctx)?)?;
         to_dynamic(host.search(query, limit.clamp(0, 200) as usize).map_err(host_error)?)
     });
+    engine.register_fn("site_sections", |ctx: NativeCallContext| -> HostResult {
+        let host = content(&env(&ctx)?)?;
+        to_dynamic(host.sections().map_err(host_error)?)
+    });
     engine.register_fn("site_terms", |ctx: NativeCallContext, taxonomy: &str| -> HostResult {
         let host = content(&env(&ctx)?)?;
         to_dynamic(host.terms(taxonomy).map_err(host_error)?)
@@ -217,6 +224,10 @@ impl ContentHost for IndexHost {
             let hits = read::search(conn, query, limit, now)?;
             Ok(hits.into_iter().map(|h| serde_json::to_value(h).unwrap_or_default()).collect())
         })
+    }
+
+    fn sections(&self) -> Result<Vec<serde_json::Value>> {
+        self.read(|conn, _| Ok(read::sections(conn)?.into_iter().map(summary).collect()))
     }
 
     fn terms(&self, taxonomy: &str) -> Result<Vec<serde_json::Value>> {

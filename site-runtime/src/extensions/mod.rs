@@ -254,10 +254,14 @@ impl Extensions {
         self.routes.keys().any(|(_, p)| p == path)
     }
 
-    /// Run a route's handler with `request`; the route's capability is checked first.
+    /// Run a route's handler with `request`; the route's capabilities (`http.route`, and
+    /// `form.submit` for a POST) are checked first.
     pub fn handle(&self, route: &RouteRef, request: serde_json::Value) -> std::result::Result<Reply, String> {
         let unit = &self.units[route.unit];
         self.services.capabilities.check(&unit.info.id, &unit.info.declared, "http.route")?;
+        if request.get("method").and_then(|m| m.as_str()) == Some("POST") {
+            self.services.capabilities.check(&unit.info.id, &unit.info.declared, "form.submit")?;
+        }
         let request = rhai::serde::to_dynamic(&request).map_err(|e| e.to_string())?;
         let out = self.call(route.unit, &route.handler, vec![request]).map_err(|e| e.to_string())?;
         let reply: serde_json::Value = rhai::serde::from_dynamic(&out).map_err(|e| e.to_string())?;

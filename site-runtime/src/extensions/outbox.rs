@@ -215,13 +215,18 @@ mod tests {
         let request = tokio::time::timeout(Duration::from_secs(10), got_rx.recv()).await.unwrap().unwrap();
         assert!(request.starts_with("POST /hook HTTP/1.1"), "{request}");
         assert!(request.to_ascii_lowercase().contains("authorization: bearer s3cret"), "{request}");
+        let delivered = || -> Vec<PathBuf> {
+            std::fs::read_dir(tmp.path().join("out"))
+                .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect())
+                .unwrap_or_default()
+        };
         for _ in 0..100 {
-            if std::fs::read_dir(tmp.path().join("out")).map(|d| d.count()).unwrap_or(0) == 1 {
+            if delivered().len() == 1 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let file = std::fs::read_dir(tmp.path().join("out")).unwrap().next().unwrap().unwrap().path();
+        let file = delivered().pop().expect("one delivery");
         assert!(file.to_string_lossy().ends_with("-files.json"));
         assert!(std::fs::read_to_string(file).unwrap().contains("hello"));
     }
