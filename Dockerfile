@@ -3,6 +3,8 @@
 #   docker run -p 2222:2222 -v whispercms:/site whispercms
 FROM rust:slim-bookworm AS build
 WORKDIR /src
+# cmake and g++ build zlib-ng for the Pingora ingress.
+RUN apt-get update && apt-get install -y --no-install-recommends cmake g++ && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN cargo build --release --bin whispercms-server
 

@@ -46,7 +46,9 @@ PER_PAGE=$(echo "$BUILD" | sed -E 's/.*\(([0-9.]+) ms\/document\).*/\1/')
 echo "== start the server" >&2
 SSH_PORT=$(free_port); HTTP_PORT=$(free_port)
 ssh-keygen -q -t ed25519 -N "" -f "$W/client" -C bench
-WHISPERCMS_LOG=warn "$BIN" demo --empty --data-dir "$W/data" --ssh-listen "127.0.0.1:$SSH_PORT" \
+# No rate limit at the edge for the benchmark (wrk is one client address).
+printf '[ingress.rate_limit]\nrequests_per_second = 100000000\n' > "$W/settings.toml"
+WHISPERCMS_LOG=warn "$BIN" --config "$W/settings.toml" demo --empty --data-dir "$W/data" --ssh-listen "127.0.0.1:$SSH_PORT" \
   --http-listen "127.0.0.1:$HTTP_PORT" --authorized-keys "$W/client.pub" > "$W/server.out" 2> "$W/server.log" &
 echo $! > "$W/server.pid"
 for _ in $(seq 200); do grep -q "http listening" "$W/server.out" 2>/dev/null && break; sleep 0.05; done

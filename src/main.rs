@@ -22,9 +22,10 @@ static ALLOCATOR: site_runtime::extensions::memory::CountingAllocator =
 #[derive(Parser)]
 #[command(name = "whispercms-server", version, about = "A Git-native CMS server: push your site over SSH, it is live.")]
 struct Cli {
-    /// The settings file (see the README for every key and its default).
-    #[arg(long, global = true, default_value = "/etc/whispercms/settings.toml")]
-    config: PathBuf,
+    /// The settings file (see the README for every key and its default); default
+    /// /etc/whispercms/settings.toml. With `demo`, only read when given.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -65,9 +66,28 @@ enum Command {
         /// Extra keys allowed to connect (OpenSSH authorized_keys format).
         #[arg(long)]
         authorized_keys: Option<PathBuf>,
+        /// Serve /metrics (Prometheus text) on this admin-only address.
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
         /// Start with an empty repository instead of the starter site.
         #[arg(long)]
         empty: bool,
+    },
+    /// Print a signed, expiring link to the preview for a user (who must be allowed to read the
+    /// admin branch when the link is used).
+    PreviewLink {
+        /// The data directory (default: `data_dir` of the settings file).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The user the link is for (an id of access/users.toml).
+        #[arg(long)]
+        user: String,
+        /// Hours the link stays valid.
+        #[arg(long, default_value_t = 24)]
+        hours: u32,
+        /// The preview's public URL (default: http://<[http] preview_listen>).
+        #[arg(long)]
+        base: Option<String>,
     },
 }
 
@@ -106,16 +126,17 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let config_path = cli.config.clone().unwrap_or_else(|| PathBuf::from("/etc/whispercms/settings.toml"));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let settings = Settings::load(&cli.config)?;
+            let settings = Settings::load(&config_path)?;
             runtime.block_on(run(settings, None))
         }
         Command::Reindex { data_dir, branch } => {
             let data_dir = match data_dir {
                 Some(d) => d,
-                None => Settings::load(&cli.config)?.data_dir,
+                None => Settings::load(&config_path)?.data_dir,
             };
             reindex(&data_dir, &branch)
         }
@@ -123,10 +144,35 @@ fn main() -> anyhow::Result<()> {
             let code = policy_check(&dir, &user, roles, &action, path.as_deref(), &branch)?;
             std::process::exit(code)
         }
-        Command::Demo { data_dir, ssh_listen, http_listen, preview_listen, authorized_keys, empty } => {
-            let defaults = Settings::default();
+        Command::PreviewLink { data_dir, user, hours, base } => {
+            let data_dir = match data_dir {
+                Some(d) => d,
+                None => Settings::load(&config_path)?.data_dir,
+            };
+            let base = match base {
+                Some(b) => b,
+                None => {
+                    let settings = Settings::load(&config_path)?;
+                    let addr = settings.http.preview_listen.context("no [http] preview_listen; give --base")?;
+                    format!("http://{addr}")
+                }
+            };
+            let keys = ingress::PreviewKeys::new(&preview_secret(&data_dir)?);
+            let expires = jiff::Timestamp::now().as_second() + hours as i64 * 3600;
+            let token = keys.sign(&user, expires);
+            let token: String =
+                percent_encoding::utf8_percent_encode(&token, percent_encoding::NON_ALPHANUMERIC).to_string();
+            println!("{}/?{}={token}", base.trim_end_matches('/'), ingress::preview::QUERY_PARAM);
+            Ok(())
+        }
+        Command::Demo { data_dir, ssh_listen, http_listen, preview_listen, metrics_listen, authorized_keys, empty } => {
+            // A settings file given with --config supplies everything the flags do not.
+            let defaults = match &cli.config {
+                Some(path) => Settings::load(path)?,
+                None => Settings::default(),
+            };
             let ssh = settings::SshSettings { listen: ssh_listen, authorized_keys, ..defaults.ssh.clone() };
-            let http = settings::HttpSettings { listen: http_listen, preview_listen };
+            let http = settings::HttpSettings { listen: http_listen, preview_listen, metrics_listen };
             let settings = Settings { data_dir, ssh, http, ..defaults };
             runtime.block_on(run(settings, Some(Demo { starter: !empty })))
         }
@@ -212,13 +258,15 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
     let git_dir = data_dir.join("repos/site.git");
     let repo = Repository::open_or_init("site", &git_dir)?;
 
-    // The HTTP listeners are bound first, so the demo's starter site knows its own address.
-    let http = tokio::net::TcpListener::bind(settings.http.listen)
-        .await
-        .with_context(|| format!("listening on {}", settings.http.listen))?;
-    let http_addr = http.local_addr()?;
-    let preview = match settings.http.preview_listen {
-        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?),
+    // The public addresses belong to the edge (Pingora); the Axum sites listen on loopback behind
+    // it. Port 0 is resolved first, so that the demo's starter site knows its own address.
+    let http_addr = concrete_address(settings.http.listen)?;
+    let preview_addr = settings.http.preview_listen.map(concrete_address).transpose()?;
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the site's loopback listener")?;
+    let preview = match preview_addr {
+        Some(_) => Some(
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the preview's loopback listener")?,
+        ),
         None => None,
     };
     if demo.as_ref().is_some_and(|d| d.starter) {
@@ -272,9 +320,28 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
         None => None,
     };
     let publisher = hooks::Publisher { live: live.clone(), preview: preview_site.clone() };
-    let hooks = hooks::Governance { publisher, access };
+    let hooks = hooks::Governance { publisher, access: access.clone() };
     let mut host = GitHost::new(repo_keys, Arc::new(hooks), settings.limits.to_limits());
     host.add_repository(Arc::new(repo));
+
+    // The edge: every public request is validated, rate limited, routed and logged there.
+    let edge_config = ingress::Config { listen: http_addr, preview_listen: preview_addr, ..settings.ingress.clone() };
+    let preview_keys = Arc::new(ingress::PreviewKeys::new(&preview_secret(data_dir)?));
+    let metrics = Arc::new(ingress::Metrics::default());
+    let http_upstream = http.local_addr()?;
+    let edge = ingress::edge(
+        edge_config,
+        http_upstream,
+        preview.as_ref().map(|p| p.local_addr()).transpose()?,
+        preview_keys,
+        Arc::new(PreviewByPolicy(access.clone())),
+        metrics.clone(),
+    );
+    let edge = ingress::Ingress::start(edge)?;
+    wait_until_listening(http_addr).await?;
+    if let Some(p) = preview_addr {
+        wait_until_listening(p).await?;
+    }
 
     let listener = tokio::net::TcpListener::bind(settings.ssh.listen)
         .await
@@ -282,8 +349,16 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("ssh listening on {addr}");
     println!("http listening on {http_addr}");
-    if let Some(p) = &preview {
-        println!("preview listening on {}", p.local_addr()?);
+    println!("site upstream (loopback, behind the edge) on {}", http_upstream);
+    if let Some(p) = preview_addr {
+        println!("preview listening on {p}");
+    }
+    let metrics_listener = match settings.http.metrics_listen {
+        Some(a) => Some(tokio::net::TcpListener::bind(a).await.with_context(|| format!("listening on {a}"))?),
+        None => None,
+    };
+    if let Some(m) = &metrics_listener {
+        println!("metrics listening on {}", m.local_addr()?);
     }
     if demo.is_some() {
         print_demo_help(data_dir, &demo_key_path, addr, http_addr, &host_key)?;
@@ -297,17 +372,127 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
     };
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(serve_http(http, live.clone(), stopped(stop_rx.clone())));
+    let sites: Vec<Arc<Site>> = std::iter::once(live.clone()).chain(preview_site.clone()).collect();
     if let (Some(listener), Some(site)) = (preview, preview_site) {
         tasks.spawn(serve_http(listener, site, stopped(stop_rx.clone())));
+    }
+    if let Some(listener) = metrics_listener {
+        tasks.spawn(serve_metrics(listener, metrics, sites, stopped(stop_rx.clone())));
     }
     let ssh = githost::serve(Arc::new(host), listener, host_key, stopped(stop_rx.clone()));
     tasks.spawn(async move { ssh.await.map_err(anyhow::Error::from) });
     shutdown_signal().await;
+    // The edge first: it stops accepting and lets in-flight requests finish against the sites.
+    tokio::task::spawn_blocking(move || edge.stop()).await?;
     let _ = stop_tx.send(true);
     while let Some(result) = tasks.join_next().await {
         result??;
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `addr`, with port 0 replaced by a port free now (Pingora binds by address string and cannot
+/// report the port it got).
+fn concrete_address(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    let probe = std::net::TcpListener::bind(addr).with_context(|| format!("listening on {addr}"))?;
+    Ok(probe.local_addr()?)
+}
+
+/// Wait (briefly) until the edge accepts connections on `addr`.
+async fn wait_until_listening(addr: SocketAddr) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    anyhow::bail!("the edge did not start listening on {addr}")
+}
+
+/// The secret preview links are signed with: `<data_dir>/keys/preview_secret`, 32 random bytes
+/// made on first use (mode 0600).
+fn preview_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join("keys/preview_secret");
+    if let Ok(secret) = std::fs::read(&path) {
+        if secret.len() >= 32 {
+            return Ok(secret);
+        }
+    }
+    std::fs::create_dir_all(data_dir.join("keys"))?;
+    let secret: [u8; 32] = rand::random();
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        f.write_all(&secret)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    Ok(secret.to_vec())
+}
+
+/// Preview links are honoured while their user may read the `admin` branch (Cedar, live rules).
+struct PreviewByPolicy(Arc<hooks::access::LiveAccess>);
+
+impl ingress::PreviewGate for PreviewByPolicy {
+    fn allows(&self, user: &str) -> Result<(), String> {
+        let roles = self.0.keys.roles_of(user);
+        self.0.authz().check(user, &roles, "read", hooks::authz::Resource::Branch("admin"))
+    }
+}
+
+/// `/metrics` on the admin listener: the edge's counters and each site's snapshot.
+async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<ingress::Metrics>,
+    sites: Vec<Arc<Site>>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let render = move || {
+        let mut text = metrics.render();
+        text.push_str(
+            "# HELP whispercms_snapshot_info The commit each branch serves.
+# TYPE whispercms_snapshot_info gauge
+",
+        );
+        let mut published = String::from(
+            "# HELP whispercms_last_publish_timestamp_seconds When each branch was last published.
+\
+             # TYPE whispercms_last_publish_timestamp_seconds gauge
+",
+        );
+        for site in &sites {
+            if let Some(s) = site.snapshot() {
+                text.push_str(&format!(
+                    "whispercms_snapshot_info{{branch=\"{}\",commit=\"{}\"}} 1
+",
+                    site.branch(),
+                    s.commit
+                ));
+                published.push_str(&format!(
+                    "whispercms_last_publish_timestamp_seconds{{branch=\"{}\"}} {}
+",
+                    site.branch(),
+                    s.published_at
+                ));
+            }
+        }
+        text.push_str(&published);
+        text
+    };
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let render = render.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], render()) }
+        }),
+    );
+    axum::serve(listener, app).with_graceful_shutdown(stop).await?;
     Ok(())
 }
 

@@ -21,6 +21,8 @@ pub struct Settings {
     pub http: HttpSettings,
     /// Bounds on what a client may cost.
     pub limits: LimitSettings,
+    /// The edge in front of the site (`[ingress]`): request limits, rate limit, TLS, preview host.
+    pub ingress: ingress::Config,
     /// Limits of every plugin or theme-script call (`[extensions]`).
     pub extensions: site_runtime::extensions::Limits,
     /// Where plugins' `webhook(name, …)` calls deliver (`[webhooks.<name>]`: `url` or `dir`, and
@@ -50,11 +52,13 @@ pub struct HttpSettings {
     pub listen: SocketAddr,
     /// Address of the preview of the `admin` branch; none by default.
     pub preview_listen: Option<SocketAddr>,
+    /// Admin-only address serving `/metrics` (Prometheus text); none by default.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), preview_listen: None }
+        HttpSettings { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), preview_listen: None, metrics_listen: None }
     }
 }
 
@@ -85,6 +89,7 @@ impl Default for Settings {
             ssh: SshSettings::default(),
             http: HttpSettings::default(),
             limits: LimitSettings::default(),
+            ingress: ingress::Config::default(),
             extensions: site_runtime::extensions::Limits::default(),
             webhooks: Default::default(),
         }
@@ -142,6 +147,10 @@ impl Settings {
         settings.data_dir = base.join(&settings.data_dir);
         settings.ssh.host_key = settings.ssh.host_key.map(|p| base.join(p));
         settings.ssh.authorized_keys = settings.ssh.authorized_keys.map(|p| base.join(p));
+        if let Some(tls) = settings.ingress.tls.as_mut() {
+            tls.cert = base.join(&tls.cert);
+            tls.key = base.join(&tls.key);
+        }
         for (name, target) in settings.webhooks.iter_mut() {
             target.check(name).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             target.dir = target.dir.take().map(|d| base.join(d));

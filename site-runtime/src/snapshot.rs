@@ -83,6 +83,8 @@ impl Pool {
 /// Everything a request is served from.
 pub struct Snapshot {
     pub commit: ObjectId,
+    /// When it was published (seconds since the epoch).
+    pub published_at: i64,
     pub config: SiteConfig,
     pub theme: Theme,
     /// Sections by URL (for `get_section`).
@@ -124,6 +126,7 @@ impl Snapshot {
     ) -> Self {
         Snapshot {
             commit,
+            published_at: jiff::Timestamp::now().as_second(),
             config,
             theme,
             sections,

@@ -3,6 +3,7 @@
 //! on 127.0.0.1. Every scenario ends with `git fsck --strict` on the server's repository.
 
 mod clone_fetch;
+mod edge;
 mod extensions;
 mod governance;
 mod hostile;

@@ -61,7 +61,13 @@ fn the_admin_branch_is_served_only_on_the_preview_listener() {
     commit_file(&server, &clone, "content/draft-idea.md", "+++\ntitle = \"Idea\"\n+++\nStaged.\n");
     let out = server.git_out(&clone, &["push", "origin", "admin"]);
     assert!(stderr(&out).contains("remote: published admin"), "{}", stderr(&out));
-    assert_eq!(http_get(preview_port, "/draft-idea/").0, 200);
+    // The preview needs a signed link (see edge.rs); with it, the staged page is there.
+    let link = server.preview_link("demo", &format!("http://127.0.0.1:{preview_port}"));
+    let path = link.split_once(&format!("{preview_port}")).unwrap().1;
+    let (status, head, _) = http_get(preview_port, path);
+    assert_eq!(status, 303, "{head}");
+    let cookie = head.lines().find_map(|l| l.strip_prefix("set-cookie: ")).unwrap().split(';').next().unwrap();
+    assert_eq!(http_get_with(preview_port, "/draft-idea/", &[&format!("Cookie: {cookie}")]).0, 200);
     assert_eq!(http_get(http, "/draft-idea/").0, 404, "the live site is unchanged");
 }
 

@@ -227,6 +227,24 @@ impl Server {
         self.shutdown();
     }
 
+    /// Send SIGTERM to the server binary and wait for it; returns its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let Kind::Binary(child) = &mut self.kind else { panic!("not a binary server") };
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        child.wait().expect("wait for the server")
+    }
+
+    /// `whispercms-server preview-link` for this server's data directory.
+    pub fn preview_link(&self, user: &str, base: &str) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_whispercms-server"))
+            .args(["preview-link", "--user", user, "--base", base, "--data-dir"])
+            .arg(&self.data_dir)
+            .output()
+            .expect("run preview-link");
+        assert_success(&out, &["preview-link"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     fn shutdown(&mut self) {
         match &mut self.kind {
             Kind::Binary(child) => {
@@ -259,6 +277,17 @@ impl Drop for Server {
 /// A plain HTTP/1.1 GET to 127.0.0.1:`port`: (status, headers, body).
 pub fn http_get(port: u16, path: &str) -> (u16, String, String) {
     http_request(port, &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+}
+
+/// A GET with extra header lines (`Name: value`): (status, headers, body).
+pub fn http_get_with(port: u16, path: &str, headers: &[&str]) -> (u16, String, String) {
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    http_request(port, &format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{extra}\r\n"))
+}
+
+/// Send `request` as it is (for hostile requests): (status, headers, body).
+pub fn http_raw(port: u16, request: &str) -> (u16, String, String) {
+    http_request(port, request)
 }
 
 /// A form POST to 127.0.0.1:`port`: (status, headers, body).

@@ -1,0 +1,202 @@
+//! The edge of WhisperCMS: a Pingora proxy that is the only public HTTP listener. It validates
+//! every request ([`validate`]), limits each client address's rate, routes to the live site
+//! (`main`) or the preview (`admin`, behind a signed link checked by [`preview`]), adds security
+//! headers and request ids, logs every request and counts it ([`metrics`]); the Axum site listens
+//! on loopback behind it ([`proxy`]).
+//!
+//! Pingora runs its own runtimes; [`Ingress::start`] runs its server on a thread of its own and
+//! [`Ingress::stop`] shuts it down gracefully (no new connections, in-flight requests finish).
+
+pub mod metrics;
+pub mod preview;
+pub mod proxy;
+pub mod validate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use serde::Deserialize;
+
+pub use metrics::Metrics;
+pub use preview::{PreviewGate, PreviewKeys};
+pub use validate::RequestLimits;
+
+/// `[ingress]` of the settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The public address of the live site (the server's `[http] listen`).
+    #[serde(skip)]
+    pub listen: SocketAddr,
+    /// A second public address serving the preview, if any (`[http] preview_listen`).
+    #[serde(skip)]
+    pub preview_listen: Option<SocketAddr>,
+    /// Requests for this host name (on any listener) go to the preview.
+    pub preview_host: Option<String>,
+    /// Certificate and key (PEM) to serve HTTPS instead of HTTP.
+    pub tls: Option<Tls>,
+    pub limits: RequestLimits,
+    pub rate_limit: RateLimit,
+    /// Seconds a client may take to send its request body.
+    pub client_timeout_secs: u64,
+    /// Sent unless the site sends its own.
+    pub content_security_policy: String,
+    /// Worker threads of the proxy.
+    pub threads: usize,
+    /// Seconds in-flight requests get to finish on shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+/// TLS certificate and key paths.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Requests per second one client address may make.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimit {
+    pub requests_per_second: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit { requests_per_second: 200 }
+    }
+}
+
+/// The default Content-Security-Policy: the site's own scripts, styles and images; inline styles
+/// (themes use them); no framing by other sites; forms post to the site only.
+pub const DEFAULT_CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+     script-src 'self'; frame-ancestors 'self'; base-uri 'self'; form-action 'self'";
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            preview_listen: None,
+            preview_host: None,
+            tls: None,
+            limits: RequestLimits::default(),
+            rate_limit: RateLimit::default(),
+            client_timeout_secs: 30,
+            content_security_policy: DEFAULT_CSP.to_string(),
+            threads: 2,
+            shutdown_timeout_secs: 10,
+        }
+    }
+}
+
+/// Errors starting the edge.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("the edge stopped: {0}")]
+    Stopped(String),
+}
+
+/// Resolves when the application asks the edge to stop and the requests in flight have
+/// finished (or the shutdown timeout passed). Pingora's own grace period is a fixed sleep, so the
+/// draining happens here: new requests are answered 503 meanwhile.
+struct StopWatch {
+    stop: tokio::sync::watch::Receiver<bool>,
+    in_flight: Arc<AtomicUsize>,
+    draining: Arc<AtomicBool>,
+    timeout: std::time::Duration,
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for StopWatch {
+    async fn recv(&self) -> ShutdownSignal {
+        let mut rx = self.stop.clone();
+        let _ = rx.wait_for(|stop| *stop).await;
+        self.draining.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        while self.in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let left = self.in_flight.load(Ordering::SeqCst);
+        if left > 0 {
+            tracing::warn!(requests = left, "shutdown timeout: requests still in flight are cut");
+        }
+        ShutdownSignal::GracefulTerminate
+    }
+}
+
+/// A running edge.
+pub struct Ingress {
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ingress {
+    /// Start the proxy in front of `live` (and `preview`), on the addresses of `edge.config`.
+    pub fn start(edge: proxy::Edge) -> Result<Self, Error> {
+        let config = edge.config.clone();
+        let (in_flight, draining) = (edge.in_flight.clone(), edge.draining.clone());
+        // Draining happens in `StopWatch`; Pingora's own grace period is a fixed sleep.
+        let conf = ServerConf {
+            threads: config.threads.max(1),
+            grace_period_seconds: Some(0),
+            graceful_shutdown_timeout_seconds: Some(1),
+            ..Default::default()
+        };
+        let mut server = Server::new_with_opt_and_conf(None, conf);
+        server.bootstrap();
+        let mut service = pingora::proxy::http_proxy_service_with_name(&server.configuration, edge, "whispercms edge");
+        let mut listeners = vec![config.listen];
+        listeners.extend(config.preview_listen);
+        for addr in listeners {
+            match &config.tls {
+                None => service.add_tcp(&addr.to_string()),
+                Some(tls) => service
+                    .add_tls(&addr.to_string(), &tls.cert.to_string_lossy(), &tls.key.to_string_lossy())
+                    .map_err(|e| Error::Tls(e.to_string()))?,
+            }
+        }
+        server.add_service(service);
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("edge".into())
+            .spawn(move || {
+                let watch = StopWatch {
+                    stop: rx,
+                    in_flight,
+                    draining,
+                    timeout: std::time::Duration::from_secs(config.shutdown_timeout_secs),
+                };
+                server.run(RunArgs { shutdown_signal: Box::new(watch) })
+            })
+            .map_err(|e| Error::Stopped(e.to_string()))?;
+        Ok(Ingress { stop, thread: Some(thread) })
+    }
+
+    /// Stop accepting, let in-flight requests finish (up to the shutdown timeout), and return.
+    pub fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Shared handles for building an [`proxy::Edge`].
+pub fn edge(
+    config: Config,
+    live: SocketAddr,
+    preview: Option<SocketAddr>,
+    keys: Arc<PreviewKeys>,
+    gate: Arc<dyn PreviewGate>,
+    metrics: Arc<Metrics>,
+) -> proxy::Edge {
+    proxy::Edge::new(config, live, preview, keys, gate, metrics)
+}
