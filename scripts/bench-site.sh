@@ -19,13 +19,7 @@ PAGES="${1:-10000}"
 cargo build --release --quiet --bin whispercms-server
 BIN="${CARGO_TARGET_DIR:-target}/release/whispercms-server"
 
-W=$(mktemp -d /tmp/whispercms-site-bench.XXXXXX)
-cleanup() {
-  [ -f "$W/server.pid" ] && kill "$(cat "$W/server.pid")" 2>/dev/null || true
-  [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null || true
-  rm -rf "$W"
-}
-trap cleanup EXIT
+bench_workdir site-bench
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
 export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=init.defaultBranch GIT_CONFIG_VALUE_0=main
 now_ms() { date +%s%3N; }
@@ -79,21 +73,9 @@ URL_PATH="/s3/page-3/"
 mkdir -p "$W/www/s3/page-3"
 curl -sf "http://127.0.0.1:$HTTP_PORT$URL_PATH" > "$W/www/s3/page-3/index.html"
 NGINX_PORT=$(free_port)
-mkdir -p "$W/nginx"
-cat > "$W/nginx.conf" <<CFG
-worker_processes auto;
-pid $W/nginx.pid;
-error_log $W/nginx/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $W/nginx; proxy_temp_path $W/nginx; fastcgi_temp_path $W/nginx;
-  uwsgi_temp_path $W/nginx; scgi_temp_path $W/nginx;
-  server { listen 127.0.0.1:$NGINX_PORT; root $W/www; etag on; }
-}
-CFG
-nginx -c "$W/nginx.conf"
-sleep 0.3
+start_nginx "$W/www" "$NGINX_PORT"
+require_200 "http://127.0.0.1:$NGINX_PORT$URL_PATH"
+require_200 "http://127.0.0.1:$HTTP_PORT$URL_PATH"
 run_wrk() { wrk -t2 -c32 -d8s --latency "$1" 2>&1; }
 curl -sf "http://127.0.0.1:$HTTP_PORT$URL_PATH" >/dev/null
 OURS=$(run_wrk "http://127.0.0.1:$HTTP_PORT$URL_PATH")

@@ -329,10 +329,19 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
     let preview_keys = Arc::new(ingress::PreviewKeys::new(&preview_secret(data_dir)?));
     let metrics = Arc::new(ingress::Metrics::default());
     let http_upstream = http.local_addr()?;
-    let edge = ingress::edge(
+    let live_upstream =
+        ingress::proxy::Upstream { router: site_runtime::http::router(live.clone()), address: http_upstream };
+    let preview_upstream = match (&preview, &preview_site) {
+        (Some(listener), Some(site)) => Some(ingress::proxy::Upstream {
+            router: site_runtime::http::router(site.clone()),
+            address: listener.local_addr()?,
+        }),
+        _ => None,
+    };
+    let edge = ingress::proxy::Edge::new(
         edge_config,
-        http_upstream,
-        preview.as_ref().map(|p| p.local_addr()).transpose()?,
+        live_upstream,
+        preview_upstream,
         preview_keys,
         Arc::new(PreviewByPolicy(access.clone())),
         metrics.clone(),

@@ -50,6 +50,18 @@ pub struct Config {
     pub threads: usize,
     /// Seconds in-flight requests get to finish on shutdown.
     pub shutdown_timeout_secs: u64,
+    /// How requests reach the site: its router called in-process (default), or proxied to its
+    /// loopback listener.
+    pub upstream: UpstreamMode,
+}
+
+/// See [`Config::upstream`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamMode {
+    #[default]
+    InProcess,
+    Loopback,
 }
 
 /// TLS certificate and key paths.
@@ -91,6 +103,7 @@ impl Default for Config {
             content_security_policy: DEFAULT_CSP.to_string(),
             threads: 2,
             shutdown_timeout_secs: 10,
+            upstream: UpstreamMode::InProcess,
         }
     }
 }
@@ -187,16 +200,4 @@ impl Ingress {
             let _ = t.join();
         }
     }
-}
-
-/// Shared handles for building an [`proxy::Edge`].
-pub fn edge(
-    config: Config,
-    live: SocketAddr,
-    preview: Option<SocketAddr>,
-    keys: Arc<PreviewKeys>,
-    gate: Arc<dyn PreviewGate>,
-    metrics: Arc<Metrics>,
-) -> proxy::Edge {
-    proxy::Edge::new(config, live, preview, keys, gate, metrics)
 }

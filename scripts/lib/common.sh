@@ -37,3 +37,49 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # The packages every build and test needs.
 BASE_PACKAGES=(git openssh-client ca-certificates pkg-config gcc g++ libc6-dev bc cmake)
+
+# A work directory under /tmp for a benchmark, removed on exit with the server and nginx it
+# started (their pids in server.pid / nginx.pid). Sets W.
+bench_workdir() {
+  W=$(mktemp -d "/tmp/whispercms-$1.XXXXXX")
+  trap 'bench_cleanup' EXIT
+}
+bench_cleanup() {
+  [ -f "$W/server.pid" ] && kill "$(cat "$W/server.pid")" 2>/dev/null || true
+  [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null || true
+  rm -rf "$W"
+}
+
+# Start nginx as the current user serving directory $1 on 127.0.0.1:$2 (config and temp files
+# under $W; nothing else is touched).
+start_nginx() {
+  mkdir -p "$W/nginx"
+  cat > "$W/nginx.conf" <<CFG
+worker_processes auto;
+pid $W/nginx.pid;
+error_log $W/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $W/nginx; proxy_temp_path $W/nginx; fastcgi_temp_path $W/nginx;
+  uwsgi_temp_path $W/nginx; scgi_temp_path $W/nginx;
+  server { listen 127.0.0.1:$2; root $1; etag on; }
+}
+CFG
+  # nginx's workers run as an unprivileged user when started as root: they must be able to
+  # read the files (mktemp -d makes a private directory).
+  chmod a+rx "$W"
+  chmod -R a+rX "$1"
+  nginx -c "$W/nginx.conf"
+  sleep 0.3
+  local probe
+  probe=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$2/")
+  case "$probe" in 200|403|404) ;; *) echo "nginx did not start (got $probe)" >&2; exit 1 ;; esac
+}
+
+# Fail unless $1 answers 200 (a benchmark must not measure error responses).
+require_200() {
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$1")
+  [ "$code" = 200 ] || { echo "$1 answered $code, not 200: not measuring that" >&2; exit 1; }
+}

@@ -61,10 +61,15 @@ async fn serve(
     let Some(path) = decode_path(uri.path()) else {
         return (StatusCode::BAD_REQUEST, "bad path\n").into_response();
     };
-    // Plugin routes come first: they may take POST.
+    // Plugin routes come first: they may take POST. A handler may run up to its wall-time limit,
+    // so it runs on the blocking pool, not on the thread that serves other requests.
     if let Some(snap) = site.snapshot() {
-        if let Some(route) = snap.extensions.route(method.as_str(), &path) {
-            return crate::plugin_routes::serve(&snap, route, &method, &path, uri.query(), &headers, &body);
+        if let Some(route) = snap.extensions.route(method.as_str(), &path).cloned() {
+            let query = uri.query().map(str::to_string);
+            let call = tokio::task::spawn_blocking(move || {
+                crate::plugin_routes::serve(&snap, &route, &method, &path, query.as_deref(), &headers, &body)
+            });
+            return call.await.unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
         }
     }
     if method != Method::GET && method != Method::HEAD {
