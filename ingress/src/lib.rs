@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use serde::Deserialize;
@@ -168,13 +170,17 @@ impl Ingress {
         let mut service = pingora::proxy::http_proxy_service_with_name(&server.configuration, edge, "whispercms edge");
         let mut listeners = vec![config.listen];
         listeners.extend(config.preview_listen);
+        // A write buffer that holds a whole page: Pingora's default (one segment) sends a response
+        // header and its body in two syscalls, waking the client twice.
+        let buffers = L4BufferSettings::default().write(64 * 1024);
         for addr in listeners {
-            match &config.tls {
-                None => service.add_tcp(&addr.to_string()),
-                Some(tls) => service
-                    .add_tls(&addr.to_string(), &tls.cert.to_string_lossy(), &tls.key.to_string_lossy())
-                    .map_err(|e| Error::Tls(e.to_string()))?,
+            let mut listener = ListenerConfig::tcp(addr.to_string()).l4_buffer(buffers);
+            if let Some(tls) = &config.tls {
+                let settings = TlsSettings::intermediate(&tls.cert.to_string_lossy(), &tls.key.to_string_lossy())
+                    .map_err(|e| Error::Tls(e.to_string()))?;
+                listener = listener.tls(settings);
             }
+            service.add_listener(listener);
         }
         server.add_service(service);
         let (stop, rx) = tokio::sync::watch::channel(false);

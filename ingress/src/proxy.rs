@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::prelude::{HttpPeer, Session};
+use pingora::protocols::http::HttpTask;
 use pingora::proxy::ProxyHttp;
 use pingora::{Error, ErrorType, Result};
 use pingora_limits::rate::Rate;
@@ -233,10 +234,25 @@ impl Edge {
         }
         self.secure(&mut resp, &ctx.id)?;
         let head_only = session.req_header().method == "HEAD";
-        session.write_response_header(Box::new(resp), head_only).await?;
         if head_only {
+            session.write_response_header(Box::new(resp), true).await?;
             return Ok(());
         }
+        // A page (the common case) goes out with its header in one write: one wake-up of the
+        // client instead of three. Bodies of unknown or large size are streamed.
+        let small = parts
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|n| n <= 256 * 1024);
+        if small {
+            let data = body.collect().await.map_err(|e| Error::explain(ErrorType::InternalError, e.to_string()))?;
+            let tasks = vec![HttpTask::Header(Box::new(resp), false), HttpTask::Body(Some(data.to_bytes()), true)];
+            session.write_response_tasks(tasks).await?;
+            return Ok(());
+        }
+        session.write_response_header(Box::new(resp), false).await?;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| Error::explain(ErrorType::InternalError, e.to_string()))?;
             if let Ok(data) = frame.into_data() {
