@@ -311,6 +311,7 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
     let open_site = |branch: &str| -> anyhow::Result<Arc<Site>> {
         let site = Arc::new(Site::open(&git_dir, branch, data_dir.join(format!("index/{branch}.sqlite")))?);
         site.set_extension_options(extension_options.clone());
+        site.set_content_security_policy(&settings.ingress.content_security_policy);
         publish_at_start(&site);
         Ok(site)
     };
@@ -329,16 +330,15 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
     let preview_keys = Arc::new(ingress::PreviewKeys::new(&preview_secret(data_dir)?));
     let metrics = Arc::new(ingress::Metrics::default());
     let http_upstream = http.local_addr()?;
-    let live_upstream =
-        ingress::proxy::Upstream { router: site_runtime::http::router(live.clone()), address: http_upstream };
+    let live_upstream = ingress::Upstream { router: site_runtime::http::router(live.clone()), address: http_upstream };
     let preview_upstream = match (&preview, &preview_site) {
-        (Some(listener), Some(site)) => Some(ingress::proxy::Upstream {
+        (Some(listener), Some(site)) => Some(ingress::Upstream {
             router: site_runtime::http::router(site.clone()),
             address: listener.local_addr()?,
         }),
         _ => None,
     };
-    let edge = ingress::proxy::Edge::new(
+    let edge = ingress::Edge::new(
         edge_config,
         live_upstream,
         preview_upstream,

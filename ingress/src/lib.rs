@@ -1,12 +1,15 @@
-//! The edge of WhisperCMS: a Pingora proxy that is the only public HTTP listener. It validates
-//! every request ([`validate`]), limits each client address's rate, routes to the live site
-//! (`main`) or the preview (`admin`, behind a signed link checked by [`preview`]), adds security
-//! headers and request ids, logs every request and counts it ([`metrics`]); the Axum site listens
-//! on loopback behind it ([`proxy`]).
+//! The edge of WhisperCMS: Pingora is the only public HTTP listener. Every request is admitted
+//! by [`edge`]: validated ([`validate`]), rate limited per client address, routed to the live
+//! site (`main`) or the preview (`admin`, behind a signed link checked by [`preview`]); responses
+//! get security headers and request ids; every request is logged and counted ([`metrics`]). The
+//! site's Axum router is then called in-process ([`in_process`], the default) or proxied to on
+//! loopback ([`proxy`]).
 //!
 //! Pingora runs its own runtimes; [`Ingress::start`] runs its server on a thread of its own and
 //! [`Ingress::stop`] shuts it down gracefully (no new connections, in-flight requests finish).
 
+pub mod edge;
+pub mod in_process;
 pub mod metrics;
 pub mod preview;
 pub mod proxy;
@@ -22,8 +25,10 @@ use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::listening::Service;
 use serde::Deserialize;
 
+pub use edge::{Edge, Upstream};
 pub use metrics::Metrics;
 pub use preview::{PreviewGate, PreviewKeys};
 pub use validate::RequestLimits;
@@ -44,9 +49,11 @@ pub struct Config {
     pub tls: Option<Tls>,
     pub limits: RequestLimits,
     pub rate_limit: RateLimit,
-    /// Seconds a client may take to send its request body.
+    /// Seconds a client may take to send a request header (in all), or between two reads of its
+    /// body; also how long an idle keep-alive connection stays open.
     pub client_timeout_secs: u64,
-    /// Sent unless the site sends its own.
+    /// Sent unless the site sends its own (a theme may extend it: the site then sends this
+    /// policy with the theme's additions); empty sends none.
     pub content_security_policy: String,
     /// Worker threads of the proxy.
     pub threads: usize,
@@ -155,7 +162,7 @@ pub struct Ingress {
 
 impl Ingress {
     /// Start the proxy in front of `live` (and `preview`), on the addresses of `edge.config`.
-    pub fn start(edge: proxy::Edge) -> Result<Self, Error> {
+    pub fn start(edge: Edge) -> Result<Self, Error> {
         let config = edge.config.clone();
         let (in_flight, draining) = (edge.in_flight.clone(), edge.draining.clone());
         // Draining happens in `StopWatch`; Pingora's own grace period is a fixed sleep.
@@ -167,22 +174,35 @@ impl Ingress {
         };
         let mut server = Server::new_with_opt_and_conf(None, conf);
         server.bootstrap();
-        let mut service = pingora::proxy::http_proxy_service_with_name(&server.configuration, edge, "whispercms edge");
-        let mut listeners = vec![config.listen];
-        listeners.extend(config.preview_listen);
+        let mut listeners = vec![ListenerConfig::tcp(config.listen.to_string())];
+        listeners.extend(config.preview_listen.map(|a| ListenerConfig::tcp(a.to_string())));
         // A write buffer that holds a whole page: Pingora's default (one segment) sends a response
         // header and its body in two syscalls, waking the client twice.
         let buffers = L4BufferSettings::default().write(64 * 1024);
-        for addr in listeners {
-            let mut listener = ListenerConfig::tcp(addr.to_string()).l4_buffer(buffers);
+        let mut configured = Vec::new();
+        for listener in listeners {
+            let mut listener = listener.l4_buffer(buffers);
             if let Some(tls) = &config.tls {
                 let settings = TlsSettings::intermediate(&tls.cert.to_string_lossy(), &tls.key.to_string_lossy())
                     .map_err(|e| Error::Tls(e.to_string()))?;
                 listener = listener.tls(settings);
             }
-            service.add_listener(listener);
+            configured.push(listener);
         }
-        server.add_service(service);
+        const NAME: &str = "whispercms edge";
+        match config.upstream {
+            UpstreamMode::InProcess => {
+                let mut service = Service::new(NAME.to_string(), in_process::InProcess { edge });
+                configured.into_iter().for_each(|l| service.add_listener(l));
+                server.add_service(service);
+            }
+            UpstreamMode::Loopback => {
+                let proxy = proxy::Loopback { edge };
+                let mut service = pingora::proxy::http_proxy_service_with_name(&server.configuration, proxy, NAME);
+                configured.into_iter().for_each(|l| service.add_listener(l));
+                server.add_service(service);
+            }
+        }
         let (stop, rx) = tokio::sync::watch::channel(false);
         let thread = std::thread::Builder::new()
             .name("edge".into())

@@ -36,7 +36,7 @@ use_shared_target_dir() {
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # The packages every build and test needs.
-BASE_PACKAGES=(git openssh-client ca-certificates pkg-config gcc g++ libc6-dev bc cmake)
+BASE_PACKAGES=(git openssh-client ca-certificates pkg-config gcc g++ libc6-dev bc cmake curl openssl)
 
 # A work directory under /tmp for a benchmark, removed on exit with the server and nginx it
 # started (their pids in server.pid / nginx.pid). Sets W.

@@ -1,6 +1,7 @@
 //! The public site over HTTP (Axum): every request is resolved against the current snapshot —
 //! documents, listings, taxonomies, feeds, search, aliases (301), files from Git blobs (strong
-//! ETags, `If-None-Match`, `Range`), theme files, and the theme's 404 page.
+//! ETags, `If-None-Match`, `Range`), theme files, and the theme's 404 page. Responses carry the
+//! snapshot's Content-Security-Policy when its theme extends the edge's.
 //!
 //! Plugin routes ([`crate::plugin_routes`]) are tried first. Rendered pages are cached per snapshot; files are read from the object database on demand.
 //! Index reads are short SQLite queries run inline (they take microseconds and most requests hit
@@ -66,10 +67,12 @@ async fn serve(
     if let Some(snap) = site.snapshot() {
         if let Some(route) = snap.extensions.route(method.as_str(), &path).cloned() {
             let query = uri.query().map(str::to_string);
+            let policy = snap.content_security_policy.clone();
             let call = tokio::task::spawn_blocking(move || {
                 crate::plugin_routes::serve(&snap, &route, &method, &path, query.as_deref(), &headers, &body)
             });
-            return call.await.unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+            let response = call.await.unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+            return with_policy(response, policy.as_ref());
         }
     }
     if method != Method::GET && method != Method::HEAD {
@@ -84,36 +87,49 @@ async fn serve(
         let Some(snap) = site.snapshot() else {
             return (StatusCode::SERVICE_UNAVAILABLE, "the site has not been published yet\n").into_response();
         };
-        if path == "/search" {
-            let query = search_query(uri.query());
-            let json = wants_json(&headers);
-            match snap.read(|conn| read::search(conn, &query, 50, now)) {
-                Ok(Read::Done(hits)) => return search_response(&snap, &query, &hits, json),
-                Ok(Read::Stale) => continue,
-                Err(e) => return internal_error(&e),
-            }
-        }
-        let key = path.clone();
-        if let Some(hit) = snap.cached(&key, now) {
-            return page_response(&hit, &headers);
-        }
-        let outcome = snap.read(|conn| resolve(&snap, conn, &path, now));
-        match outcome {
-            Ok(Read::Stale) => continue,
-            Err(e) => return internal_error(&e),
-            Ok(Read::Done(Outcome::Page { rendered, cache, next_publication })) => {
-                if cache {
-                    snap.remember(key, rendered.clone(), next_publication);
-                }
-                return page_response(&rendered, &headers);
-            }
-            Ok(Read::Done(Outcome::Asset(asset))) => return asset_response(&snap, &asset, &headers),
-            Ok(Read::Done(Outcome::ThemeFile(file, content_type))) => {
-                return theme_file_response(&snap, file, &content_type, &headers)
-            }
+        if let Some(response) = serve_from(&snap, &path, uri.query(), &headers, now) {
+            return with_policy(response, snap.content_security_policy.as_ref());
         }
     }
     (StatusCode::SERVICE_UNAVAILABLE, "the site is being published; try again\n").into_response()
+}
+
+/// Answer a GET or HEAD of `path` from `snap`; `None` when a newer publish overtook the read.
+fn serve_from(snap: &Snapshot, path: &str, query: Option<&str>, headers: &HeaderMap, now: i64) -> Option<Response> {
+    if path == "/search" {
+        let query = search_query(query);
+        let json = wants_json(headers);
+        return match snap.read(|conn| read::search(conn, &query, 50, now)) {
+            Ok(Read::Done(hits)) => Some(search_response(snap, &query, &hits, json)),
+            Ok(Read::Stale) => None,
+            Err(e) => Some(internal_error(&e)),
+        };
+    }
+    if let Some(hit) = snap.cached(path, now) {
+        return Some(page_response(&hit, headers));
+    }
+    Some(match snap.read(|conn| resolve(snap, conn, path, now)) {
+        Ok(Read::Stale) => return None,
+        Err(e) => internal_error(&e),
+        Ok(Read::Done(Outcome::Page { rendered, cache, next_publication })) => {
+            if cache {
+                snap.remember(path.to_string(), rendered.clone(), next_publication);
+            }
+            page_response(&rendered, headers)
+        }
+        Ok(Read::Done(Outcome::Asset(asset))) => asset_response(snap, &asset, headers),
+        Ok(Read::Done(Outcome::ThemeFile(file, content_type))) => {
+            theme_file_response(snap, file, &content_type, headers)
+        }
+    })
+}
+
+/// Send the snapshot's Content-Security-Policy (its theme's extension of the edge's), if any.
+fn with_policy(mut response: Response, policy: Option<&HeaderValue>) -> Response {
+    if let Some(policy) = policy {
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, policy.clone());
+    }
+    response
 }
 
 fn resolve(snap: &Snapshot, conn: &rusqlite::Connection, path: &str, now: i64) -> Result<Outcome> {

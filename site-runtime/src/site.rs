@@ -39,6 +39,8 @@ pub struct Site {
     current: ArcSwapOption<Snapshot>,
     /// Limits and services of the extensions of every snapshot to come.
     extension_options: ArcSwap<extensions::Options>,
+    /// The edge's base Content-Security-Policy, which a theme may extend.
+    base_csp: ArcSwap<String>,
     /// Held for a whole publish, so that publishes of one branch never interleave and the one
     /// that runs last serves the newest head (see [`Site::refresh`]).
     publishing: Mutex<()>,
@@ -57,6 +59,7 @@ impl Site {
             current: ArcSwapOption::empty(),
             publishing: Mutex::new(()),
             extension_options: ArcSwap::from_pointee(extensions::Options::default()),
+            base_csp: ArcSwap::from_pointee(String::new()),
         })
     }
 
@@ -90,6 +93,13 @@ impl Site {
     /// Set the limits and services of extensions, from the next publish on.
     pub fn set_extension_options(&self, options: extensions::Options) {
         self.extension_options.store(Arc::new(options));
+    }
+
+    /// Set the Content-Security-Policy the edge sends, from the next publish on: a snapshot whose
+    /// theme extends it sends the extended policy with its responses (the edge keeps a site's
+    /// own policy).
+    pub fn set_content_security_policy(&self, base: &str) {
+        self.base_csp.store(Arc::new(base.to_string()));
     }
 
     /// The commit the branch points at in the repository now, if it exists.
@@ -135,8 +145,6 @@ impl Site {
             }
             None => SiteConfig::default(),
         };
-        // The theme first: a theme that does not compile refuses the publish before the index
-        // moves, and the previous snapshot keeps serving.
         // Extensions and theme first: either failing to compile refuses the publish before the
         // index moves, and the previous snapshot keeps serving.
         let content: Arc<dyn extensions::ContentHost> =
@@ -145,6 +153,8 @@ impl Site {
         let ext = Arc::new(Extensions::load(&repo, commit, &config, &options, Some(content))?);
         let section_cell: crate::theme::Sections = Arc::default();
         let theme = Theme::load(&repo, commit, &config, section_cell.clone(), &ext)?;
+        let csp = theme.content_security_policy(&self.base_csp.load());
+        let csp = csp.and_then(|c| axum::http::HeaderValue::try_from(c).ok());
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
         let stats = index.update(&repo, commit, progress)?;
         let now = jiff::Timestamp::now().as_second();
@@ -165,7 +175,8 @@ impl Site {
             self.pool.clone(),
             self.repo.clone(),
             next,
-        );
+        )
+        .with_content_security_policy(csp);
         self.current.store(Some(Arc::new(snapshot)));
         drop(index);
         let mut notes = Vec::new();

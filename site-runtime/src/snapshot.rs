@@ -93,6 +93,9 @@ pub struct Snapshot {
     pub menu: Vec<crate::index::read::MenuItem>,
     /// Plugins and theme scripts, compiled for this commit.
     pub extensions: Arc<crate::extensions::Extensions>,
+    /// The edge's policy as the theme extends it, sent with every response of this snapshot;
+    /// `None` when the theme extends nothing.
+    pub content_security_policy: Option<axum::http::HeaderValue>,
     pub(crate) pool: Arc<Pool>,
     pub(crate) repo: gix::ThreadSafeRepository,
     cache: Mutex<Cache>,
@@ -132,10 +135,17 @@ impl Snapshot {
             sections,
             menu,
             extensions,
+            content_security_policy: None,
             pool,
             repo,
             cache: Mutex::new(Cache { entries: HashMap::new(), valid_until: next_publication }),
         }
+    }
+
+    /// This snapshot, sending `policy` as its Content-Security-Policy.
+    pub(crate) fn with_content_security_policy(mut self, policy: Option<axum::http::HeaderValue>) -> Self {
+        self.content_security_policy = policy;
+        self
     }
 
     /// Run `f` in a read transaction on the index, if the index reflects this snapshot.

@@ -169,3 +169,106 @@ fn a_graceful_shutdown_finishes_requests_in_flight() {
     assert!(status.success(), "exit status {status:?}");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "no longer accepting");
 }
+
+#[test]
+fn tls_serves_https_with_hsts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gen = std::process::Command::new("openssl")
+        .current_dir(tmp.path())
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args(["-keyout", "key.pem", "-out", "cert.pem", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .output()
+        .unwrap();
+    assert_success(&gen, &["openssl req"]);
+    let config = settings_file(tmp.path(), "[ingress]\ntls = { cert = \"cert.pem\", key = \"key.pem\" }\n");
+    let server = Server::binary_with(&["--config", &config]);
+    let port = server.http_port.unwrap();
+    let url = format!("https://127.0.0.1:{port}/about/");
+    let cacert = tmp.path().join("cert.pem");
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "20", "-D", "-", "-o", "/dev/null", "--cacert"])
+        .arg(&cacert)
+        .arg(&url)
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/2 200"), "{head}{}", stderr(&out));
+    assert_eq!(header(&head, "strict-transport-security"), Some("max-age=31536000"), "{head}");
+    // Plain HTTP on the TLS port gets no page.
+    let plain = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://127.0.0.1:{port}/about/"))
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+}
+
+#[test]
+fn a_theme_extends_the_content_security_policy_and_bad_sources_are_refused() {
+    let server = Server::binary_with(&[]);
+    let port = server.http_port.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let clone = server.clone(tmp.path(), "site", &[]);
+    let base = http_get(port, "/about/").1;
+    let base = header(&base, "content-security-policy").unwrap().to_string();
+    assert!(!base.contains("font-src"), "{base}");
+
+    let config = std::fs::read_to_string(clone.join("site.toml")).unwrap();
+    std::fs::write(clone.join("site.toml"), format!("theme = \"cdn\"\n{config}")).unwrap();
+    std::fs::create_dir_all(clone.join("themes/cdn")).unwrap();
+    let manifest = "name = \"cdn\"\n\n[content_security_policy]\nfont-src = [\"https://fonts.gstatic.com\"]\n\
+                    img-src = [\"https://cdn.example.com\"]\n";
+    commit_file(&server, &clone, "themes/cdn/theme.toml", manifest);
+    let out = server.git_out(&clone, &["push", "origin", "main"]);
+    assert_success(&out, &["push theme"]);
+    let (status, head, _) = http_get(port, "/about/");
+    assert_eq!(status, 200, "{head}");
+    let csp = header(&head, "content-security-policy").unwrap();
+    assert!(csp.contains("font-src 'self' https://fonts.gstatic.com"), "{csp}");
+    assert!(csp.contains("img-src 'self' data: https://cdn.example.com"), "{csp}");
+    assert!(csp.contains("script-src 'self';"), "the rest stays as it was: {csp}");
+    assert_eq!(csp.matches("content-security-policy").count(), 0);
+    assert_eq!(head.to_ascii_lowercase().matches("content-security-policy:").count(), 1, "{head}");
+
+    // A source that smuggles in a directive is refused at push, with its line.
+    let hostile = format!("{manifest}script-src = [\"https://a.example.com; script-src *\"]\n");
+    commit_file(&server, &clone, "themes/cdn/theme.toml", &hostile);
+    let out = server.git_out(&clone, &["push", "origin", "main"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("themes/cdn/theme.toml: line 6: content_security_policy: script-src: source \"https://a.example.com; script-src *\" may not contain"),
+        "{err}"
+    );
+    assert_eq!(header(&http_get(port, "/about/").1, "content-security-policy"), Some(csp), "unchanged");
+}
+
+#[test]
+fn a_client_trickling_its_request_header_is_cut_off() {
+    use std::io::{Read, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let config = settings_file(tmp.path(), "[ingress]\nclient_timeout_secs = 1\n");
+    let server = Server::binary_with(&["--config", &config]);
+    let port = server.http_port.unwrap();
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(3))).unwrap();
+    // One byte every 200 ms: every single read comes quickly, the header never completes.
+    let header = b"GET /about/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    for byte in header.iter().take(15) {
+        if conn.write_all(&[*byte]).is_err() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let mut rest = Vec::new();
+    match conn.read_to_end(&mut rest) {
+        Ok(_) => assert!(!String::from_utf8_lossy(&rest).contains(" 200 "), "answered: {rest:?}"),
+        Err(e) => assert!(
+            e.kind() == std::io::ErrorKind::ConnectionReset,
+            "the connection is still open after trickling 3 s with a 1 s header timeout: {e}"
+        ),
+    }
+    // A client that sends its request promptly is served.
+    assert_eq!(http_get(port, "/about/").0, 200);
+}

@@ -4,8 +4,10 @@
 //! repository, named by `site.toml`) is loaded from Git objects on top of it, so a theme only
 //! needs the templates it changes. Templates see `site`, `page`/`section`, `paginator`, terms,
 //! the functions `get_url` and `get_section`, and the filters `date`, `truncate`, `slugify`,
-//! `markdown` and `json` beside minijinja's own.
+//! `markdown` and `json` beside minijinja's own. `theme.toml` may add sources to the
+//! Content-Security-Policy ([`csp`]).
 
+pub mod csp;
 mod filters;
 
 use std::collections::{BTreeMap, HashMap};
@@ -62,6 +64,16 @@ pub struct ThemeManifest {
     pub homepage: String,
     #[serde(default)]
     pub extra: BTreeMap<String, serde_json::Value>,
+    /// Sources the theme adds to the edge's Content-Security-Policy, by directive ([`csp`]).
+    #[serde(default)]
+    pub content_security_policy: BTreeMap<String, toml::Spanned<Vec<String>>>,
+}
+
+impl ThemeManifest {
+    /// The Content-Security-Policy additions, without their places in the file.
+    pub fn csp_additions(&self) -> BTreeMap<String, Vec<String>> {
+        self.content_security_policy.iter().map(|(d, s)| (d.clone(), s.get_ref().clone())).collect()
+    }
 }
 
 /// The sections `get_section` looks up: filled once the index of the same commit is built
@@ -80,6 +92,8 @@ pub enum ThemeFile {
 /// A compiled theme, ready to render.
 pub struct Theme {
     name: String,
+    /// What `theme.toml` adds to the Content-Security-Policy.
+    csp_additions: BTreeMap<String, Vec<String>>,
     env: Environment<'static>,
     statics: HashMap<String, ThemeFile>,
 }
@@ -104,6 +118,7 @@ impl Theme {
         let mut statics: HashMap<String, ThemeFile> =
             DEFAULT_STATIC.iter().map(|(url, bytes)| (url.to_string(), ThemeFile::Embedded(bytes))).collect();
         let mut name = "default".to_string();
+        let mut csp_additions = BTreeMap::new();
         if let Some(theme) = &config.theme {
             let dir = format!("themes/{theme}");
             let manifest_path = format!("{dir}/theme.toml");
@@ -111,6 +126,7 @@ impl Theme {
                 Error::content(crate::config::PATH, format!("theme {theme:?} not found: no {manifest_path}"))
             })?;
             let manifest = parse_manifest(&manifest_path, &source::read_blob(repo, manifest_blob)?)?;
+            csp_additions = manifest.csp_additions();
             name = manifest.name;
             for (rel, blob) in source::files_under(repo, commit, &format!("{dir}/templates"))? {
                 if !rel.ends_with(".html") && !rel.ends_with(".xml") && !rel.ends_with(".txt") {
@@ -125,19 +141,25 @@ impl Theme {
                 statics.insert(format!("/{rel}"), ThemeFile::Blob(blob));
             }
         }
-        Ok(Theme { name, env, statics })
+        Ok(Theme { name, csp_additions, env, statics })
     }
 
     /// The built-in theme alone (no repository needed).
     pub fn builtin(config: &SiteConfig, sections: Sections) -> Self {
         let env = base_environment(config, sections, &Arc::new(Extensions::none()));
         let statics = DEFAULT_STATIC.iter().map(|(url, bytes)| (url.to_string(), ThemeFile::Embedded(bytes))).collect();
-        Theme { name: "default".into(), env, statics }
+        Theme { name: "default".into(), csp_additions: BTreeMap::new(), env, statics }
     }
 
     /// The theme's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// `base` extended with the theme's additions; `None` when the theme adds nothing (the edge
+    /// then sends `base` itself) or there is no base policy.
+    pub fn content_security_policy(&self, base: &str) -> Option<String> {
+        (!self.csp_additions.is_empty() && !base.trim().is_empty()).then(|| csp::merge(base, &self.csp_additions))
     }
 
     /// Whether a template exists.
@@ -180,6 +202,12 @@ pub fn parse_manifest(path: &str, bytes: &[u8]) -> Result<ThemeManifest> {
         toml::from_str(text).map_err(|e| Error::content(path, crate::error::toml_message(&e, text)))?;
     if manifest.name.trim().is_empty() {
         return Err(Error::content(path, "name must not be empty"));
+    }
+    for (directive, sources) in &manifest.content_security_policy {
+        if let Err(why) = csp::check(directive, sources.get_ref()) {
+            let line = text.get(..sources.span().start).map_or(1, |before| before.matches('\n').count() + 1);
+            return Err(Error::content(path, format!("line {line}: content_security_policy: {why}")));
+        }
     }
     Ok(manifest)
 }

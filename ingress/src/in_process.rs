@@ -1,0 +1,145 @@
+//! The edge's HTTP server for `upstream = "in-process"` (the default): Pingora's HTTP/1 and TLS
+//! sessions, with the site's Axum router called as a function — no second HTTP hop, no wake-up
+//! of another runtime, none of the proxy's per-request state machine (on two cores the loopback
+//! hop cost half the throughput, the proxy machinery another third of what was left).
+//!
+//! It also owns the slow-client rule for request headers: each header must arrive within
+//! `client_timeout_secs` in all. (Pingora's proxy gives every single read 60 s, so a client
+//! trickling one byte a minute would hold its connection for ever.) An idle keep-alive
+//! connection is closed after the same time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
+use pingora::http::ResponseHeader;
+use pingora::protocols::http::{HttpTask, ServerSession};
+use pingora::server::ShutdownWatch;
+use pingora::{Error, ErrorType, Result};
+
+use crate::edge::{Edge, RequestCtx};
+
+/// Responses up to this size are collected and written with their header in one write.
+const ONE_WRITE: usize = 256 * 1024;
+
+/// The in-process server (a Pingora HTTP application).
+pub struct InProcess {
+    pub edge: Edge,
+}
+
+#[async_trait]
+impl HttpServerApp for InProcess {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let edge = &self.edge;
+        let deadline = Duration::from_secs(edge.config.client_timeout_secs.max(1));
+        let mut stopping = shutdown.clone();
+        let read = tokio::select! {
+            biased;
+            read = tokio::time::timeout(deadline, session.read_request()) => read,
+            _ = stopping.wait_for(|stop| *stop) => return None,
+        };
+        match read {
+            Err(_) => {
+                tracing::debug!("request header not received in time; connection closed");
+                return None;
+            }
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => return None,
+            Ok(Err(e)) => {
+                if e.etype == ErrorType::InvalidHTTPHeader {
+                    let _ = session.respond_error(400).await;
+                }
+                tracing::debug!(error = %e, "unreadable request");
+                return None;
+            }
+        }
+        let keepalive = (!*shutdown.borrow()).then_some(deadline.as_secs());
+        session.set_keepalive(keepalive);
+        let mut ctx = edge.begin();
+        let result = self.handle(&mut session, &mut ctx).await;
+        if let Err(e) = &result {
+            if session.response_written().is_none() {
+                let status = match e.etype {
+                    ErrorType::HTTPStatus(s) => s,
+                    ErrorType::ReadTimedout => 408,
+                    _ => 400,
+                };
+                session.set_keepalive(None);
+                let _ = edge.respond(&mut session, &ctx, status, &[], &format!("{}\n", reason(e))).await;
+            }
+        }
+        edge.finish(&session, result.as_ref().err().map(|e| e.as_ref()), &ctx);
+        if result.is_err() {
+            return None;
+        }
+        let persistent = HttpPersistentSettings::for_session(&session);
+        match session.finish().await {
+            Ok(Some(stream)) => Some(ReusedHttpStream::from_reusable_stream(stream, persistent)),
+            _ => None,
+        }
+    }
+}
+
+/// What to tell the client about `e`: its explanation, or its type when it has none.
+fn reason(e: &Error) -> String {
+    e.context.as_ref().map_or_else(|| e.etype.as_str().to_string(), |c| c.to_string())
+}
+
+impl InProcess {
+    /// Admit the request, call the router, write its response.
+    async fn handle(&self, session: &mut ServerSession, ctx: &mut RequestCtx) -> Result<()> {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        if self.edge.admit(session, ctx).await? {
+            return Ok(());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = session.read_request_body().await? {
+            self.edge.count_body(ctx, &chunk)?;
+            body.extend_from_slice(&chunk);
+        }
+        let mut parts = session.req_header().as_owned_parts();
+        let id = axum::http::HeaderValue::from_str(&ctx.id)
+            .map_err(|e| Error::explain(ErrorType::InternalError, e.to_string()))?;
+        parts.headers.insert("x-request-id", id);
+        if let Some(client) = ctx.client.and_then(|c| axum::http::HeaderValue::try_from(c.to_string()).ok()) {
+            parts.headers.insert("x-forwarded-for", client);
+        }
+        let body = if body.is_empty() { axum::body::Body::empty() } else { axum::body::Body::from(body) };
+        let request = axum::http::Request::from_parts(parts, body);
+        let response = match self.edge.upstream(ctx).router.clone().oneshot(request).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        let (parts, mut body) = response.into_parts();
+        let length = parts.headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+        let mut resp = ResponseHeader::from(parts);
+        self.edge.secure(&mut resp, &ctx.id)?;
+        if session.req_header().method == "HEAD" {
+            session.response_duplex_vec(vec![HttpTask::Header(Box::new(resp), true)]).await?;
+            return Ok(());
+        }
+        let internal = |e: axum::Error| Error::explain(ErrorType::InternalError, e.to_string());
+        // A page (the common case) goes out with its header in one write: one wake-up of the
+        // client instead of two. Bodies of unknown or large size are streamed.
+        if length.is_some_and(|n: usize| n <= ONE_WRITE) {
+            let data = body.collect().await.map_err(internal)?.to_bytes();
+            let tasks = vec![HttpTask::Header(Box::new(resp), false), HttpTask::Body(Some(data), true)];
+            session.response_duplex_vec(tasks).await?;
+            return Ok(());
+        }
+        session.write_response_header(Box::new(resp)).await?;
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.map_err(internal)?.into_data() {
+                session.write_response_body(data, false).await?;
+            }
+        }
+        session.finish_body().await?;
+        Ok(())
+    }
+}
