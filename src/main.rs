@@ -15,9 +15,11 @@ use site_runtime::Site;
 use crate::settings::Settings;
 
 /// Counts what plugin calls allocate so the sandbox can stop one that grows without bound.
+/// mimalloc underneath: with glibc's allocator the edge's worker threads contended on arena
+/// locks (futex wake-ups in every response); mimalloc cut the edge's CPU per request by a fifth.
 #[global_allocator]
-static ALLOCATOR: site_runtime::extensions::memory::CountingAllocator =
-    site_runtime::extensions::memory::CountingAllocator;
+static ALLOCATOR: site_runtime::extensions::memory::CountingAllocator<mimalloc::MiMalloc> =
+    site_runtime::extensions::memory::CountingAllocator(mimalloc::MiMalloc);
 
 #[derive(Parser)]
 #[command(name = "whispercms-server", version, about = "A Git-native CMS server: push your site over SSH, it is live.")]

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::http::header::CONTENT_SECURITY_POLICY;
+use axum::http::{HeaderName, HeaderValue};
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::{HttpTask, ServerSession};
@@ -33,6 +35,10 @@ pub struct Edge {
     pub gate: Arc<dyn PreviewGate>,
     pub metrics: Arc<Metrics>,
     rate: Rate,
+    /// The security headers of every response, built once.
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// The default Content-Security-Policy, if any.
+    csp: Option<HeaderValue>,
     /// Requests between [`Edge::begin`] and [`Edge::finish`].
     pub(crate) in_flight: Arc<AtomicUsize>,
     /// Set when shutting down: new requests are turned away, those in flight finish.
@@ -72,7 +78,25 @@ impl Edge {
         gate: Arc<dyn PreviewGate>,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let mut headers = vec![
+            (HeaderName::from_static("x-content-type-options"), HeaderValue::from_static("nosniff")),
+            (HeaderName::from_static("referrer-policy"), HeaderValue::from_static("strict-origin-when-cross-origin")),
+            (HeaderName::from_static("x-frame-options"), HeaderValue::from_static("SAMEORIGIN")),
+        ];
+        if config.tls.is_some() {
+            headers.push((
+                HeaderName::from_static("strict-transport-security"),
+                HeaderValue::from_static("max-age=31536000"),
+            ));
+        }
+        let csp = Some(config.content_security_policy.as_str()).filter(|c| !c.is_empty()).and_then(|c| {
+            HeaderValue::from_str(c)
+                .map_err(|_| tracing::error!("content_security_policy is not a valid header value; none is sent"))
+                .ok()
+        });
         Edge {
+            headers,
+            csp,
             config,
             live,
             preview,
@@ -183,15 +207,11 @@ impl Edge {
 
     /// Security headers on every response.
     pub(crate) fn secure(&self, resp: &mut ResponseHeader, id: &str) -> Result<()> {
-        resp.insert_header("x-content-type-options", "nosniff")?;
-        resp.insert_header("referrer-policy", "strict-origin-when-cross-origin")?;
-        resp.insert_header("x-frame-options", "SAMEORIGIN")?;
-        let csp = &self.config.content_security_policy;
-        if resp.headers.get("content-security-policy").is_none() && !csp.is_empty() {
-            resp.insert_header("content-security-policy", csp.as_str())?;
+        for (name, value) in &self.headers {
+            resp.insert_header(name.clone(), value.clone())?;
         }
-        if self.config.tls.is_some() {
-            resp.insert_header("strict-transport-security", "max-age=31536000")?;
+        if let Some(csp) = self.csp.as_ref().filter(|_| !resp.headers.contains_key(CONTENT_SECURITY_POLICY)) {
+            resp.insert_header(CONTENT_SECURITY_POLICY, csp.clone())?;
         }
         resp.insert_header("x-request-id", id)?;
         Ok(())

@@ -116,7 +116,8 @@ impl InProcess {
             Ok(r) => r,
             Err(never) => match never {},
         };
-        let (parts, mut body) = response.into_parts();
+        let (mut parts, mut body) = response.into_parts();
+        parts.headers.reserve(8); // room for the security headers: no regrowth
         let length = parts.headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
         let mut resp = ResponseHeader::from(parts);
         self.edge.secure(&mut resp, &ctx.id)?;

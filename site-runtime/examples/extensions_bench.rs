@@ -18,7 +18,7 @@ use tower::ServiceExt;
 
 #[global_allocator]
 static ALLOCATOR: site_runtime::extensions::memory::CountingAllocator =
-    site_runtime::extensions::memory::CountingAllocator;
+    site_runtime::extensions::memory::CountingAllocator(std::alloc::System);
 
 fn head(git_dir: &std::path::Path, branch: &str) -> gix::ObjectId {
     let repo = gix::open(git_dir).expect("open repository");

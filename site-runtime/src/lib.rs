@@ -27,7 +27,7 @@ pub mod urls;
 /// Unit tests count script allocations like the server does.
 #[cfg(test)]
 #[global_allocator]
-static ALLOCATOR: extensions::memory::CountingAllocator = extensions::memory::CountingAllocator;
+static ALLOCATOR: extensions::memory::CountingAllocator = extensions::memory::CountingAllocator(std::alloc::System);
 
 pub use config::SiteConfig;
 pub use error::{Error, Result};

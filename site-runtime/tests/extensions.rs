@@ -15,7 +15,7 @@ use tower::ServiceExt;
 
 /// Script allocations are counted as in the server.
 #[global_allocator]
-static ALLOCATOR: extensions::memory::CountingAllocator = extensions::memory::CountingAllocator;
+static ALLOCATOR: extensions::memory::CountingAllocator = extensions::memory::CountingAllocator(std::alloc::System);
 
 /// Grants every declared capability (a site policy that permits side effects).
 struct AllowDeclared;

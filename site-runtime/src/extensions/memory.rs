@@ -15,8 +15,9 @@ thread_local! {
     static BUDGET: Cell<Option<isize>> = const { Cell::new(None) };
 }
 
-/// The system allocator, counting allocations against the budget of a running script call.
-pub struct CountingAllocator;
+/// An allocator (the system's unless another is given), counting allocations against the budget
+/// of a running script call.
+pub struct CountingAllocator<A = System>(pub A);
 
 fn charge(bytes: isize) {
     // `try_with`: the thread may be tearing down its locals.
@@ -27,27 +28,27 @@ fn charge(bytes: isize) {
     });
 }
 
-// SAFETY: every call is forwarded unchanged to `System`; the bookkeeping touches only a
-// `const`-initialized thread-local `Cell`, which never allocates.
-unsafe impl GlobalAlloc for CountingAllocator {
+// SAFETY: every call is forwarded unchanged to the inner allocator; the bookkeeping touches only
+// a `const`-initialized thread-local `Cell`, which never allocates.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAllocator<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         charge(layout.size() as isize);
-        unsafe { System.alloc(layout) }
+        unsafe { self.0.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         charge(layout.size() as isize);
-        unsafe { System.alloc_zeroed(layout) }
+        unsafe { self.0.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         charge(-(layout.size() as isize));
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { self.0.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         charge(new_size as isize - layout.size() as isize);
-        unsafe { System.realloc(ptr, layout, new_size) }
+        unsafe { self.0.realloc(ptr, layout, new_size) }
     }
 }
 

@@ -159,7 +159,11 @@ mod tests {
     use super::*;
 
     fn run(script: &str) -> Result<rhai::Dynamic, Stopped> {
-        let limits = Limits { max_call_ms: 100, ..Limits::default() };
+        run_within(100, script)
+    }
+
+    fn run_within(max_call_ms: u64, script: &str) -> Result<rhai::Dynamic, Stopped> {
+        let limits = Limits { max_call_ms, ..Limits::default() };
         let engine = engine(&limits);
         let ast = engine.compile(script).map_err(|e| Stopped::Failed(e.to_string()))?;
         with_deadline(&limits, || engine.eval_ast::<rhai::Dynamic>(&ast))
@@ -171,8 +175,10 @@ mod tests {
         assert_eq!(run("fn f(n) { f(n + 1) } f(0)").unwrap_err(), Stopped::CallDepth(32));
         assert!(matches!(run("let s = \"x\"; loop { s += s; }").unwrap_err(), Stopped::DataSize(_)));
         assert!(matches!(run("let a = []; loop { a.push(1); }").unwrap_err(), Stopped::DataSize(_)));
-        // A map growing key by key is not size-checked by Rhai: the memory budget stops it.
-        let memory = run(
+        // A map growing key by key is not size-checked by Rhai: the memory budget stops it. (Time
+        // enough that a slow machine does not hit the wall-time limit first.)
+        let memory = run_within(
+            60_000,
             "let big = \"x\"; for i in 0..16 { big += big; } let m = #{}; let i = 0; loop { m[big + i] = i; i += 1; }",
         );
         assert_eq!(memory.unwrap_err(), Stopped::Memory(64 << 20));
