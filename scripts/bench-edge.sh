@@ -2,7 +2,8 @@
 # Benchmark of the edge (release build, this machine): wrk on loopback, in one run, against the
 # same cached page served (1) through the Pingora edge (router called in-process, the default),
 # (2) through the edge proxying over loopback (`upstream = "loopback"`), (3) straight by the Axum
-# site behind it, (4) by nginx from disk (the same bytes). Prints req/s and p99 of each and the ratios
+# site behind it, (4) by nginx from disk (the same bytes). Prints req/s, p99 and the server CPU time per
+# request of each, and the ratios
 # (goals: the edge costs < 20% of direct Axum's throughput; the whole stack stays ≥ 0.5× nginx).
 # Needs: cargo, git, wrk, nginx, curl (Debian packages are installed when missing).
 # Usage: scripts/bench-edge.sh [SECONDS]   (default 8 per run)
@@ -32,11 +33,23 @@ start_server() { # $1: name, $2: upstream mode
 }
 stop_server() { kill "$(cat "$W/server.pid")"; wait "$(cat "$W/server.pid")" 2>/dev/null || true; }
 URL_PATH="/blog/hello-world/"
-run_wrk() { wrk -t2 -c32 -d"${SECS}s" --latency "$1" 2>&1; }
+# CPU seconds (user + system) used so far by the processes $@ and their threads.
+cpu_of() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat"; done | awk -v hz="$(getconf CLK_TCK)" '{s += $1} END {print s / hz}'; }
+# wrk against $1; appends "CPU <µs per request>" of the processes $2… to wrk's report. The server's
+# CPU per request is the steadier figure: wrk takes one of the two cores whatever it measures.
+run_wrk() {
+  local url=$1; shift
+  local before out after
+  before=$(cpu_of "$@")
+  out=$(wrk -t2 -c32 -d"${SECS}s" --latency "$url" 2>&1)
+  after=$(cpu_of "$@")
+  echo "$out"
+  echo "$out" | awk -v b="$before" -v a="$after" -v secs="$SECS" '/^Requests\/sec/ {printf "CPU %.1f\n", (a - b) * 1e6 / ($2 * secs)}'
+}
 
 start_server loopback loopback
 require_200 "http://127.0.0.1:$HTTP_PORT$URL_PATH"
-LOOPBACK=$(run_wrk "http://127.0.0.1:$HTTP_PORT$URL_PATH")
+LOOPBACK=$(run_wrk "http://127.0.0.1:$HTTP_PORT$URL_PATH" "$(cat "$W/server.pid")")
 stop_server
 start_server inprocess in-process
 require_200 "http://127.0.0.1:$HTTP_PORT$URL_PATH"
@@ -46,22 +59,27 @@ curl -sf "http://$UPSTREAM$URL_PATH" > "$W/www/blog/hello-world/index.html"
 NGINX_PORT=$(free_port)
 start_nginx "$W/www" "$NGINX_PORT"
 require_200 "http://127.0.0.1:$NGINX_PORT$URL_PATH"
-EDGE=$(run_wrk "http://127.0.0.1:$HTTP_PORT$URL_PATH")
-DIRECT=$(run_wrk "http://$UPSTREAM$URL_PATH")
-NGINX=$(run_wrk "http://127.0.0.1:$NGINX_PORT$URL_PATH")
+EDGE=$(run_wrk "http://127.0.0.1:$HTTP_PORT$URL_PATH" "$(cat "$W/server.pid")")
+DIRECT=$(run_wrk "http://$UPSTREAM$URL_PATH" "$(cat "$W/server.pid")")
+NGINX_MASTER=$(cat "$W/nginx.pid")
+# shellcheck disable=SC2046 # one argument per process id: the master and its workers
+NGINX=$(run_wrk "http://127.0.0.1:$NGINX_PORT$URL_PATH" "$NGINX_MASTER" $(pgrep -P "$NGINX_MASTER"))
 rps() { echo "$1" | awk '/Requests\/sec/ {print $2}'; }
 p99() { echo "$1" | awk '$1 == "99%" {print $2}'; }
+cpu() { echo "$1" | awk '$1 == "CPU" {print $2}'; }
 errors() { echo "$1" | awk '/Non-2xx|Socket errors/ {print}'; }
 for name in EDGE LOOPBACK DIRECT NGINX; do
-  echo "$name: $(rps "${!name}") req/s, p99 $(p99 "${!name}") $(errors "${!name}")" >&2
+  echo "$name: $(rps "${!name}") req/s, p99 $(p99 "${!name}"), server CPU $(cpu "${!name}") µs/request $(errors "${!name}")" >&2
 done
-python3 - "$(rps "$EDGE")" "$(p99 "$EDGE")" "$(rps "$LOOPBACK")" "$(p99 "$LOOPBACK")" "$(rps "$DIRECT")" "$(p99 "$DIRECT")" "$(rps "$NGINX")" "$(p99 "$NGINX")" <<'PY'
+python3 - "$(rps "$EDGE")" "$(p99 "$EDGE")" "$(cpu "$EDGE")" "$(rps "$LOOPBACK")" "$(p99 "$LOOPBACK")" "$(cpu "$LOOPBACK")" \
+  "$(rps "$DIRECT")" "$(p99 "$DIRECT")" "$(cpu "$DIRECT")" "$(rps "$NGINX")" "$(p99 "$NGINX")" "$(cpu "$NGINX")" <<'PY'
 import sys
-e, ep, l, lp, d, dp, n, np_ = sys.argv[1:]
+e, ep, ec, l, lp, lc, d, dp, dc, n, np_, nc = sys.argv[1:]
 e, l, d, n = float(e), float(l), float(d), float(n)
-print(f"\nthrough the edge (Pingora, router in-process): {e:,.0f} req/s, p99 {ep}")
-print(f"through the edge proxying over loopback:  {l:,.0f} req/s, p99 {lp}")
-print(f"straight to Axum:                  {d:,.0f} req/s, p99 {dp}")
-print(f"nginx, same bytes from disk:       {n:,.0f} req/s, p99 {np_}")
-print(f"edge cost: {100 * (1 - e / d):.0f}% of direct throughput (goal < 20%); whole stack vs nginx: {e / n:.2f} (goal ≥ 0.5)")
+print(f"\nthrough the edge (Pingora, router in-process): {e:,.0f} req/s, p99 {ep}, server CPU {ec} µs/request")
+print(f"through the edge proxying over loopback:  {l:,.0f} req/s, p99 {lp}, server CPU {lc} µs/request")
+print(f"straight to Axum:                  {d:,.0f} req/s, p99 {dp}, server CPU {dc} µs/request")
+print(f"nginx, same bytes from disk:       {n:,.0f} req/s, p99 {np_}, server CPU {nc} µs/request")
+print(f"edge cost: {100 * (1 - e / d):.0f}% of direct throughput (goal < 20%), {float(ec) / float(dc):.2f}x its CPU per request;"
+      f" whole stack vs nginx: {e / n:.2f} (goal ≥ 0.5)")
 PY
