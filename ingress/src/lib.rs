@@ -8,6 +8,7 @@
 //! Pingora runs its own runtimes; [`Ingress::start`] runs its server on a thread of its own and
 //! [`Ingress::stop`] shuts it down gracefully (no new connections, in-flight requests finish).
 
+pub mod connections;
 pub mod edge;
 pub mod in_process;
 pub mod metrics;
@@ -57,6 +58,8 @@ pub struct Config {
     pub content_security_policy: String,
     /// Worker threads of the proxy.
     pub threads: usize,
+    /// Open connections one client address may hold; more are closed at once.
+    pub max_connections_per_ip: usize,
     /// Seconds in-flight requests get to finish on shutdown.
     pub shutdown_timeout_secs: u64,
     /// How requests reach the site: its router called in-process (default), or proxied to its
@@ -111,6 +114,7 @@ impl Default for Config {
             client_timeout_secs: 30,
             content_security_policy: DEFAULT_CSP.to_string(),
             threads: 2,
+            max_connections_per_ip: 256,
             shutdown_timeout_secs: 10,
             upstream: UpstreamMode::InProcess,
         }
@@ -154,6 +158,16 @@ impl ShutdownSignalWatch for StopWatch {
     }
 }
 
+/// `inner` with its connections capped per client address.
+fn capped<A>(inner: A, config: &Config, metrics: Arc<Metrics>) -> connections::PerAddressCap<A> {
+    connections::PerAddressCap {
+        inner: Arc::new(inner),
+        max: config.max_connections_per_ip.max(1),
+        counts: Default::default(),
+        metrics,
+    }
+}
+
 /// A running edge.
 pub struct Ingress {
     stop: tokio::sync::watch::Sender<bool>,
@@ -190,15 +204,18 @@ impl Ingress {
             configured.push(listener);
         }
         const NAME: &str = "whispercms edge";
+        let metrics = edge.metrics.clone();
         match config.upstream {
             UpstreamMode::InProcess => {
-                let mut service = Service::new(NAME.to_string(), in_process::InProcess { edge });
+                let mut service =
+                    Service::new(NAME.to_string(), capped(in_process::InProcess { edge }, &config, metrics));
                 configured.into_iter().for_each(|l| service.add_listener(l));
                 server.add_service(service);
             }
             UpstreamMode::Loopback => {
-                let proxy = proxy::Loopback { edge };
-                let mut service = pingora::proxy::http_proxy_service_with_name(&server.configuration, proxy, NAME);
+                let mut proxy = pingora::proxy::HttpProxy::new(proxy::Loopback { edge }, server.configuration.clone());
+                proxy.handle_init_modules();
+                let mut service = Service::new(NAME.to_string(), capped(proxy, &config, metrics));
                 configured.into_iter().for_each(|l| service.add_listener(l));
                 server.add_service(service);
             }

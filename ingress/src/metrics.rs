@@ -1,5 +1,6 @@
 //! Metrics of the edge in the Prometheus text format: requests by status, a latency histogram,
-//! requests refused by the rate limiter and by validation. The server adds its own lines (the
+//! requests refused by the rate limiter and by validation, connections refused over the
+//! per-address cap. The server adds its own lines (the
 //! snapshot commit, the last publish) when it serves `/metrics` on its admin listener.
 //!
 //! Plain atomics rather than a metrics crate: a handful of counters, rendered in one function.
@@ -16,6 +17,7 @@ pub struct Metrics {
     latency_micros_sum: AtomicU64,
     rate_limited: AtomicU64,
     refused: AtomicU64,
+    connections_refused: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -26,6 +28,7 @@ impl Default for Metrics {
             latency_micros_sum: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
             refused: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
         }
     }
 }
@@ -49,6 +52,11 @@ impl Metrics {
     /// Count a request refused by validation.
     pub fn refused(&self) {
         self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Count a connection closed over the per-address cap.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition of the counters.
@@ -80,6 +88,10 @@ impl Metrics {
         out.push_str("# HELP whispercms_http_refused_total Requests refused by validation before the site.\n");
         out.push_str("# TYPE whispercms_http_refused_total counter\n");
         out.push_str(&format!("whispercms_http_refused_total {}\n", self.refused.load(Ordering::Relaxed)));
+        out.push_str("# HELP whispercms_http_connections_refused_total Connections closed over the per-address cap.\n");
+        out.push_str("# TYPE whispercms_http_connections_refused_total counter\n");
+        let refused = self.connections_refused.load(Ordering::Relaxed);
+        out.push_str(&format!("whispercms_http_connections_refused_total {refused}\n"));
         out
     }
 }
@@ -95,6 +107,7 @@ mod tests {
         m.observe(200, 0.02);
         m.observe(404, 9.0);
         m.rate_limited();
+        m.connection_refused();
         let text = m.render();
         assert!(text.contains("whispercms_http_requests_total{status=\"200\"} 2\n"), "{text}");
         assert!(text.contains("whispercms_http_requests_total{status=\"404\"} 1\n"));
@@ -102,5 +115,6 @@ mod tests {
         assert!(text.contains("whispercms_http_request_duration_seconds_bucket{le=\"0.025\"} 2\n"));
         assert!(text.contains("whispercms_http_request_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
         assert!(text.contains("whispercms_http_rate_limited_total 1\n"));
+        assert!(text.contains("whispercms_http_connections_refused_total 1\n"));
     }
 }

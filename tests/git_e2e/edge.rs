@@ -272,3 +272,29 @@ fn a_client_trickling_its_request_header_is_cut_off() {
     // A client that sends its request promptly is served.
     assert_eq!(http_get(port, "/about/").0, 200);
 }
+
+#[test]
+fn connections_beyond_the_per_address_cap_are_closed() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = settings_file(tmp.path(), "[ingress]\nmax_connections_per_ip = 2\n");
+    let server = Server::binary_with(&["--config", &config]);
+    let port = server.http_port.unwrap();
+    // Two idle connections (no request yet) fill the cap.
+    let idle: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut third = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    third.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut buf = Vec::new();
+    match third.read_to_end(&mut buf) {
+        Ok(n) => assert_eq!(n, 0, "closed without an answer"),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "still open: {e}"),
+    }
+    // Closing one frees its place.
+    drop(idle);
+    let served = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::panic::catch_unwind(|| http_get(port, "/about/").0).is_ok_and(|s| s == 200)
+    });
+    assert!(served, "a new connection is served once the others closed");
+}
