@@ -98,6 +98,12 @@ impl InProcess {
         if self.edge.admit(session, ctx).await? {
             return Ok(());
         }
+        // A client that asks before sending its body (curl does above 1 KiB) is told to go on
+        // only now that the request is admitted (its declared length within the limit).
+        let expects = session.req_header().headers.get("expect").and_then(|v| v.to_str().ok());
+        if expects.is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) {
+            session.write_continue_response().await?;
+        }
         let mut body = Vec::new();
         while let Some(chunk) = session.read_request_body().await? {
             self.edge.count_body(ctx, &chunk)?;

@@ -298,3 +298,36 @@ fn connections_beyond_the_per_address_cap_are_closed() {
     });
     assert!(served, "a new connection is served once the others closed");
 }
+
+#[test]
+fn a_client_expecting_100_continue_is_told_to_send_its_body() {
+    use std::io::{Read, Write};
+    let server = Server::binary_with(&[]);
+    let port = server.http_port.unwrap();
+    let form = format!("name=Ada&email=ada%40example.org&message={}", "x".repeat(2000));
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let head = format!(
+        "POST /contact/send HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nExpect: 100-continue\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        form.len()
+    );
+    conn.write_all(head.as_bytes()).unwrap();
+    let mut interim = [0u8; 25];
+    conn.read_exact(&mut interim).expect("an interim answer before the body is sent");
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    conn.write_all(form.as_bytes()).unwrap();
+    let mut rest = String::new();
+    conn.read_to_string(&mut rest).unwrap();
+    assert!(rest.starts_with("HTTP/1.1 200"), "{rest}");
+
+    // A body over the limit is refused before it is sent: no 100 Continue.
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let head = "POST /contact/send HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nExpect: 100-continue\r\n\
+                Content-Length: 100000000\r\n\r\n";
+    conn.write_all(head.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
