@@ -139,7 +139,10 @@ impl Edge {
         ctx.client = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
         if self.draining.load(Ordering::SeqCst) {
             session.set_keepalive(None);
-            let headers = [("retry-after", "1".to_string()), ("connection", "close".to_string())];
+            let mut headers = vec![("retry-after", "1".to_string())];
+            if !session.is_http2() {
+                headers.push(("connection", "close".to_string())); // HTTP/2 forbids the header
+            }
             self.respond(session, ctx, 503, &headers, "the server is restarting; try again\n").await?;
             return Ok(true);
         }

@@ -197,8 +197,10 @@ impl Ingress {
         for listener in listeners {
             let mut listener = listener.l4_buffer(buffers);
             if let Some(tls) = &config.tls {
-                let settings = TlsSettings::intermediate(&tls.cert.to_string_lossy(), &tls.key.to_string_lossy())
+                let mut settings = TlsSettings::intermediate(&tls.cert.to_string_lossy(), &tls.key.to_string_lossy())
                     .map_err(|e| Error::Tls(e.to_string()))?;
+                // HTTP/2 for clients that offer it (ALPN); HTTP/1.1 for the rest.
+                settings.enable_h2();
                 listener = listener.tls(settings);
             }
             configured.push(listener);

@@ -195,6 +195,17 @@ fn tls_serves_https_with_hsts() {
     let head = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/2 200"), "{head}{}", stderr(&out));
     assert_eq!(header(&head, "strict-transport-security"), Some("max-age=31536000"), "{head}");
+    // A client offering HTTP/2 gets it, with the same headers.
+    let h2 = std::process::Command::new("curl")
+        .args(["-s", "--http2", "--max-time", "20", "-D", "-", "-o", "/dev/null", "--cacert"])
+        .arg(&cacert)
+        .arg(&url)
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&h2.stdout).to_string();
+    assert!(head.starts_with("HTTP/2 200"), "{head}{}", stderr(&h2));
+    assert_eq!(header(&head, "strict-transport-security"), Some("max-age=31536000"), "{head}");
+    assert!(header(&head, "x-request-id").is_some(), "{head}");
     // Plain HTTP on the TLS port gets no page.
     let plain = std::process::Command::new("curl")
         .args(["-s", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}"])
