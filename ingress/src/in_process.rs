@@ -64,13 +64,15 @@ impl HttpServerApp for InProcess {
         let result = self.handle(&mut session, &mut ctx).await;
         if let Err(e) = &result {
             if session.response_written().is_none() {
-                let status = match e.etype {
-                    ErrorType::HTTPStatus(s) => s,
-                    ErrorType::ReadTimedout => 408,
-                    _ => 400,
+                // The client's fault says why; the server's does not show its insides.
+                let (status, why) = match e.etype {
+                    ErrorType::HTTPStatus(s) => (s, reason(e)),
+                    ErrorType::ReadTimedout => (408, reason(e)),
+                    ErrorType::InternalError => (500, "internal error".to_string()),
+                    _ => (400, reason(e)),
                 };
                 session.set_keepalive(None);
-                let _ = edge.respond(&mut session, &ctx, status, &[], &format!("{}\n", reason(e))).await;
+                let _ = edge.respond(&mut session, &ctx, status, &[], &format!("{why}\n")).await;
             }
         }
         edge.finish(&session, result.as_ref().err().map(|e| e.as_ref()), &ctx);
