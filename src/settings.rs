@@ -151,6 +151,7 @@ impl Settings {
             tls.cert = base.join(&tls.cert);
             tls.key = base.join(&tls.key);
         }
+        settings.ingress.check().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         for (name, target) in settings.webhooks.iter_mut() {
             target.check(name).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             target.dir = target.dir.take().map(|d| base.join(d));
@@ -210,6 +211,17 @@ mod tests {
         let err = Settings::parse("[ssh]\nlisten = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap_err();
         let text = err.to_string();
         assert!(text.contains("listen_port") && text.contains("line 3"), "{text}");
+    }
+
+    #[test]
+    fn a_policy_that_is_no_header_value_is_refused_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.toml");
+        std::fs::write(&path, "[ingress]\ncontent_security_policy = \"default-src 'self'\\nx\"\n").unwrap();
+        let err = Settings::load(&path).unwrap_err().to_string();
+        assert!(err.contains("content_security_policy: not a valid header value"), "{err}");
+        std::fs::write(&path, "[ingress]\ncontent_security_policy = \"\"\n").unwrap();
+        assert!(Settings::load(&path).is_ok(), "empty sends none");
     }
 
     #[test]

@@ -121,6 +121,18 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Problems a parser cannot see: a Content-Security-Policy that cannot be sent as a header.
+    pub fn check(&self) -> Result<(), String> {
+        if axum::http::HeaderValue::from_str(&self.content_security_policy).is_err() {
+            return Err(
+                "ingress.content_security_policy: not a valid header value (a line break or control character?)".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Errors starting the edge.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -168,6 +180,13 @@ fn capped<A>(inner: A, config: &Config, metrics: Arc<Metrics>) -> connections::P
     }
 }
 
+/// The edge's Pingora service: `app` on `listeners`.
+fn service<A: pingora::apps::ServerApp + Send + Sync + 'static>(app: A, listeners: Vec<ListenerConfig>) -> Service<A> {
+    let mut service = Service::new("whispercms edge".to_string(), app);
+    listeners.into_iter().for_each(|l| service.add_listener(l));
+    service
+}
+
 /// A running edge.
 pub struct Ingress {
     stop: tokio::sync::watch::Sender<bool>,
@@ -205,21 +224,16 @@ impl Ingress {
             }
             configured.push(listener);
         }
-        const NAME: &str = "whispercms edge";
         let metrics = edge.metrics.clone();
         match config.upstream {
             UpstreamMode::InProcess => {
-                let mut service =
-                    Service::new(NAME.to_string(), capped(in_process::InProcess { edge }, &config, metrics));
-                configured.into_iter().for_each(|l| service.add_listener(l));
-                server.add_service(service);
+                let app = in_process::InProcess { edge };
+                server.add_service(service(capped(app, &config, metrics), configured));
             }
             UpstreamMode::Loopback => {
                 let mut proxy = pingora::proxy::HttpProxy::new(proxy::Loopback { edge }, server.configuration.clone());
                 proxy.handle_init_modules();
-                let mut service = Service::new(NAME.to_string(), capped(proxy, &config, metrics));
-                configured.into_iter().for_each(|l| service.add_listener(l));
-                server.add_service(service);
+                server.add_service(service(capped(proxy, &config, metrics), configured));
             }
         }
         let (stop, rx) = tokio::sync::watch::channel(false);

@@ -45,9 +45,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub(crate) fn toml_message(e: &toml::de::Error, source: &str) -> String {
     match e.span() {
         Some(span) => {
-            let line = source.get(..span.start).map_or(1, |before| before.matches('\n').count() + 1);
-            format!("line {line}: {}", e.message())
+            format!("line {}: {}", line_at(source, span.start), e.message())
         }
         None => e.message().to_string(),
     }
+}
+
+/// The 1-based line of byte `offset` in `source`.
+pub(crate) fn line_at(source: &str, offset: usize) -> usize {
+    source.get(..offset).map_or(1, |before| before.matches('\n').count() + 1)
 }

@@ -16,6 +16,25 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// A TCP connection to the edge whose reads give up after `secs`.
+fn raw_connection(port: u16, secs: u64) -> std::net::TcpStream {
+    let conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(secs))).unwrap();
+    conn
+}
+
+/// The response head curl prints for `url` (trusting `cacert`), with curl's `extra` options.
+fn curl_head(extra: &[&str], cacert: &std::path::Path, url: &str) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "20", "-D", "-", "-o", "/dev/null", "--cacert"])
+        .arg(cacert)
+        .args(extra)
+        .arg(url)
+        .output()
+        .unwrap();
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out))
+}
+
 /// A settings file in `dir` for `demo --config`.
 fn settings_file(dir: &std::path::Path, text: &str) -> String {
     let path = dir.join("settings.toml");
@@ -186,33 +205,20 @@ fn tls_serves_https_with_hsts() {
     let port = server.http_port.unwrap();
     let url = format!("https://127.0.0.1:{port}/about/");
     let cacert = tmp.path().join("cert.pem");
-    let out = std::process::Command::new("curl")
-        .args(["-s", "--max-time", "20", "-D", "-", "-o", "/dev/null", "--cacert"])
-        .arg(&cacert)
-        .arg(&url)
-        .output()
-        .unwrap();
-    let head = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/2 200"), "{head}{}", stderr(&out));
-    assert_eq!(header(&head, "strict-transport-security"), Some("max-age=31536000"), "{head}");
-    // A client offering HTTP/2 gets it, with the same headers.
-    let h2 = std::process::Command::new("curl")
-        .args(["-s", "--http2", "--max-time", "20", "-D", "-", "-o", "/dev/null", "--cacert"])
-        .arg(&cacert)
-        .arg(&url)
-        .output()
-        .unwrap();
-    let head = String::from_utf8_lossy(&h2.stdout).to_string();
-    assert!(head.starts_with("HTTP/2 200"), "{head}{}", stderr(&h2));
-    assert_eq!(header(&head, "strict-transport-security"), Some("max-age=31536000"), "{head}");
-    assert!(header(&head, "x-request-id").is_some(), "{head}");
+    // HTTP/1.1, and HTTP/2 for a client that offers it (ALPN), with the same headers.
+    for (option, status_line) in [("--http1.1", "HTTP/1.1 200"), ("--http2", "HTTP/2 200")] {
+        let head = curl_head(&[option], &cacert, &url);
+        assert!(head.starts_with(status_line), "{option}: {head}");
+        assert_eq!(header(&head, "strict-transport-security"), Some("max-age=31536000"), "{head}");
+        assert!(header(&head, "x-request-id").is_some(), "{head}");
+    }
     // Plain HTTP on the TLS port gets no page.
     let plain = std::process::Command::new("curl")
         .args(["-s", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}"])
         .arg(format!("http://127.0.0.1:{port}/about/"))
         .output()
         .unwrap();
-    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+    assert_eq!(String::from_utf8_lossy(&plain.stdout), "000", "no HTTP answer at all");
 }
 
 #[test]
@@ -239,7 +245,6 @@ fn a_theme_extends_the_content_security_policy_and_bad_sources_are_refused() {
     assert!(csp.contains("font-src 'self' https://fonts.gstatic.com"), "{csp}");
     assert!(csp.contains("img-src 'self' data: https://cdn.example.com"), "{csp}");
     assert!(csp.contains("script-src 'self';"), "the rest stays as it was: {csp}");
-    assert_eq!(csp.matches("content-security-policy").count(), 0);
     assert_eq!(head.to_ascii_lowercase().matches("content-security-policy:").count(), 1, "{head}");
 
     // A source that smuggles in a directive is refused at push, with its line.
@@ -262,8 +267,7 @@ fn a_client_trickling_its_request_header_is_cut_off() {
     let config = settings_file(tmp.path(), "[ingress]\nclient_timeout_secs = 1\n");
     let server = Server::binary_with(&["--config", &config]);
     let port = server.http_port.unwrap();
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(3))).unwrap();
+    let mut conn = raw_connection(port, 3);
     // One byte every 200 ms: every single read comes quickly, the header never completes.
     let header = b"GET /about/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     for byte in header.iter().take(15) {
@@ -286,16 +290,15 @@ fn a_client_trickling_its_request_header_is_cut_off() {
 
 #[test]
 fn connections_beyond_the_per_address_cap_are_closed() {
-    use std::io::Read;
+    use std::io::{Read, Write};
     let tmp = tempfile::tempdir().unwrap();
     let config = settings_file(tmp.path(), "[ingress]\nmax_connections_per_ip = 2\n");
     let server = Server::binary_with(&["--config", &config]);
     let port = server.http_port.unwrap();
     // Two idle connections (no request yet) fill the cap.
-    let idle: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    let idle: Vec<_> = (0..2).map(|_| raw_connection(port, 5)).collect();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let mut third = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    third.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut third = raw_connection(port, 5);
     let mut buf = Vec::new();
     match third.read_to_end(&mut buf) {
         Ok(n) => assert_eq!(n, 0, "closed without an answer"),
@@ -305,7 +308,11 @@ fn connections_beyond_the_per_address_cap_are_closed() {
     drop(idle);
     let served = (0..50).any(|_| {
         std::thread::sleep(std::time::Duration::from_millis(100));
-        std::panic::catch_unwind(|| http_get(port, "/about/").0).is_ok_and(|s| s == 200)
+        let mut conn = raw_connection(port, 5);
+        let mut answer = String::new();
+        conn.write_all(b"GET /about/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").is_ok()
+            && conn.read_to_string(&mut answer).is_ok()
+            && answer.starts_with("HTTP/1.1 200")
     });
     assert!(served, "a new connection is served once the others closed");
 }
@@ -316,8 +323,7 @@ fn a_client_expecting_100_continue_is_told_to_send_its_body() {
     let server = Server::binary_with(&[]);
     let port = server.http_port.unwrap();
     let form = format!("name=Ada&email=ada%40example.org&message={}", "x".repeat(2000));
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut conn = raw_connection(port, 5);
     let head = format!(
         "POST /contact/send HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nExpect: 100-continue\r\n\
          Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
@@ -333,8 +339,7 @@ fn a_client_expecting_100_continue_is_told_to_send_its_body() {
     assert!(rest.starts_with("HTTP/1.1 200"), "{rest}");
 
     // A body over the limit is refused before it is sent: no 100 Continue.
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    conn.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut conn = raw_connection(port, 5);
     let head = "POST /contact/send HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nExpect: 100-continue\r\n\
                 Content-Length: 100000000\r\n\r\n";
     conn.write_all(head.as_bytes()).unwrap();

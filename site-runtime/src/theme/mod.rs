@@ -205,7 +205,7 @@ pub fn parse_manifest(path: &str, bytes: &[u8]) -> Result<ThemeManifest> {
     }
     for (directive, sources) in &manifest.content_security_policy {
         if let Err(why) = csp::check(directive, sources.get_ref()) {
-            let line = text.get(..sources.span().start).map_or(1, |before| before.matches('\n').count() + 1);
+            let line = crate::error::line_at(text, sources.span().start);
             return Err(Error::content(path, format!("line {line}: content_security_policy: {why}")));
         }
     }
