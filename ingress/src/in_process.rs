@@ -12,13 +12,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::{HeaderName, HeaderValue, Method};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
-use pingora::http::ResponseHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::{HttpTask, ServerSession};
 use pingora::server::ShutdownWatch;
 use pingora::{Error, ErrorType, Result};
 
-use crate::edge::{Edge, RequestCtx};
+use crate::edge::{Edge, RequestCtx, X_REQUEST_ID};
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Responses up to this size are collected and written with their header in one write.
 const ONE_WRITE: usize = 256 * 1024;
@@ -26,6 +30,24 @@ const ONE_WRITE: usize = 256 * 1024;
 /// The in-process server (a Pingora HTTP application).
 pub struct InProcess {
     pub edge: Edge,
+}
+
+/// What the edge keeps for a connection from one request to the next (Pingora carries it as the
+/// connection's user context).
+struct Connection {
+    /// The client's address as an `X-Forwarded-For` value, formatted once.
+    forwarded_for: Option<HeaderValue>,
+}
+
+impl Connection {
+    fn of(session: &mut ServerSession) -> Box<Connection> {
+        let kept = session.take_connection_user_context().and_then(|c| c.downcast::<Connection>().ok());
+        kept.unwrap_or_else(|| {
+            let client = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+            let forwarded_for = client.and_then(|c| HeaderValue::try_from(c.to_string()).ok());
+            Box::new(Connection { forwarded_for })
+        })
+    }
 }
 
 #[async_trait]
@@ -37,6 +59,9 @@ impl HttpServerApp for InProcess {
     ) -> Option<ReusedHttpStream> {
         let edge = &self.edge;
         let deadline = Duration::from_secs(edge.config.client_timeout_secs.max(1));
+        // The deadline below bounds the wait for the next request and the reading of its header;
+        // Pingora's own timer on the same read would be a second one (`Some(0)`: no timer).
+        session.set_keepalive(Some(0));
         let mut stopping = shutdown.clone();
         let read = tokio::select! {
             biased;
@@ -58,10 +83,11 @@ impl HttpServerApp for InProcess {
                 return None;
             }
         }
-        let keepalive = (!*shutdown.borrow()).then_some(deadline.as_secs());
+        let connection = Connection::of(&mut session);
+        let keepalive = (!*shutdown.borrow()).then_some(0);
         session.set_keepalive(keepalive);
         let mut ctx = edge.begin();
-        let result = self.handle(&mut session, &mut ctx).await;
+        let result = self.handle(&mut session, &mut ctx, &connection).await;
         if let Err(e) = &result {
             if session.response_written().is_none() {
                 // The client's fault says why; the server's does not show its insides.
@@ -79,12 +105,25 @@ impl HttpServerApp for InProcess {
         if result.is_err() {
             return None;
         }
-        let persistent = HttpPersistentSettings::for_session(&session);
+        let mut persistent = HttpPersistentSettings::for_session(&session);
+        persistent.set_user_context(connection);
         match session.finish().await {
             Ok(Some(stream)) => Some(ReusedHttpStream::from_reusable_stream(stream, persistent)),
             _ => None,
         }
     }
+}
+
+/// The request, moved out of the session for the site: only its method and target stay behind,
+/// for the access log and for the response (a HEAD has no body). Moving saves copying every
+/// header.
+fn take_request(session: &mut ServerSession) -> axum::http::request::Parts {
+    let header = session.req_header();
+    let (mut stub, ()) = axum::http::Request::new(()).into_parts();
+    stub.method = header.method.clone();
+    stub.uri = header.uri.clone();
+    stub.version = header.version;
+    std::mem::replace(session.req_header_mut(), RequestHeader::from(stub)).into()
 }
 
 /// What to tell the client about `e`: its explanation, or its type when it has none.
@@ -94,7 +133,7 @@ fn reason(e: &Error) -> String {
 
 impl InProcess {
     /// Admit the request, call the router, write its response.
-    async fn handle(&self, session: &mut ServerSession, ctx: &mut RequestCtx) -> Result<()> {
+    async fn handle(&self, session: &mut ServerSession, ctx: &mut RequestCtx, connection: &Connection) -> Result<()> {
         use http_body_util::BodyExt;
         use tower::ServiceExt;
         if self.edge.admit(session, ctx).await? {
@@ -107,16 +146,16 @@ impl InProcess {
             session.write_continue_response().await?;
         }
         let mut body = Vec::new();
-        while let Some(chunk) = session.read_request_body().await? {
+        // (Asked first: reading an absent body still sets up a read timer.)
+        while !session.is_body_done() {
+            let Some(chunk) = session.read_request_body().await? else { break };
             self.edge.count_body(ctx, &chunk)?;
             body.extend_from_slice(&chunk);
         }
-        let mut parts = session.req_header().as_owned_parts();
-        let id = axum::http::HeaderValue::from_str(&ctx.id)
-            .map_err(|e| Error::explain(ErrorType::InternalError, e.to_string()))?;
-        parts.headers.insert("x-request-id", id);
-        if let Some(client) = ctx.client.and_then(|c| axum::http::HeaderValue::try_from(c.to_string()).ok()) {
-            parts.headers.insert("x-forwarded-for", client);
+        let mut parts = take_request(session);
+        parts.headers.insert(X_REQUEST_ID, ctx.id.clone());
+        if let Some(client) = &connection.forwarded_for {
+            parts.headers.insert(X_FORWARDED_FOR, client.clone());
         }
         let body = if body.is_empty() { axum::body::Body::empty() } else { axum::body::Body::from(body) };
         let request = axum::http::Request::from_parts(parts, body);
@@ -125,11 +164,10 @@ impl InProcess {
             Err(never) => match never {},
         };
         let (mut parts, mut body) = response.into_parts();
-        parts.headers.reserve(8); // room for the security headers: no regrowth
-        let length = parts.headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-        let mut resp = ResponseHeader::from(parts);
-        self.edge.secure(&mut resp, &ctx.id)?;
-        if session.req_header().method == "HEAD" {
+        self.edge.secure_map(&mut parts.headers, &ctx.id);
+        let length = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+        let resp = ResponseHeader::from(parts);
+        if session.req_header().method == Method::HEAD {
             session.response_duplex_vec(vec![HttpTask::Header(Box::new(resp), true)]).await?;
             return Ok(());
         }

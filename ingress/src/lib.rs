@@ -201,6 +201,9 @@ impl Ingress {
         // Draining happens in `StopWatch`; Pingora's own grace period is a fixed sleep.
         let conf = ServerConf {
             threads: config.threads.max(1),
+            // One single-threaded runtime per thread, each connection staying on one (as nginx's
+            // workers): no task migration or cross-thread wake-ups per request (-5..10% CPU).
+            work_stealing: false,
             grace_period_seconds: Some(0),
             graceful_shutdown_timeout_seconds: Some(1),
             ..Default::default()

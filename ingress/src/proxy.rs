@@ -12,7 +12,7 @@ use pingora::prelude::{HttpPeer, Session};
 use pingora::proxy::ProxyHttp;
 use pingora::{Error, Result};
 
-use crate::edge::{Edge, RequestCtx};
+use crate::edge::{Edge, RequestCtx, X_REQUEST_ID};
 
 /// The proxy (a Pingora `ProxyHttp`).
 pub struct Loopback {
@@ -57,7 +57,7 @@ impl ProxyHttp for Loopback {
         upstream: &mut pingora::http::RequestHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
-        upstream.insert_header("x-request-id", ctx.id.as_str())?;
+        upstream.insert_header(X_REQUEST_ID, ctx.id.clone())?;
         if let Some(ip) = ctx.client {
             upstream.insert_header("x-forwarded-for", ip.to_string())?;
         }

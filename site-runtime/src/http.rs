@@ -211,6 +211,11 @@ fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
 
 fn page_response(r: &Rendered, headers: &HeaderMap) -> Response {
     let mut builder = Response::builder().status(r.status);
+    // Room for the edge's headers too (security headers, request id, date): the map is then
+    // sized once instead of grown and rehashed on the way out.
+    if let Some(h) = builder.headers_mut() {
+        h.reserve(16);
+    }
     if let Some(location) = &r.location {
         return builder.header(header::LOCATION, location).body(Body::empty()).unwrap_or_default();
     }
