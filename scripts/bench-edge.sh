@@ -6,22 +6,26 @@
 # request of each, and the ratios
 # (goals: the edge costs < 20% of direct Axum's throughput; the whole stack stays ≥ 0.5× nginx).
 # Needs: cargo, git, wrk, nginx, curl (Debian packages are installed when missing).
-# Usage: scripts/bench-edge.sh [SECONDS]   (default 8 per run)
+# The edge and direct Axum are measured in alternating rounds and each reported by its median
+# round (this machine's speed drifts by ±20% within a minute).
+# Usage: scripts/bench-edge.sh [SECONDS] [ROUNDS]   (default 5 seconds per run, 3 rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
 ensure_cargo
 ensure_packages "${BASE_PACKAGES[@]}" wrk nginx-light curl python3
 use_shared_target_dir
-SECS="${1:-8}"
+SECS="${1:-5}"
+ROUNDS="${2:-3}"
 cargo build --release --quiet --bin whispercms-server
 BIN="${CARGO_TARGET_DIR:-target}/release/whispercms-server"
 
 bench_workdir edge-bench
 
 # No rate limit for the benchmark (wrk is one client address).
-start_server() { # $1: name, $2: upstream mode
-  printf '[ingress]\nupstream = "%s"\n[ingress.rate_limit]\nrequests_per_second = 100000000\n' "$2" > "$W/$1.toml"
+start_server() { # $1: name, $2: upstream mode, $3: HTTP/1 server
+  printf '[ingress]\nupstream = "%s"\nhttp1 = "%s"\n[ingress.rate_limit]\nrequests_per_second = 100000000\n' \
+    "$2" "$3" > "$W/$1.toml"
   local ssh http
   ssh=$(free_port); http=$(free_port)
   WHISPERCMS_LOG=warn "$BIN" --config "$W/$1.toml" demo --data-dir "$W/data" --ssh-listen "127.0.0.1:$ssh" \
@@ -47,11 +51,15 @@ run_wrk() {
   echo "$out" | awk -v b="$before" -v a="$after" -v secs="$SECS" '/^Requests\/sec/ {printf "CPU %.1f\n", (a - b) * 1e6 / ($2 * secs)}'
 }
 
-start_server loopback loopback
+start_server loopback loopback hyper
 require_200 "http://127.0.0.1:$HTTP_PORT$URL_PATH"
 LOOPBACK=$(run_wrk "http://127.0.0.1:$HTTP_PORT$URL_PATH" "$(cat "$W/server.pid")")
 stop_server
-start_server inprocess in-process
+start_server pingora-http1 in-process pingora
+require_200 "http://127.0.0.1:$HTTP_PORT$URL_PATH"
+PINGORA=$(run_wrk "http://127.0.0.1:$HTTP_PORT$URL_PATH" "$(cat "$W/server.pid")")
+stop_server
+start_server inprocess in-process hyper
 require_200 "http://127.0.0.1:$HTTP_PORT$URL_PATH"
 require_200 "http://$UPSTREAM$URL_PATH"
 mkdir -p "$W/www/blog/hello-world" "$W/nginx"
@@ -59,8 +67,24 @@ curl -sf "http://$UPSTREAM$URL_PATH" > "$W/www/blog/hello-world/index.html"
 NGINX_PORT=$(free_port)
 start_nginx "$W/www" "$NGINX_PORT"
 require_200 "http://127.0.0.1:$NGINX_PORT$URL_PATH"
-EDGE=$(run_wrk "http://127.0.0.1:$HTTP_PORT$URL_PATH" "$(cat "$W/server.pid")")
-DIRECT=$(run_wrk "http://$UPSTREAM$URL_PATH" "$(cat "$W/server.pid")")
+# The report of the median round (by req/s) of those given.
+median_run() { # $@: reports
+  local n=$# i=0 sorted
+  sorted=$(for r in "$@"; do echo "$(echo "$r" | awk '/^Requests\/sec/ {print $2}') $i"; i=$((i + 1)); done | sort -n)
+  local pick
+  pick=$(echo "$sorted" | sed -n "$(((n + 1) / 2))p" | awk '{print $2}')
+  local args=("$@")
+  echo "${args[$pick]}"
+}
+EDGES=() DIRECTS=()
+for round in $(seq "$ROUNDS"); do
+  EDGES+=("$(run_wrk "http://127.0.0.1:$HTTP_PORT$URL_PATH" "$(cat "$W/server.pid")")")
+  DIRECTS+=("$(run_wrk "http://$UPSTREAM$URL_PATH" "$(cat "$W/server.pid")")")
+  echo "round $round: edge $(echo "${EDGES[-1]}" | awk '/^Requests\/sec/ {print $2}') req/s," \
+    "direct $(echo "${DIRECTS[-1]}" | awk '/^Requests\/sec/ {print $2}') req/s" >&2
+done
+EDGE=$(median_run "${EDGES[@]}")
+DIRECT=$(median_run "${DIRECTS[@]}")
 NGINX_MASTER=$(cat "$W/nginx.pid")
 # shellcheck disable=SC2046 # one argument per process id: the master and its workers
 NGINX=$(run_wrk "http://127.0.0.1:$NGINX_PORT$URL_PATH" "$NGINX_MASTER" $(pgrep -P "$NGINX_MASTER"))
@@ -68,18 +92,25 @@ rps() { echo "$1" | awk '/Requests\/sec/ {print $2}'; }
 p99() { echo "$1" | awk '$1 == "99%" {print $2}'; }
 cpu() { echo "$1" | awk '$1 == "CPU" {print $2}'; }
 errors() { echo "$1" | awk '/Non-2xx|Socket errors/ {print}'; }
-for name in EDGE LOOPBACK DIRECT NGINX; do
+for name in EDGE PINGORA LOOPBACK DIRECT NGINX; do
   echo "$name: $(rps "${!name}") req/s, p99 $(p99 "${!name}"), server CPU $(cpu "${!name}") µs/request $(errors "${!name}")" >&2
 done
-python3 - "$(rps "$EDGE")" "$(p99 "$EDGE")" "$(cpu "$EDGE")" "$(rps "$LOOPBACK")" "$(p99 "$LOOPBACK")" "$(cpu "$LOOPBACK")" \
-  "$(rps "$DIRECT")" "$(p99 "$DIRECT")" "$(cpu "$DIRECT")" "$(rps "$NGINX")" "$(p99 "$NGINX")" "$(cpu "$NGINX")" <<'PY'
+args=()
+for name in EDGE PINGORA LOOPBACK DIRECT NGINX; do args+=("$(rps "${!name}")" "$(p99 "${!name}")" "$(cpu "${!name}")"); done
+python3 - "${args[@]}" <<'PY'
 import sys
-e, ep, ec, l, lp, lc, d, dp, dc, n, np_, nc = sys.argv[1:]
-e, l, d, n = float(e), float(l), float(d), float(n)
-print(f"\nthrough the edge (Pingora, router in-process): {e:,.0f} req/s, p99 {ep}, server CPU {ec} µs/request")
-print(f"through the edge proxying over loopback:  {l:,.0f} req/s, p99 {lp}, server CPU {lc} µs/request")
-print(f"straight to Axum:                  {d:,.0f} req/s, p99 {dp}, server CPU {dc} µs/request")
-print(f"nginx, same bytes from disk:       {n:,.0f} req/s, p99 {np_}, server CPU {nc} µs/request")
-print(f"edge cost: {100 * (1 - e / d):.0f}% of direct throughput (goal < 20%), {float(ec) / float(dc):.2f}x its CPU per request;"
+a = sys.argv[1:]
+rows = [("through the edge (hyper's HTTP/1 on Pingora, the default)", a[0:3]),
+        ("through the edge, Pingora's own HTTP/1 session (http1 = \"pingora\")", a[3:6]),
+        ("through the edge proxying over loopback", a[6:9]),
+        ("straight to Axum", a[9:12]),
+        ("nginx, same bytes from disk", a[12:15])]
+print()
+for label, (rps, p99, cpu) in rows:
+    print(f"{label + ':':72} {float(rps):>9,.0f} req/s, p99 {p99:>7}, server CPU {cpu:>6} µs/request")
+e, pg, d, n = float(a[0]), float(a[3]), float(a[9]), float(a[12])
+ec, pc, dc = float(a[2]), float(a[5]), float(a[11])
+print(f"edge cost: {100 * (1 - e / d):.0f}% of direct throughput (goal < 20%), {ec / dc:.2f}x its CPU per request;"
       f" whole stack vs nginx: {e / n:.2f} (goal ≥ 0.5)")
+print(f"with Pingora's HTTP/1 session instead: {100 * (1 - pg / d):.0f}% of direct throughput, {pc / dc:.2f}x its CPU")
 PY

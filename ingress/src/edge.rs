@@ -3,16 +3,21 @@
 //! site or the preview (by listener port or `Host`), hold the preview to its credential, and —
 //! once answered — log and count it. Responses get security headers and the request id.
 //!
-//! It works on Pingora's server session, so the in-process server ([`crate::in_process`]) and the
-//! loopback proxy ([`crate::proxy`]) share it.
+//! Admission works on the request head alone ([`Edge::admit`]), so every front end shares it:
+//! hyper's HTTP/1 ([`crate::http1`]), Pingora's sessions for HTTP/2 ([`crate::in_process`]) and
+//! the loopback proxy ([`crate::proxy`]).
 
+use std::fmt::Display;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::header::CONTENT_SECURITY_POLICY;
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::header::{
+    CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, HOST, LOCATION,
+    RETRY_AFTER, SET_COOKIE,
+};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::protocols::http::{HttpTask, ServerSession};
@@ -54,6 +59,36 @@ pub struct Upstream {
     pub address: SocketAddr,
 }
 
+/// A request's head, as the edge sees it (Pingora's request header dereferences to it).
+pub(crate) type RequestParts = axum::http::request::Parts;
+
+/// What the edge needs to know of a request's connection.
+pub(crate) struct Peer {
+    pub(crate) client: Option<IpAddr>,
+    /// The port the request came in on (the preview may have a listener of its own).
+    pub(crate) local_port: Option<u16>,
+}
+
+/// The edge's own answer to a request (a refusal, a redirect): a short plain text.
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
+    pub(crate) body: String,
+    /// Close the connection after it (the request's body, if any, is not read).
+    pub(crate) close: bool,
+}
+
+impl Answer {
+    pub(crate) fn text(status: u16, body: impl Into<String>) -> Answer {
+        Answer { status, headers: Vec::new(), body: body.into(), close: false }
+    }
+
+    pub(crate) fn closing(mut self) -> Answer {
+        self.close = true;
+        self
+    }
+}
+
 /// Per-request state.
 pub struct RequestCtx {
     /// The request id, sent to the site and back to the client as `x-request-id`.
@@ -68,6 +103,8 @@ pub struct RequestCtx {
 
 /// The request header the id travels in, to the site and back to the client.
 pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The client's address, for the site (whatever the client sent is replaced).
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// A random request id: 16 lowercase hex digits. (Written by hand because `format!` cost more
 /// than everything else `begin` does.)
@@ -150,32 +187,28 @@ impl Edge {
         }
     }
 
-    /// Everything that decides whether a request may reach the site. `Ok(true)` when the edge
-    /// answered it itself (refused, rate limited, a preview redirect); `Ok(false)` lets it through,
-    /// with `ctx` saying where to and how large its body may be.
-    pub(crate) async fn admit(&self, session: &mut ServerSession, ctx: &mut RequestCtx) -> Result<bool> {
-        ctx.client = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+    /// Everything that decides whether a request may reach the site: `None` lets it through,
+    /// with `ctx` saying where to and how large its body may be; otherwise the edge's own answer
+    /// (refused, rate limited, a preview redirect). Works on the request head alone, so every
+    /// front end (Pingora's sessions, hyper's HTTP/1) shares it.
+    pub(crate) fn admit(&self, req: &RequestParts, peer: &Peer, ctx: &mut RequestCtx) -> Option<Answer> {
+        ctx.client = peer.client;
         if self.draining.load(Ordering::SeqCst) {
-            session.set_keepalive(None);
-            let mut headers = vec![("retry-after", "1".to_string())];
-            if !session.is_http2() {
-                headers.push(("connection", "close".to_string())); // HTTP/2 forbids the header
-            }
-            self.respond(session, ctx, 503, &headers, "the server is restarting; try again\n").await?;
-            return Ok(true);
+            let mut answer = Answer::text(503, "the server is restarting; try again\n").closing();
+            answer.headers.push((RETRY_AFTER, HeaderValue::from_static("1")));
+            return Some(answer);
         }
         let limits = &self.config.limits;
-        let req = session.req_header();
         if let Err(r) = validate::method(req.method.as_str()) {
-            return self.refuse(session, ctx, r).await;
+            return Some(self.refuse(ctx, r));
         }
         if let Err(r) = validate::headers(req.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())), limits) {
-            return self.refuse(session, ctx, r).await;
+            return Some(self.refuse(ctx, r));
         }
         let raw_target = req.uri.path_and_query().map_or("/", |p| p.as_str());
         ctx.body_limit = match validate::target(raw_target, limits) {
             Ok(path) => limits.body_limit(&path),
-            Err(r) => return self.refuse(session, ctx, r).await,
+            Err(r) => return Some(self.refuse(ctx, r)),
         };
         if let Some(ip) = ctx.client {
             let seen = self.rate.observe(&ip, 1);
@@ -183,43 +216,52 @@ impl Edge {
                 self.metrics.rate_limited();
                 ctx.refused = true;
                 tracing::info!(id = ctx.id(), client = %ip, "rate limited");
-                self.respond(session, ctx, 429, &[("retry-after", "1".into())], "too many requests; slow down\n")
-                    .await?;
-                return Ok(true);
+                let mut answer = Answer::text(429, "too many requests; slow down\n");
+                answer.headers.push((RETRY_AFTER, HeaderValue::from_static("1")));
+                return Some(answer);
             }
         }
-        let content_length =
-            session.req_header().headers.get("content-length").map(|v| v.to_str().map(str::parse::<usize>));
+        let content_length = req.headers.get(CONTENT_LENGTH).map(|v| v.to_str().map(str::parse::<usize>));
         match content_length {
             Some(Ok(Ok(n))) if n > ctx.body_limit => {
-                return self.refuse(session, ctx, Refusal { status: 413, reason: "request body too large" }).await
+                return Some(self.refuse(ctx, Refusal { status: 413, reason: "request body too large" }).closing())
             }
             Some(Ok(Ok(_))) | None => {}
-            Some(_) => return self.refuse(session, ctx, Refusal { status: 400, reason: "bad content-length" }).await,
+            Some(_) => return Some(self.refuse(ctx, Refusal { status: 400, reason: "bad content-length" }).closing()),
         }
-        session.set_read_timeout(Some(Duration::from_secs(self.config.client_timeout_secs)));
-        ctx.to_preview = self.wants_preview(session);
+        ctx.to_preview = self.wants_preview(req, peer);
         if ctx.to_preview {
             if self.preview.is_none() {
-                self.respond(session, ctx, 404, &[], "no preview is served here\n").await?;
-                return Ok(true);
+                return Some(Answer::text(404, "no preview is served here\n"));
             }
-            if let Some(done) = self.preview_access(session, ctx).await? {
-                return Ok(done);
-            }
+            return self.preview_access(req, ctx);
         }
-        Ok(false)
+        None
+    }
+
+    /// [`Edge::admit`] on a Pingora session, answering there. `Ok(true)` when answered.
+    pub(crate) async fn admit_session(&self, session: &mut ServerSession, ctx: &mut RequestCtx) -> Result<bool> {
+        let peer = Peer {
+            client: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()),
+            local_port: session.server_addr().and_then(|a| a.as_inet()).map(|a| a.port()),
+        };
+        let Some(answer) = self.admit(session.req_header(), &peer, ctx) else {
+            session.set_read_timeout(Some(Duration::from_secs(self.config.client_timeout_secs)));
+            return Ok(false);
+        };
+        self.respond(session, ctx, answer).await?;
+        Ok(true)
     }
 
     /// Which site a request goes to: the preview if it came in on the preview listener or names
     /// the preview host.
-    fn wants_preview(&self, session: &ServerSession) -> bool {
-        let port_match = match (self.config.preview_listen, session.server_addr().and_then(|a| a.as_inet())) {
-            (Some(p), Some(local)) => local.port() == p.port(),
+    fn wants_preview(&self, req: &RequestParts, peer: &Peer) -> bool {
+        let port_match = match (self.config.preview_listen, peer.local_port) {
+            (Some(p), Some(local)) => local == p.port(),
             _ => false,
         };
         let host_match = self.config.preview_host.as_deref().is_some_and(|want| {
-            let host = session.req_header().headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("");
+            let host = req.headers.get(HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
             host.rsplit_once(':').map_or(host, |(h, _)| h).eq_ignore_ascii_case(want)
         });
         port_match || host_match
@@ -245,10 +287,10 @@ impl Edge {
         Ok(())
     }
 
-    /// Security headers on a response from the site, before it becomes Pingora's: straight into
-    /// its header map, without [`ResponseHeader::insert_header`]'s re-parsing of every name
-    /// (which cost more than the rest of the edge's own work on a request).
-    pub(crate) fn secure_map(&self, headers: &mut axum::http::HeaderMap, id: &HeaderValue) {
+    /// Security headers on a response from the site, before it goes out: straight into its
+    /// header map, without [`ResponseHeader::insert_header`]'s re-parsing of every name (which
+    /// cost more than the rest of the edge's own work on a request).
+    pub(crate) fn secure_map(&self, headers: &mut HeaderMap, id: &HeaderValue) {
         let has_csp = headers.contains_key(CONTENT_SECURITY_POLICY);
         headers.reserve(self.headers.len() + 2);
         for (name, value) in self.response_headers(has_csp, id) {
@@ -256,57 +298,70 @@ impl Edge {
         }
     }
 
-    /// Answer from the edge itself, header and body in one write.
-    pub(crate) async fn respond(
-        &self,
-        session: &mut ServerSession,
-        ctx: &RequestCtx,
-        status: u16,
-        headers: &[(&'static str, String)],
-        body: &str,
-    ) -> Result<()> {
-        let mut resp = ResponseHeader::build(status, Some(8))?;
-        resp.insert_header("content-type", "text/plain; charset=utf-8")?;
-        resp.insert_header("content-length", body.len().to_string())?;
-        resp.insert_header("cache-control", "no-store")?;
-        for (name, value) in headers {
-            resp.insert_header(*name, value.as_str())?;
+    /// The edge's own answer as a response of the `http` crate (for hyper).
+    pub(crate) fn answer_response(&self, answer: Answer, ctx: &RequestCtx) -> axum::response::Response {
+        let mut response = axum::response::Response::new(axum::body::Body::from(answer.body));
+        *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if answer.close {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        for (name, value) in answer.headers {
+            headers.append(name, value);
+        }
+        self.secure_map(headers, &ctx.id);
+        response
+    }
+
+    /// Answer on a Pingora session, header and body in one write.
+    pub(crate) async fn respond(&self, session: &mut ServerSession, ctx: &RequestCtx, answer: Answer) -> Result<()> {
+        if answer.close {
+            session.set_keepalive(None);
+        }
+        let mut resp = ResponseHeader::build(answer.status, Some(8))?;
+        resp.insert_header(CONTENT_TYPE, "text/plain; charset=utf-8")?;
+        resp.insert_header(CONTENT_LENGTH, answer.body.len().to_string())?;
+        resp.insert_header(CACHE_CONTROL, "no-store")?;
+        if answer.close && !session.is_http2() {
+            resp.insert_header(CONNECTION, "close")?; // HTTP/2 forbids the header
+        }
+        for (name, value) in answer.headers {
+            resp.append_header(name, value)?;
         }
         self.secure(&mut resp, &ctx.id)?;
-        let tasks = if session.req_header().method == "HEAD" {
+        let tasks = if session.req_header().method == Method::HEAD {
             vec![HttpTask::Header(Box::new(resp), true)]
         } else {
-            let body = Bytes::copy_from_slice(body.as_bytes());
+            let body = Bytes::from(answer.body);
             vec![HttpTask::Header(Box::new(resp), false), HttpTask::Body(Some(body), true)]
         };
         session.response_duplex_vec(tasks).await?;
         Ok(())
     }
 
-    async fn refuse(&self, session: &mut ServerSession, ctx: &mut RequestCtx, refusal: Refusal) -> Result<bool> {
+    /// A refusal: counted, logged, answered.
+    pub(crate) fn refuse(&self, ctx: &mut RequestCtx, refusal: Refusal) -> Answer {
         ctx.refused = true;
         self.metrics.refused();
         tracing::info!(id = ctx.id(), status = refusal.status, reason = refusal.reason, "request refused at the edge");
-        self.respond(session, ctx, refusal.status, &[], &format!("{}\n", refusal.reason)).await?;
-        Ok(true)
+        Answer::text(refusal.status, format!("{}\n", refusal.reason))
     }
 
-    /// Check the preview credential; `Ok(None)` lets the request through.
-    async fn preview_access(&self, session: &mut ServerSession, ctx: &mut RequestCtx) -> Result<Option<bool>> {
+    /// Check the preview credential; `None` lets the request through.
+    fn preview_access(&self, req: &RequestParts, ctx: &mut RequestCtx) -> Option<Answer> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        let query = session.req_header().uri.query().unwrap_or("").to_string();
-        let from_link = preview::token_from_query(&query);
-        let from_cookie = session
-            .req_header()
+        let query = req.uri.query().unwrap_or("");
+        let from_link = preview::token_from_query(query);
+        let from_cookie = req
             .headers
-            .get_all("cookie")
+            .get_all(COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .find_map(|c| preview::token_from_cookies(c).map(str::to_string));
         let Some(token) = from_link.clone().or(from_cookie) else {
-            let body = "This is the preview of the site; open the preview link you were given.\n";
-            self.respond(session, ctx, 401, &[], body).await?;
-            return Ok(Some(true));
+            return Some(Answer::text(401, "This is the preview of the site; open the preview link you were given.\n"));
         };
         let verdict = self
             .keys
@@ -316,21 +371,25 @@ impl Edge {
         match verdict {
             Err(reason) => {
                 tracing::info!(id = ctx.id(), %reason, "preview refused");
-                self.respond(session, ctx, 403, &[], &format!("preview refused: {reason}\n")).await?;
-                Ok(Some(true))
+                Some(Answer::text(403, format!("preview refused: {reason}\n")))
             }
             Ok(user) if from_link.is_some() => {
                 // Keep the token in a cookie and drop it from the address bar.
-                let rest = preview::query_without_token(&query);
-                let path = session.req_header().uri.path().to_string();
-                let location = if rest.is_empty() { path } else { format!("{path}?{rest}") };
+                let rest = preview::query_without_token(query);
+                let path = req.uri.path();
+                let location = if rest.is_empty() { path.to_string() } else { format!("{path}?{rest}") };
                 let secure = if self.config.tls.is_some() { "; Secure" } else { "" };
                 let cookie = format!("{}={token}; Path=/; HttpOnly; SameSite=Lax{secure}", preview::COOKIE);
                 tracing::info!(id = ctx.id(), %user, "preview link used");
-                self.respond(session, ctx, 303, &[("location", location), ("set-cookie", cookie)], "").await?;
-                Ok(Some(true))
+                let mut answer = Answer::text(303, "");
+                for (name, value) in [(LOCATION, location), (SET_COOKIE, cookie)] {
+                    // Both are built from a path and a token that were valid header text.
+                    let value = HeaderValue::try_from(value).ok()?;
+                    answer.headers.push((name, value));
+                }
+                Some(answer)
             }
-            Ok(_) => Ok(None),
+            Ok(_) => None,
         }
     }
 
@@ -344,23 +403,35 @@ impl Edge {
     }
 
     /// The request is over: log and count it.
-    pub(crate) fn finish(&self, session: &ServerSession, error: Option<&Error>, ctx: &RequestCtx) {
+    pub(crate) fn finish(
+        &self,
+        method: &Method,
+        path: &str,
+        status: u16,
+        error: Option<&dyn Display>,
+        ctx: &RequestCtx,
+    ) {
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
         self.metrics.observe(status, elapsed.as_secs_f64());
-        let req = session.req_header();
         tracing::info!(
             target: "whispercms::access",
             id = ctx.id(),
             client = %ctx.client.map(|c| c.to_string()).unwrap_or_default(),
-            method = %req.method,
-            path = %req.uri.path(),
+            method = %method,
+            path,
             status,
             site = if ctx.to_preview { "preview" } else { "live" },
             micros = elapsed.as_micros() as u64,
             refused = ctx.refused,
             error = %error.map(|e| e.to_string()).unwrap_or_default(),
         );
+    }
+
+    /// [`Edge::finish`] for a Pingora session.
+    pub(crate) fn finish_session(&self, session: &ServerSession, error: Option<&Error>, ctx: &RequestCtx) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let req = session.req_header();
+        self.finish(&req.method, req.uri.path(), status, error.map(|e| e as &dyn Display), ctx);
     }
 }

@@ -13,16 +13,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::http::header::CONTENT_LENGTH;
-use axum::http::{HeaderName, HeaderValue, Method};
+use axum::http::{HeaderValue, Method};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::{HttpTask, ServerSession};
 use pingora::server::ShutdownWatch;
 use pingora::{Error, ErrorType, Result};
 
-use crate::edge::{Edge, RequestCtx, X_REQUEST_ID};
-
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+use crate::edge::{Answer, Edge, RequestCtx, X_FORWARDED_FOR, X_REQUEST_ID};
 
 /// Responses up to this size are collected and written with their header in one write.
 const ONE_WRITE: usize = 256 * 1024;
@@ -62,6 +60,9 @@ impl HttpServerApp for InProcess {
         // The deadline below bounds the wait for the next request and the reading of its header;
         // Pingora's own timer on the same read would be a second one (`Some(0)`: no timer).
         session.set_keepalive(Some(0));
+        // Requests a client sends before reading the answers are answered in order (without
+        // this, Pingora closes the connection and drops them).
+        session.set_pipelining_enabled(true);
         let mut stopping = shutdown.clone();
         let read = tokio::select! {
             biased;
@@ -97,11 +98,10 @@ impl HttpServerApp for InProcess {
                     ErrorType::InternalError => (500, "internal error".to_string()),
                     _ => (400, reason(e)),
                 };
-                session.set_keepalive(None);
-                let _ = edge.respond(&mut session, &ctx, status, &[], &format!("{why}\n")).await;
+                let _ = edge.respond(&mut session, &ctx, Answer::text(status, format!("{why}\n")).closing()).await;
             }
         }
-        edge.finish(&session, result.as_ref().err().map(|e| e.as_ref()), &ctx);
+        edge.finish_session(&session, result.as_ref().err().map(|e| e.as_ref()), &ctx);
         if result.is_err() {
             return None;
         }
@@ -136,7 +136,7 @@ impl InProcess {
     async fn handle(&self, session: &mut ServerSession, ctx: &mut RequestCtx, connection: &Connection) -> Result<()> {
         use http_body_util::BodyExt;
         use tower::ServiceExt;
-        if self.edge.admit(session, ctx).await? {
+        if self.edge.admit_session(session, ctx).await? {
             return Ok(());
         }
         // A client that asks before sending its body (curl does above 1 KiB) is told to go on

@@ -28,7 +28,7 @@ impl ProxyHttp for Loopback {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
-        self.edge.admit(session.as_downstream_mut(), ctx).await
+        self.edge.admit_session(session.as_downstream_mut(), ctx).await
     }
 
     async fn request_body_filter(
@@ -74,6 +74,6 @@ impl ProxyHttp for Loopback {
     }
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut Self::CTX) {
-        self.edge.finish(session.as_downstream(), error, ctx);
+        self.edge.finish_session(session.as_downstream(), error, ctx);
     }
 }

@@ -94,33 +94,42 @@ pub fn target<'a>(raw: &'a str, limits: &RequestLimits) -> Result<Cow<'a, str>, 
     if raw.len() > limits.max_uri_bytes {
         return Err(refuse(414, "URI too long"));
     }
-    let path = raw.find(['?', '#']).map_or(raw, |end| &raw[..end]);
+    // Byte loops throughout: every request passes here, and char patterns cost several times more.
+    let path = raw.bytes().position(|b| b == b'?' || b == b'#').map_or(raw, |end| &raw[..end]);
     if !path.starts_with('/') {
         return Err(refuse(400, "the request target must be an absolute path"));
     }
     // Decode once, strictly: what the application sees is what was checked.
-    let decoded = match percent_encoding::percent_decode_str(path).decode_utf8() {
-        Ok(d) => d,
-        Err(_) => return Err(refuse(400, "the path is not UTF-8")),
+    let escaped = path.bytes().any(|b| b == b'%');
+    let decoded = if !escaped {
+        Cow::Borrowed(path)
+    } else {
+        match percent_encoding::percent_decode_str(path).decode_utf8() {
+            Ok(d) => d,
+            Err(_) => return Err(refuse(400, "the path is not UTF-8")),
+        }
     };
-    // (Bytes first: the common path is ASCII, and a byte loop is a fraction of a char loop.)
-    let ascii_control = decoded.bytes().any(|b| b.is_ascii_control());
-    if ascii_control || (!decoded.is_ascii() && decoded.chars().any(char::is_control)) {
+    if !decoded.is_ascii() && decoded.chars().any(|c| c.is_control() && !c.is_ascii()) {
         return Err(refuse(400, "control characters in the path"));
     }
-    if decoded.bytes().any(|b| b == b'\\') {
-        return Err(refuse(400, "backslash in the path"));
-    }
     // An encoded `%` would decode to another escape on a second decoding somewhere downstream.
-    if decoded.contains('%') && path.to_ascii_lowercase().contains("%25") {
+    if escaped && decoded.contains('%') && path.to_ascii_lowercase().contains("%25") {
         return Err(refuse(400, "double-encoded path"));
     }
-    // The segments after each '/' (a byte loop: `split` cost more than all the other checks).
+    // Each segment (after a '/') and each byte.
     let bytes = decoded.as_bytes();
     let mut start = 1;
     for end in 1..=bytes.len() {
-        if end < bytes.len() && bytes[end] != b'/' {
-            continue;
+        if let Some(&b) = bytes.get(end) {
+            if b.is_ascii_control() {
+                return Err(refuse(400, "control characters in the path"));
+            }
+            if b == b'\\' {
+                return Err(refuse(400, "backslash in the path"));
+            }
+            if b != b'/' {
+                continue;
+            }
         }
         match &bytes[start..end] {
             b".." => return Err(refuse(400, "'..' in the path")),

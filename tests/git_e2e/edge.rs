@@ -42,10 +42,25 @@ fn settings_file(dir: &std::path::Path, text: &str) -> String {
     path.display().to_string()
 }
 
+/// The edge's two HTTP/1 servers: hyper's codec (the default) and Pingora's own session.
+const HTTP1_SERVERS: [&str; 2] = ["hyper", "pingora"];
+
+/// A server whose edge runs `http1` with the extra `[ingress]` lines.
+fn server_with_http1(tmp: &std::path::Path, http1: &str, ingress: &str) -> Server {
+    let config = settings_file(tmp, &format!("[ingress]\nhttp1 = \"{http1}\"\n{ingress}"));
+    Server::binary_with(&["--config", &config])
+}
+
 #[test]
 fn bad_requests_are_answered_at_the_edge_with_the_right_status() {
-    let server = Server::binary_with(&[]);
-    let port = server.http_port.unwrap();
+    for http1 in HTTP1_SERVERS {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = server_with_http1(tmp.path(), http1, "");
+        bad_requests_are_refused(server.http_port.unwrap());
+    }
+}
+
+fn bad_requests_are_refused(port: u16) {
     let (status, head, _) = http_get(port, "/about/");
     assert_eq!(status, 200);
     for (name, value) in [("x-content-type-options", "nosniff"), ("x-frame-options", "SAMEORIGIN")] {
@@ -262,11 +277,15 @@ fn a_theme_extends_the_content_security_policy_and_bad_sources_are_refused() {
 
 #[test]
 fn a_client_trickling_its_request_header_is_cut_off() {
+    for http1 in HTTP1_SERVERS {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = server_with_http1(tmp.path(), http1, "client_timeout_secs = 1\n");
+        a_trickled_header_is_cut_off(server.http_port.unwrap());
+    }
+}
+
+fn a_trickled_header_is_cut_off(port: u16) {
     use std::io::{Read, Write};
-    let tmp = tempfile::tempdir().unwrap();
-    let config = settings_file(tmp.path(), "[ingress]\nclient_timeout_secs = 1\n");
-    let server = Server::binary_with(&["--config", &config]);
-    let port = server.http_port.unwrap();
     let mut conn = raw_connection(port, 3);
     // One byte every 200 ms: every single read comes quickly, the header never completes.
     let header = b"GET /about/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -319,9 +338,15 @@ fn connections_beyond_the_per_address_cap_are_closed() {
 
 #[test]
 fn a_client_expecting_100_continue_is_told_to_send_its_body() {
+    for http1 in HTTP1_SERVERS {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = server_with_http1(tmp.path(), http1, "");
+        a_client_expecting_100_continue_is_answered(server.http_port.unwrap());
+    }
+}
+
+fn a_client_expecting_100_continue_is_answered(port: u16) {
     use std::io::{Read, Write};
-    let server = Server::binary_with(&[]);
-    let port = server.http_port.unwrap();
     let form = format!("name=Ada&email=ada%40example.org&message={}", "x".repeat(2000));
     let mut conn = raw_connection(port, 5);
     let head = format!(
@@ -346,4 +371,68 @@ fn a_client_expecting_100_continue_is_told_to_send_its_body() {
     let mut answer = String::new();
     let _ = conn.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
+
+/// Read one HTTP/1.1 response (with a Content-Length) from `conn`: its head and body.
+fn read_response(conn: &mut impl std::io::BufRead) -> (String, Vec<u8>) {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(conn.read_line(&mut line).unwrap() > 0, "connection closed in a response head: {head}");
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let length: usize = header(&head, "content-length").expect("a content-length").parse().unwrap();
+    let mut body = vec![0; length];
+    conn.read_exact(&mut body).unwrap();
+    (head, body)
+}
+
+#[test]
+fn a_keep_alive_connection_serves_request_after_request_and_pipelined_ones() {
+    use std::io::Write;
+    for http1 in HTTP1_SERVERS {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = server_with_http1(tmp.path(), http1, "");
+        let conn = raw_connection(server.http_port.unwrap(), 5);
+        let mut writer = conn.try_clone().unwrap();
+        let mut reader = std::io::BufReader::new(conn);
+        let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        let mut ids = Vec::new();
+        for path in ["/about/", "/blog/", "/about/"] {
+            writer.write_all(get(path).as_bytes()).unwrap();
+            let (head, body) = read_response(&mut reader);
+            assert!(head.starts_with("HTTP/1.1 200"), "{http1}: {head}");
+            assert!(!body.is_empty());
+            ids.push(header(&head, "x-request-id").unwrap().to_string());
+        }
+        // Two requests in one write: both answered, in order.
+        writer.write_all(format!("{}{}", get("/blog/"), get("/nowhere/")).as_bytes()).unwrap();
+        let (first, _) = read_response(&mut reader);
+        let (second, _) = read_response(&mut reader);
+        assert!(first.starts_with("HTTP/1.1 200") && second.starts_with("HTTP/1.1 404"), "{http1}: {first}{second}");
+        ids.extend([first, second].iter().map(|h| header(h, "x-request-id").unwrap().to_string()));
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 5, "{http1}: every request has an id of its own");
+    }
+}
+
+#[test]
+fn a_client_stalling_in_its_request_body_is_answered_408() {
+    use std::io::{Read, Write};
+    for http1 in HTTP1_SERVERS {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = server_with_http1(tmp.path(), http1, "client_timeout_secs = 1\n");
+        let mut conn = raw_connection(server.http_port.unwrap(), 5);
+        let head = "POST /contact/send HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                    Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nname=Ada";
+        conn.write_all(head.as_bytes()).unwrap();
+        // The other 92 bytes never come.
+        let mut answer = String::new();
+        let _ = conn.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{http1}: {answer:?}");
+    }
 }

@@ -1,0 +1,156 @@
+//! The edge's HTTP/1 server (with `upstream = "in-process"`, the default): hyper's HTTP/1 codec
+//! on the connections Pingora accepts (and decrypts, with TLS), the edge's admission
+//! ([`crate::edge`]) on every request, then the site's Axum router called in-process. HTTP/2
+//! connections (ALPN `h2`) go on to Pingora's own sessions ([`crate::in_process`]), as do all
+//! connections with `http1 = "pingora"`.
+//!
+//! Why hyper for HTTP/1 and not Pingora's session: Pingora builds a new session for every request
+//! (fresh buffers, header maps that keep each name's case, a re-parse of every header it adds),
+//! which took the edge to 45k instructions per request against 24k for Axum served straight —
+//! 40–50% of direct throughput lost on the benchmark. hyper (the codec Axum itself serves with)
+//! keeps its buffers per connection: 29k, within the < 20% goal. See `scripts/bench-edge.sh`.
+//!
+//! Slow clients: a request header must arrive within `client_timeout_secs` (hyper's header read
+//! timeout, which also closes a keep-alive connection idle that long), a body within the same
+//! time in all.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{HeaderValue, Request};
+use axum::response::Response;
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::{Body as _, Incoming};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use pingora::apps::ServerApp;
+use pingora::protocols::{Stream, ALPN};
+use pingora::server::ShutdownWatch;
+use tower::ServiceExt;
+
+use crate::edge::{Answer, Peer, RequestCtx, X_FORWARDED_FOR, X_REQUEST_ID};
+use crate::in_process::InProcess;
+use crate::validate::Refusal;
+
+/// The HTTP/1 server (a Pingora application taking whole connections).
+pub struct Http1 {
+    /// Where HTTP/2 connections go; it also holds the edge.
+    pub pingora: Arc<InProcess>,
+}
+
+/// What the edge knows of a connection, for each of its requests.
+struct Connection {
+    peer: Peer,
+    /// The client's address as an `X-Forwarded-For` value, formatted once.
+    forwarded_for: Option<HeaderValue>,
+}
+
+#[async_trait]
+impl ServerApp for Http1 {
+    async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return self.pingora.process_new(stream, shutdown).await;
+        }
+        let config = &self.pingora.edge.config;
+        let digest = stream.get_socket_digest();
+        let inet = |a: Option<&pingora::protocols::l4::socket::SocketAddr>| a.and_then(|a| a.as_inet()).copied();
+        let peer = Peer {
+            client: inet(digest.as_ref().and_then(|d| d.peer_addr())).map(|a| a.ip()),
+            local_port: inet(digest.as_ref().and_then(|d| d.local_addr())).map(|a| a.port()),
+        };
+        let forwarded_for = peer.client.and_then(|c| HeaderValue::try_from(c.to_string()).ok());
+        let connection = Arc::new(Connection { peer, forwarded_for });
+        let app = self.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let (app, connection) = (app.clone(), connection.clone());
+            async move { Ok::<_, Infallible>(app.serve(request, &connection).await) }
+        });
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(config.client_timeout_secs.max(1)))
+            // The edge's own limit decides (and logs and counts) unless it is above hyper's.
+            .max_headers(config.limits.max_headers.saturating_add(1).max(100));
+        let serving = builder.serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(serving);
+        let mut stopping = shutdown.clone();
+        let stopped = async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        let result = tokio::select! {
+            result = serving.as_mut() => result,
+            () = stopped => {
+                // Finish the request in progress, if any, then close.
+                serving.as_mut().graceful_shutdown();
+                serving.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "HTTP/1 connection ended");
+        }
+        None
+    }
+}
+
+impl Http1 {
+    /// One request: admitted, then answered by the site (or by the edge itself).
+    async fn serve(&self, request: Request<Incoming>, connection: &Connection) -> Response {
+        let edge = &self.pingora.edge;
+        let mut ctx = edge.begin();
+        let (parts, body) = request.into_parts();
+        let (method, uri) = (parts.method.clone(), parts.uri.clone());
+        let response = match edge.admit(&parts, &connection.peer, &mut ctx) {
+            Some(answer) => edge.answer_response(answer, &ctx),
+            None => match self.call_site(parts, body, &mut ctx, connection).await {
+                Ok(response) => response,
+                Err(answer) => edge.answer_response(answer, &ctx),
+            },
+        };
+        edge.finish(&method, uri.path(), response.status().as_u16(), None, &ctx);
+        response
+    }
+
+    /// Read the body (within its limit and the client timeout) and call the site's router.
+    async fn call_site(
+        &self,
+        mut parts: axum::http::request::Parts,
+        body: Incoming,
+        ctx: &mut RequestCtx,
+        connection: &Connection,
+    ) -> Result<Response, Answer> {
+        let edge = &self.pingora.edge;
+        let body = if body.is_end_stream() {
+            Bytes::new()
+        } else {
+            // Polling the body is what sends `100 Continue` to a client that asked: only now,
+            // with the request admitted (its declared length within the limit).
+            let deadline = Duration::from_secs(edge.config.client_timeout_secs.max(1));
+            match tokio::time::timeout(deadline, Limited::new(body, ctx.body_limit).collect()).await {
+                Ok(Ok(collected)) => collected.to_bytes(),
+                Ok(Err(e)) if e.is::<LengthLimitError>() => {
+                    return Err(edge.refuse(ctx, Refusal { status: 413, reason: "request body too large" }).closing())
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(id = ctx.id(), error = %e, "unreadable request body");
+                    return Err(Answer::text(400, "unreadable request body\n").closing());
+                }
+                Err(_) => return Err(Answer::text(408, "request body not received in time\n").closing()),
+            }
+        };
+        parts.headers.insert(X_REQUEST_ID, ctx.id.clone());
+        if let Some(client) = &connection.forwarded_for {
+            parts.headers.insert(X_FORWARDED_FOR, client.clone());
+        }
+        let body = if body.is_empty() { Body::empty() } else { Body::from(body) };
+        let router = edge.upstream(ctx).router.clone();
+        let mut response = match router.oneshot(Request::from_parts(parts, body)).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        edge.secure_map(response.headers_mut(), &ctx.id);
+        Ok(response)
+    }
+}
