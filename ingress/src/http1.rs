@@ -72,7 +72,7 @@ impl ServerApp for Http1 {
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(config.client_timeout_secs.max(1)))
-            // The edge's own limit decides (and logs and counts) unless it is above hyper's.
+            // hyper's own limit sits above the edge's: the edge decides (and logs and counts).
             .max_headers(config.limits.max_headers.saturating_add(1).max(100));
         let serving = builder.serve_connection(TokioIo::new(stream), service);
         tokio::pin!(serving);

@@ -85,8 +85,12 @@ impl HttpServerApp for InProcess {
             }
         }
         let connection = Connection::of(&mut session);
-        let keepalive = (!*shutdown.borrow()).then_some(0);
-        session.set_keepalive(keepalive);
+        // Pingora has set keep-alive from the request (off for HTTP/1.0 without `keep-alive`, or
+        // `Connection: close`); only a shutdown turns it off here. (Setting it again would turn
+        // it back on for an HTTP/1.0 client, which then waits for a close that never comes.)
+        if *shutdown.borrow() {
+            session.set_keepalive(None);
+        }
         let mut ctx = edge.begin();
         let result = self.handle(&mut session, &mut ctx, &connection).await;
         if let Err(e) = &result {

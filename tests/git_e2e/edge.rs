@@ -436,3 +436,47 @@ fn a_client_stalling_in_its_request_body_is_answered_408() {
         assert!(answer.starts_with("HTTP/1.1 408"), "{http1}: {answer:?}");
     }
 }
+
+#[test]
+fn a_large_file_streams_whole_and_http_1_0_and_head_are_answered() {
+    use std::io::{Read, Write};
+    // 600 KiB: more than the Pingora session's one-write size (256 KiB), so both servers stream it.
+    let big: String = (0..600 * 1024).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    for http1 in HTTP1_SERVERS {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = server_with_http1(tmp.path(), http1, "");
+        let port = server.http_port.unwrap();
+        let clone = server.clone(tmp.path(), "site", &[]);
+        commit_file(&server, &clone, "static/files/big.txt", &big);
+        assert_success(&server.git_out(&clone, &["push", "origin", "main"]), &["push"]);
+
+        // HTTP/1.0: answered, then closed (the end of the body is the end of the connection).
+        let mut conn = raw_connection(port, 10);
+        conn.write_all(b"GET /files/big.txt HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut answer = Vec::new();
+        conn.read_to_end(&mut answer).unwrap_or_else(|e| panic!("{http1}: {e} after {} bytes", answer.len()));
+        let split = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4;
+        let head = String::from_utf8_lossy(&answer[..split]).to_string();
+        assert!(head.starts_with("HTTP/1.") && head.contains(" 200 "), "{http1}: {head}");
+        assert!(answer[split..] == *big.as_bytes(), "{http1}: the body arrives whole ({} bytes)", answer.len() - split);
+
+        // HEAD: the length, no body; the connection stays usable.
+        let conn = raw_connection(port, 10);
+        let mut writer = conn.try_clone().unwrap();
+        let mut reader = std::io::BufReader::new(conn);
+        writer.write_all(b"HEAD /files/big.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            head.push_str(&line);
+        }
+        assert_eq!(header(&head, "content-length"), Some(big.len().to_string().as_str()), "{http1}: {head}");
+        writer.write_all(b"GET /about/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+        let (next, _) = read_response(&mut reader);
+        assert!(next.starts_with("HTTP/1.1 200"), "{http1}: the request after a HEAD is read as one: {next}");
+    }
+}
