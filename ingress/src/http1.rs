@@ -89,6 +89,11 @@ impl ServerApp for Http1 {
             }
         };
         if let Err(e) = result {
+            // A request hyper's parser refused (it has answered 400, 414 or 431 itself) counts as
+            // refused at the edge, as the edge's own refusals do.
+            if e.is_parse() || e.is_parse_too_large() {
+                self.pingora.edge.metrics.refused();
+            }
             tracing::debug!(error = %e, "HTTP/1 connection ended");
         }
         None

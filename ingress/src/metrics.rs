@@ -49,7 +49,7 @@ impl Metrics {
         self.rate_limited.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Count a request refused by validation.
+    /// Count a request refused by validation, or one the HTTP parser could not read.
     pub fn refused(&self) {
         self.refused.fetch_add(1, Ordering::Relaxed);
     }
@@ -85,7 +85,9 @@ impl Metrics {
         out.push_str("# HELP whispercms_http_rate_limited_total Requests refused with 429.\n");
         out.push_str("# TYPE whispercms_http_rate_limited_total counter\n");
         out.push_str(&format!("whispercms_http_rate_limited_total {}\n", self.rate_limited.load(Ordering::Relaxed)));
-        out.push_str("# HELP whispercms_http_refused_total Requests refused by validation before the site.\n");
+        out.push_str(
+            "# HELP whispercms_http_refused_total Requests refused by validation (or unparsable) before the site.\n",
+        );
         out.push_str("# TYPE whispercms_http_refused_total counter\n");
         out.push_str(&format!("whispercms_http_refused_total {}\n", self.refused.load(Ordering::Relaxed)));
         out.push_str("# HELP whispercms_http_connections_refused_total Connections closed over the per-address cap.\n");
