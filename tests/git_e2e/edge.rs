@@ -36,10 +36,11 @@ fn curl_head(extra: &[&str], cacert: &std::path::Path, url: &str) -> String {
 }
 
 /// A settings file in `dir` for `demo --config`.
-fn settings_file(dir: &std::path::Path, text: &str) -> String {
+/// The demo server with `settings` as its settings file (written into `dir`).
+fn server_with(dir: &std::path::Path, settings: &str) -> Server {
     let path = dir.join("settings.toml");
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
+    std::fs::write(&path, settings).unwrap();
+    Server::binary_with(&["--config", &path.display().to_string()])
 }
 
 /// The edge's two HTTP/1 servers: hyper's codec (the default) and Pingora's own session.
@@ -47,8 +48,7 @@ const HTTP1_SERVERS: [&str; 2] = ["hyper", "pingora"];
 
 /// A server whose edge runs `http1` with the extra `[ingress]` lines.
 fn server_with_http1(tmp: &std::path::Path, http1: &str, ingress: &str) -> Server {
-    let config = settings_file(tmp, &format!("[ingress]\nhttp1 = \"{http1}\"\n{ingress}"));
-    Server::binary_with(&["--config", &config])
+    server_with(tmp, &format!("[ingress]\nhttp1 = \"{http1}\"\n{ingress}"))
 }
 
 #[test]
@@ -135,8 +135,7 @@ fn the_preview_needs_a_signed_link_whose_user_may_read_it() {
 #[test]
 fn the_rate_limit_trips_and_recovers() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = settings_file(tmp.path(), "[ingress.rate_limit]\nrequests_per_second = 20\n");
-    let server = Server::binary_with(&["--config", &config]);
+    let server = server_with(tmp.path(), "[ingress.rate_limit]\nrequests_per_second = 20\n");
     let port = server.http_port.unwrap();
     let statuses: Vec<(u16, String)> = (0..60).map(|_| http_get(port, "/about/")).map(|(s, h, _)| (s, h)).collect();
     let limited: Vec<&(u16, String)> = statuses.iter().filter(|(s, _)| *s == 429).collect();
@@ -184,8 +183,7 @@ fn metrics_are_served_on_the_admin_listener_only() {
 #[test]
 fn a_graceful_shutdown_finishes_requests_in_flight() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = settings_file(tmp.path(), "[extensions]\nmax_call_ms = 5000\nmax_operations = 1000000000\n");
-    let mut server = Server::binary_with(&["--config", &config]);
+    let mut server = server_with(tmp.path(), "[extensions]\nmax_call_ms = 5000\nmax_operations = 1000000000\n");
     let port = server.http_port.unwrap();
     let clone = server.clone(tmp.path(), "site", &[]);
     let site = std::fs::read_to_string(clone.join("site.toml")).unwrap();
@@ -225,8 +223,7 @@ fn tls_serves_https_with_hsts() {
         .output()
         .unwrap();
     assert_success(&gen, &["openssl req"]);
-    let config = settings_file(tmp.path(), "[ingress]\ntls = { cert = \"cert.pem\", key = \"key.pem\" }\n");
-    let server = Server::binary_with(&["--config", &config]);
+    let server = server_with(tmp.path(), "[ingress]\ntls = { cert = \"cert.pem\", key = \"key.pem\" }\n");
     let port = server.http_port.unwrap();
     let url = format!("https://127.0.0.1:{port}/about/");
     let cacert = tmp.path().join("cert.pem");
@@ -321,8 +318,7 @@ fn a_trickled_header_is_cut_off(port: u16) {
 fn connections_beyond_the_per_address_cap_are_closed() {
     use std::io::{Read, Write};
     let tmp = tempfile::tempdir().unwrap();
-    let config = settings_file(tmp.path(), "[ingress]\nmax_connections_per_ip = 2\n");
-    let server = Server::binary_with(&["--config", &config]);
+    let server = server_with(tmp.path(), "[ingress]\nmax_connections_per_ip = 2\n");
     let port = server.http_port.unwrap();
     // Two idle connections (no request yet) fill the cap.
     let idle: Vec<_> = (0..2).map(|_| raw_connection(port, 5)).collect();
@@ -489,4 +485,19 @@ fn a_large_file_streams_whole_and_http_1_0_and_head_are_answered() {
         let (next, _) = read_response(&mut reader);
         assert!(next.starts_with("HTTP/1.1 200"), "{http1}: the request after a HEAD is read as one: {next}");
     }
+}
+
+#[test]
+fn the_loopback_proxy_mode_admits_and_serves_like_the_in_process_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = server_with(tmp.path(), "[ingress]\nupstream = \"loopback\"\n");
+    let port = server.http_port.unwrap();
+    let (status, head, body) = http_get(port, "/about/");
+    assert_eq!(status, 200, "{head}");
+    assert!(!body.is_empty());
+    assert_eq!(header(&head, "x-content-type-options"), Some("nosniff"), "{head}");
+    assert_eq!(header(&head, "x-request-id").map(str::len), Some(16), "{head}");
+    assert_eq!(http_get(port, "/a/%2e%2e/b").0, 400);
+    assert_eq!(http_raw(port, "DELETE / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").0, 405);
+    assert_eq!(http_get(port, "/no-such-page/").0, 404);
 }
