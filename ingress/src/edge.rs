@@ -118,6 +118,11 @@ fn request_id() -> HeaderValue {
     HeaderValue::from_bytes(&digits).unwrap_or(HeaderValue::from_static("0"))
 }
 
+/// The client's address as an `X-Forwarded-For` value (formatted once per connection).
+pub(crate) fn forwarded_for(client: Option<IpAddr>) -> Option<HeaderValue> {
+    client.and_then(|c| HeaderValue::try_from(c.to_string()).ok())
+}
+
 impl RequestCtx {
     /// The request id, for logs.
     pub(crate) fn id(&self) -> &str {
@@ -246,7 +251,7 @@ impl Edge {
             local_port: session.server_addr().and_then(|a| a.as_inet()).map(|a| a.port()),
         };
         let Some(answer) = self.admit(session.req_header(), &peer, ctx) else {
-            session.set_read_timeout(Some(Duration::from_secs(self.config.client_timeout_secs)));
+            session.set_read_timeout(Some(self.config.client_timeout()));
             return Ok(false);
         };
         self.respond(session, ctx, answer).await?;
@@ -267,31 +272,9 @@ impl Edge {
         port_match || host_match
     }
 
-    /// The headers every response gets: the security headers, the default Content-Security-Policy
-    /// unless the site sent its own (`has_csp`), and the request id.
-    fn response_headers<'a>(
-        &'a self,
-        has_csp: bool,
-        id: &'a HeaderValue,
-    ) -> impl Iterator<Item = (HeaderName, HeaderValue)> + 'a {
-        let csp = self.csp.as_ref().filter(|_| !has_csp).map(|csp| (CONTENT_SECURITY_POLICY, csp.clone()));
-        self.headers.iter().cloned().chain(csp).chain([(X_REQUEST_ID, id.clone())])
-    }
-
-    /// Security headers on a response built by Pingora (which keeps header case).
-    pub(crate) fn secure(&self, resp: &mut ResponseHeader, id: &HeaderValue) -> Result<()> {
-        let has_csp = resp.headers.contains_key(CONTENT_SECURITY_POLICY);
-        for (name, value) in self.response_headers(has_csp, id) {
-            resp.insert_header(name, value)?;
-        }
-        Ok(())
-    }
-
     /// Security headers on a response from the site, before it goes out: straight into its
-    /// header map, without [`ResponseHeader::insert_header`]'s re-parsing of every name (which
-    /// cost more than the rest of the edge's own work on a request).
-    /// (The same headers as [`Edge::response_headers`], inserted without its iterator: this runs
-    /// on every response.)
+    /// header map (this runs on every response). The default Content-Security-Policy only where
+    /// the site sent none; the request id.
     pub(crate) fn secure_map(&self, headers: &mut HeaderMap, id: &HeaderValue) {
         for (name, value) in &self.headers {
             headers.insert(name.clone(), value.clone());
@@ -302,21 +285,66 @@ impl Edge {
         headers.insert(X_REQUEST_ID, id.clone());
     }
 
-    /// The edge's own answer as a response of the `http` crate (for hyper).
-    pub(crate) fn answer_response(&self, answer: Answer, ctx: &RequestCtx) -> axum::response::Response {
-        let mut response = axum::response::Response::new(axum::body::Body::from(answer.body));
-        *response.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let headers = response.headers_mut();
+    /// The same headers on a response Pingora's proxy read from the site (which keeps header
+    /// case, so they go in through [`ResponseHeader::insert_header`]).
+    pub(crate) fn secure(&self, resp: &mut ResponseHeader, id: &HeaderValue) -> Result<()> {
+        let mut added = HeaderMap::new();
+        if let Some(csp) = resp.headers.get(CONTENT_SECURITY_POLICY) {
+            added.insert(CONTENT_SECURITY_POLICY, csp.clone());
+        }
+        self.secure_map(&mut added, id);
+        for (name, value) in &added {
+            resp.insert_header(name.clone(), value.clone())?;
+        }
+        Ok(())
+    }
+
+    /// The call of the site itself, for the in-process servers: the request (its body read)
+    /// with the request id and the client's address, the site's router, the security headers.
+    pub(crate) async fn call_site(
+        &self,
+        mut parts: RequestParts,
+        body: Bytes,
+        ctx: &RequestCtx,
+        forwarded_for: Option<&HeaderValue>,
+    ) -> axum::response::Response {
+        use tower::ServiceExt;
+        parts.headers.insert(X_REQUEST_ID, ctx.id.clone());
+        if let Some(client) = forwarded_for {
+            parts.headers.insert(X_FORWARDED_FOR, client.clone());
+        }
+        let body = if body.is_empty() { axum::body::Body::empty() } else { axum::body::Body::from(body) };
+        let request = axum::http::Request::from_parts(parts, body);
+        let mut response = match self.upstream(ctx).router.clone().oneshot(request).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        self.secure_map(response.headers_mut(), &ctx.id);
+        response
+    }
+
+    /// The head of the edge's own answer (`Connection: close` only where HTTP/1 allows it).
+    fn answer_head(&self, answer: &Answer, ctx: &RequestCtx, http2: bool) -> axum::http::response::Parts {
+        let (mut head, ()) = axum::http::Response::new(()).into_parts();
+        head.status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = &mut head.headers;
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(answer.body.len()));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if answer.close {
+        if answer.close && !http2 {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
-        for (name, value) in answer.headers {
-            headers.append(name, value);
+        for (name, value) in &answer.headers {
+            headers.append(name.clone(), value.clone());
         }
         self.secure_map(headers, &ctx.id);
-        response
+        head
+    }
+
+    /// The edge's own answer as a response of the `http` crate (for hyper).
+    pub(crate) fn answer_response(&self, answer: Answer, ctx: &RequestCtx) -> axum::response::Response {
+        let head = self.answer_head(&answer, ctx, false);
+        axum::response::Response::from_parts(head, axum::body::Body::from(answer.body))
     }
 
     /// Answer on a Pingora session, header and body in one write.
@@ -324,22 +352,11 @@ impl Edge {
         if answer.close {
             session.set_keepalive(None);
         }
-        let mut resp = ResponseHeader::build(answer.status, Some(8))?;
-        resp.insert_header(CONTENT_TYPE, "text/plain; charset=utf-8")?;
-        resp.insert_header(CONTENT_LENGTH, answer.body.len().to_string())?;
-        resp.insert_header(CACHE_CONTROL, "no-store")?;
-        if answer.close && !session.is_http2() {
-            resp.insert_header(CONNECTION, "close")?; // HTTP/2 forbids the header
-        }
-        for (name, value) in answer.headers {
-            resp.append_header(name, value)?;
-        }
-        self.secure(&mut resp, &ctx.id)?;
+        let resp = Box::new(ResponseHeader::from(self.answer_head(&answer, ctx, session.is_http2())));
         let tasks = if session.req_header().method == Method::HEAD {
-            vec![HttpTask::Header(Box::new(resp), true)]
+            vec![HttpTask::Header(resp, true)]
         } else {
-            let body = Bytes::from(answer.body);
-            vec![HttpTask::Header(Box::new(resp), false), HttpTask::Body(Some(body), true)]
+            vec![HttpTask::Header(resp, false), HttpTask::Body(Some(Bytes::from(answer.body)), true)]
         };
         session.response_duplex_vec(tasks).await?;
         Ok(())

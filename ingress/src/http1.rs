@@ -16,10 +16,8 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::body::Body;
 use axum::http::{HeaderValue, Request};
 use axum::response::Response;
 use bytes::Bytes;
@@ -29,9 +27,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use pingora::apps::ServerApp;
 use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
-use tower::ServiceExt;
 
-use crate::edge::{Answer, Peer, RequestCtx, X_FORWARDED_FOR, X_REQUEST_ID};
+use crate::edge::{forwarded_for, Answer, Peer, RequestCtx};
 use crate::in_process::InProcess;
 use crate::validate::Refusal;
 
@@ -61,8 +58,7 @@ impl ServerApp for Http1 {
             client: inet(digest.as_ref().and_then(|d| d.peer_addr())).map(|a| a.ip()),
             local_port: inet(digest.as_ref().and_then(|d| d.local_addr())).map(|a| a.port()),
         };
-        let forwarded_for = peer.client.and_then(|c| HeaderValue::try_from(c.to_string()).ok());
-        let connection = Arc::new(Connection { peer, forwarded_for });
+        let connection = Arc::new(Connection { forwarded_for: forwarded_for(peer.client), peer });
         let app = self.clone();
         let service = hyper::service::service_fn(move |request| {
             let (app, connection) = (app.clone(), connection.clone());
@@ -71,7 +67,7 @@ impl ServerApp for Http1 {
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(config.client_timeout_secs.max(1)))
+            .header_read_timeout(config.client_timeout())
             // hyper's own limit sits above the edge's: the edge decides (and logs and counts).
             .max_headers(config.limits.max_headers.saturating_add(1).max(100));
         let serving = builder.serve_connection(TokioIo::new(stream), service);
@@ -118,10 +114,10 @@ impl Http1 {
         response
     }
 
-    /// Read the body (within its limit and the client timeout) and call the site's router.
+    /// Read the body (within its limit and the client timeout) and call the site.
     async fn call_site(
         &self,
-        mut parts: axum::http::request::Parts,
+        parts: axum::http::request::Parts,
         body: Incoming,
         ctx: &mut RequestCtx,
         connection: &Connection,
@@ -132,8 +128,8 @@ impl Http1 {
         } else {
             // Polling the body is what sends `100 Continue` to a client that asked: only now,
             // with the request admitted (its declared length within the limit).
-            let deadline = Duration::from_secs(edge.config.client_timeout_secs.max(1));
-            match tokio::time::timeout(deadline, Limited::new(body, ctx.body_limit).collect()).await {
+            let limited = Limited::new(body, ctx.body_limit).collect();
+            match tokio::time::timeout(edge.config.client_timeout(), limited).await {
                 Ok(Ok(collected)) => collected.to_bytes(),
                 Ok(Err(e)) if e.is::<LengthLimitError>() => {
                     return Err(edge.refuse(ctx, Refusal { status: 413, reason: "request body too large" }).closing())
@@ -145,17 +141,6 @@ impl Http1 {
                 Err(_) => return Err(Answer::text(408, "request body not received in time\n").closing()),
             }
         };
-        parts.headers.insert(X_REQUEST_ID, ctx.id.clone());
-        if let Some(client) = &connection.forwarded_for {
-            parts.headers.insert(X_FORWARDED_FOR, client.clone());
-        }
-        let body = if body.is_empty() { Body::empty() } else { Body::from(body) };
-        let router = edge.upstream(ctx).router.clone();
-        let mut response = match router.oneshot(Request::from_parts(parts, body)).await {
-            Ok(r) => r,
-            Err(never) => match never {},
-        };
-        edge.secure_map(response.headers_mut(), &ctx.id);
-        Ok(response)
+        Ok(edge.call_site(parts, body, ctx, connection.forwarded_for.as_ref()).await)
     }
 }

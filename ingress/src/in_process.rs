@@ -9,7 +9,6 @@
 //! connection is closed after the same time.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::http::header::CONTENT_LENGTH;
@@ -20,7 +19,7 @@ use pingora::protocols::http::{HttpTask, ServerSession};
 use pingora::server::ShutdownWatch;
 use pingora::{Error, ErrorType, Result};
 
-use crate::edge::{Answer, Edge, RequestCtx, X_FORWARDED_FOR, X_REQUEST_ID};
+use crate::edge::{forwarded_for, Answer, Edge, RequestCtx};
 
 /// Responses up to this size are collected and written with their header in one write.
 const ONE_WRITE: usize = 256 * 1024;
@@ -42,8 +41,7 @@ impl Connection {
         let kept = session.take_connection_user_context().and_then(|c| c.downcast::<Connection>().ok());
         kept.unwrap_or_else(|| {
             let client = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
-            let forwarded_for = client.and_then(|c| HeaderValue::try_from(c.to_string()).ok());
-            Box::new(Connection { forwarded_for })
+            Box::new(Connection { forwarded_for: forwarded_for(client) })
         })
     }
 }
@@ -56,7 +54,7 @@ impl HttpServerApp for InProcess {
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
         let edge = &self.edge;
-        let deadline = Duration::from_secs(edge.config.client_timeout_secs.max(1));
+        let deadline = edge.config.client_timeout();
         // The deadline below bounds the wait for the next request and the reading of its header;
         // Pingora's own timer on the same read would be a second one (`Some(0)`: no timer).
         session.set_keepalive(Some(0));
@@ -139,7 +137,6 @@ impl InProcess {
     /// Admit the request, call the router, write its response.
     async fn handle(&self, session: &mut ServerSession, ctx: &mut RequestCtx, connection: &Connection) -> Result<()> {
         use http_body_util::BodyExt;
-        use tower::ServiceExt;
         if self.edge.admit_session(session, ctx).await? {
             return Ok(());
         }
@@ -156,19 +153,9 @@ impl InProcess {
             self.edge.count_body(ctx, &chunk)?;
             body.extend_from_slice(&chunk);
         }
-        let mut parts = take_request(session);
-        parts.headers.insert(X_REQUEST_ID, ctx.id.clone());
-        if let Some(client) = &connection.forwarded_for {
-            parts.headers.insert(X_FORWARDED_FOR, client.clone());
-        }
-        let body = if body.is_empty() { axum::body::Body::empty() } else { axum::body::Body::from(body) };
-        let request = axum::http::Request::from_parts(parts, body);
-        let response = match self.edge.upstream(ctx).router.clone().oneshot(request).await {
-            Ok(r) => r,
-            Err(never) => match never {},
-        };
-        let (mut parts, mut body) = response.into_parts();
-        self.edge.secure_map(&mut parts.headers, &ctx.id);
+        let parts = take_request(session);
+        let response = self.edge.call_site(parts, body.into(), ctx, connection.forwarded_for.as_ref()).await;
+        let (parts, mut body) = response.into_parts();
         let length = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
         let resp = ResponseHeader::from(parts);
         if session.req_header().method == Method::HEAD {

@@ -139,6 +139,11 @@ impl Default for Config {
 }
 
 impl Config {
+    /// [`Config::client_timeout_secs`] as a duration (at least a second).
+    pub fn client_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.client_timeout_secs.max(1))
+    }
+
     /// Problems a parser cannot see: a Content-Security-Policy that cannot be sent as a header.
     pub fn check(&self) -> Result<(), String> {
         if axum::http::HeaderValue::from_str(&self.content_security_policy).is_err() {

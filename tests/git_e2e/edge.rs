@@ -46,18 +46,21 @@ fn server_with(dir: &std::path::Path, settings: &str) -> Server {
 /// The edge's two HTTP/1 servers: hyper's codec (the default) and Pingora's own session.
 const HTTP1_SERVERS: [&str; 2] = ["hyper", "pingora"];
 
-/// A server whose edge runs `http1` with the extra `[ingress]` lines.
-fn server_with_http1(tmp: &std::path::Path, http1: &str, ingress: &str) -> Server {
-    server_with(tmp, &format!("[ingress]\nhttp1 = \"{http1}\"\n{ingress}"))
+/// Run `check` against a server of each HTTP/1 kind, its `[ingress]` settings given the extra
+/// lines: `check(kind, server, a temporary directory of its own)`.
+fn on_each_http1_server(ingress: &str, check: impl Fn(&str, &Server, &std::path::Path)) {
+    for http1 in HTTP1_SERVERS {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = server_with(tmp.path(), &format!("[ingress]\nhttp1 = \"{http1}\"\n{ingress}"));
+        check(http1, &server, tmp.path());
+    }
 }
 
 #[test]
 fn bad_requests_are_answered_at_the_edge_with_the_right_status() {
-    for http1 in HTTP1_SERVERS {
-        let tmp = tempfile::tempdir().unwrap();
-        let server = server_with_http1(tmp.path(), http1, "");
+    on_each_http1_server("", |_, server, _| {
         bad_requests_are_refused(server.http_port.unwrap());
-    }
+    });
 }
 
 fn bad_requests_are_refused(port: u16) {
@@ -284,11 +287,9 @@ fn a_theme_extends_the_content_security_policy_and_bad_sources_are_refused() {
 
 #[test]
 fn a_client_trickling_its_request_header_is_cut_off() {
-    for http1 in HTTP1_SERVERS {
-        let tmp = tempfile::tempdir().unwrap();
-        let server = server_with_http1(tmp.path(), http1, "client_timeout_secs = 1\n");
+    on_each_http1_server("client_timeout_secs = 1\n", |_, server, _| {
         a_trickled_header_is_cut_off(server.http_port.unwrap());
-    }
+    });
 }
 
 fn a_trickled_header_is_cut_off(port: u16) {
@@ -344,11 +345,9 @@ fn connections_beyond_the_per_address_cap_are_closed() {
 
 #[test]
 fn a_client_expecting_100_continue_is_told_to_send_its_body() {
-    for http1 in HTTP1_SERVERS {
-        let tmp = tempfile::tempdir().unwrap();
-        let server = server_with_http1(tmp.path(), http1, "");
+    on_each_http1_server("", |_, server, _| {
         a_client_expecting_100_continue_is_answered(server.http_port.unwrap());
-    }
+    });
 }
 
 fn a_client_expecting_100_continue_is_answered(port: u16) {
@@ -399,9 +398,7 @@ fn read_response(conn: &mut impl std::io::BufRead) -> (String, Vec<u8>) {
 #[test]
 fn a_keep_alive_connection_serves_request_after_request_and_pipelined_ones() {
     use std::io::Write;
-    for http1 in HTTP1_SERVERS {
-        let tmp = tempfile::tempdir().unwrap();
-        let server = server_with_http1(tmp.path(), http1, "");
+    on_each_http1_server("", |http1, server, _| {
         let conn = raw_connection(server.http_port.unwrap(), 5);
         let mut writer = conn.try_clone().unwrap();
         let mut reader = std::io::BufReader::new(conn);
@@ -423,15 +420,13 @@ fn a_keep_alive_connection_serves_request_after_request_and_pipelined_ones() {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), 5, "{http1}: every request has an id of its own");
-    }
+    });
 }
 
 #[test]
 fn a_client_stalling_in_its_request_body_is_answered_408() {
     use std::io::{Read, Write};
-    for http1 in HTTP1_SERVERS {
-        let tmp = tempfile::tempdir().unwrap();
-        let server = server_with_http1(tmp.path(), http1, "client_timeout_secs = 1\n");
+    on_each_http1_server("client_timeout_secs = 1\n", |http1, server, _| {
         let mut conn = raw_connection(server.http_port.unwrap(), 5);
         let head = "POST /contact/send HTTP/1.1\r\nHost: 127.0.0.1\r\n\
                     Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nname=Ada";
@@ -440,7 +435,7 @@ fn a_client_stalling_in_its_request_body_is_answered_408() {
         let mut answer = String::new();
         let _ = conn.read_to_string(&mut answer);
         assert!(answer.starts_with("HTTP/1.1 408"), "{http1}: {answer:?}");
-    }
+    });
 }
 
 #[test]
@@ -448,12 +443,10 @@ fn a_large_file_streams_whole_and_http_1_0_and_head_are_answered() {
     use std::io::{Read, Write};
     // 600 KiB: more than the Pingora session's one-write size (256 KiB), so both servers stream it.
     let big: String = (0..600 * 1024).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
-    for http1 in HTTP1_SERVERS {
-        let tmp = tempfile::tempdir().unwrap();
-        let server = server_with_http1(tmp.path(), http1, "");
+    on_each_http1_server("", |http1, server, tmp| {
         let port = server.http_port.unwrap();
-        let clone = server.clone(tmp.path(), "site", &[]);
-        commit_file(&server, &clone, "static/files/big.txt", &big);
+        let clone = server.clone(tmp, "site", &[]);
+        commit_file(server, &clone, "static/files/big.txt", &big);
         assert_success(&server.git_out(&clone, &["push", "origin", "main"]), &["push"]);
 
         // HTTP/1.0: answered, then closed (the end of the body is the end of the connection).
@@ -484,7 +477,7 @@ fn a_large_file_streams_whole_and_http_1_0_and_head_are_answered() {
         writer.write_all(b"GET /about/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
         let (next, _) = read_response(&mut reader);
         assert!(next.starts_with("HTTP/1.1 200"), "{http1}: the request after a HEAD is read as one: {next}");
-    }
+    });
 }
 
 #[test]
