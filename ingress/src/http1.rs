@@ -8,11 +8,11 @@
 //! (fresh buffers, header maps that keep each name's case, a re-parse of every header it adds),
 //! which took the edge to 45k instructions per request against 24k for Axum served straight —
 //! 40–50% of direct throughput lost on the benchmark. hyper (the codec Axum itself serves with)
-//! keeps its buffers per connection: 29k, within the < 20% goal. See `scripts/bench-edge.sh`.
+//! keeps its buffers per connection: 30k. See `scripts/bench-edge-instructions.sh`.
 //!
-//! Slow clients: a request header must arrive within `client_timeout_secs` (hyper's header read
-//! timeout, which also closes a keep-alive connection idle that long), a body within the same
-//! time in all.
+//! Slow clients: a request head must arrive within `client_timeout_secs`, and a response be taken
+//! with some progress in every such period ([`crate::watchdog`], which also closes a keep-alive
+//! connection idle that long); a body must arrive within the same time in all.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::{Body as _, Incoming};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use pingora::apps::ServerApp;
 use pingora::protocols::{Stream, ALPN};
 use pingora::server::ShutdownWatch;
@@ -31,11 +31,14 @@ use pingora::server::ShutdownWatch;
 use crate::edge::{forwarded_for, Answer, Peer, RequestCtx};
 use crate::in_process::InProcess;
 use crate::validate::Refusal;
+use crate::watchdog::{Deadline, Watchdog};
 
 /// The HTTP/1 server (a Pingora application taking whole connections).
 pub struct Http1 {
     /// Where HTTP/2 connections go; it also holds the edge.
     pub pingora: Arc<InProcess>,
+    /// Closes the connections of slow clients.
+    pub watchdog: Watchdog,
 }
 
 /// What the edge knows of a connection, for each of its requests.
@@ -43,6 +46,7 @@ struct Connection {
     peer: Peer,
     /// The client's address as an `X-Forwarded-For` value, formatted once.
     forwarded_for: Option<HeaderValue>,
+    deadline: Arc<Deadline>,
 }
 
 #[async_trait]
@@ -58,7 +62,9 @@ impl ServerApp for Http1 {
             client: inet(digest.as_ref().and_then(|d| d.peer_addr())).map(|a| a.ip()),
             local_port: inet(digest.as_ref().and_then(|d| d.local_addr())).map(|a| a.port()),
         };
-        let connection = Arc::new(Connection { forwarded_for: forwarded_for(peer.client), peer });
+        let deadline = self.watchdog.watch();
+        let io = TokioIo::new(deadline.clone().watched(stream));
+        let connection = Arc::new(Connection { forwarded_for: forwarded_for(peer.client), peer, deadline });
         let app = self.clone();
         let service = hyper::service::service_fn(move |request| {
             let (app, connection) = (app.clone(), connection.clone());
@@ -66,11 +72,11 @@ impl ServerApp for Http1 {
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(config.client_timeout())
+            // The watchdog's instead: see `crate::watchdog`.
+            .header_read_timeout(None)
             // hyper's own limit sits above the edge's: the edge decides (and logs and counts).
             .max_headers(config.limits.max_headers.saturating_add(1).max(100));
-        let serving = builder.serve_connection(TokioIo::new(stream), service);
+        let serving = builder.serve_connection(io, service);
         tokio::pin!(serving);
         let mut stopping = shutdown.clone();
         let stopped = async move {
@@ -100,6 +106,7 @@ impl Http1 {
     /// One request: admitted, then answered by the site (or by the edge itself).
     async fn serve(&self, request: Request<Incoming>, connection: &Connection) -> Response {
         let edge = &self.pingora.edge;
+        connection.deadline.answering();
         let mut ctx = edge.begin();
         let (parts, body) = request.into_parts();
         let (method, uri) = (parts.method.clone(), parts.uri.clone());
@@ -111,6 +118,7 @@ impl Http1 {
             },
         };
         edge.finish(&method, uri.path(), response.status().as_u16(), None, &ctx);
+        connection.deadline.answered();
         response
     }
 

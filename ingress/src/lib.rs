@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod preview;
 pub mod proxy;
 pub mod validate;
+pub mod watchdog;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -54,7 +55,8 @@ pub struct Config {
     pub rate_limit: RateLimit,
     /// Seconds a client may take to send a request header (in all), or its body (in all with
     /// hyper's HTTP/1, between two reads with Pingora's sessions); also how long an idle
-    /// keep-alive connection stays open.
+    /// keep-alive connection stays open, and (hyper's HTTP/1) how long a client may take
+    /// nothing of a response.
     pub client_timeout_secs: u64,
     /// Sent unless the site sends its own (a theme may extend it: the site then sends this
     /// policy with the theme's additions); empty sends none.
@@ -160,8 +162,8 @@ impl Config {
 pub enum Error {
     #[error("TLS: {0}")]
     Tls(String),
-    #[error("the edge stopped: {0}")]
-    Stopped(String),
+    #[error("starting a thread of the edge: {0}")]
+    Thread(#[from] std::io::Error),
 }
 
 /// Resolves when the application asks the edge to stop and the requests in flight have
@@ -260,7 +262,8 @@ impl Ingress {
         let metrics = edge.metrics.clone();
         match config.upstream {
             UpstreamMode::InProcess if config.http1 == Http1Server::Hyper => {
-                let app = http1::Http1 { pingora: Arc::new(in_process::InProcess { edge }) };
+                let watchdog = watchdog::Watchdog::start(config.client_timeout())?;
+                let app = http1::Http1 { pingora: Arc::new(in_process::InProcess { edge }), watchdog };
                 server.add_service(service(capped(app, &config, metrics), configured));
             }
             UpstreamMode::InProcess => {
@@ -274,18 +277,15 @@ impl Ingress {
             }
         }
         let (stop, rx) = tokio::sync::watch::channel(false);
-        let thread = std::thread::Builder::new()
-            .name("edge".into())
-            .spawn(move || {
-                let watch = StopWatch {
-                    stop: rx,
-                    in_flight,
-                    draining,
-                    timeout: std::time::Duration::from_secs(config.shutdown_timeout_secs),
-                };
-                server.run(RunArgs { shutdown_signal: Box::new(watch) })
-            })
-            .map_err(|e| Error::Stopped(e.to_string()))?;
+        let thread = std::thread::Builder::new().name("edge".into()).spawn(move || {
+            let watch = StopWatch {
+                stop: rx,
+                in_flight,
+                draining,
+                timeout: std::time::Duration::from_secs(config.shutdown_timeout_secs),
+            };
+            server.run(RunArgs { shutdown_signal: Box::new(watch) })
+        })?;
         Ok(Ingress { stop, thread: Some(thread) })
     }
 

@@ -286,13 +286,13 @@ fn a_theme_extends_the_content_security_policy_and_bad_sources_are_refused() {
 }
 
 #[test]
-fn a_client_trickling_its_request_header_is_cut_off() {
+fn a_client_trickling_its_request_header_or_idling_is_cut_off() {
     on_each_http1_server("client_timeout_secs = 1\n", |_, server, _| {
-        a_trickled_header_is_cut_off(server.http_port.unwrap());
+        trickling_and_idle_clients_are_cut_off(server.http_port.unwrap());
     });
 }
 
-fn a_trickled_header_is_cut_off(port: u16) {
+fn trickling_and_idle_clients_are_cut_off(port: u16) {
     use std::io::{Read, Write};
     let mut conn = raw_connection(port, 3);
     // One byte every 200 ms: every single read comes quickly, the header never completes.
@@ -313,6 +313,17 @@ fn a_trickled_header_is_cut_off(port: u16) {
     }
     // A client that sends its request promptly is served.
     assert_eq!(http_get(port, "/about/").0, 200);
+    // A keep-alive connection left idle is closed after the same time.
+    let conn = raw_connection(port, 5);
+    let mut writer = conn.try_clone().unwrap();
+    let mut reader = std::io::BufReader::new(conn);
+    writer.write_all(b"GET /about/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    assert!(read_response(&mut reader).0.starts_with("HTTP/1.1 200"));
+    let idle = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let closed = reader.read_to_end(&mut rest).map(|_| rest.is_empty()).unwrap_or(false);
+    assert!(closed, "the idle connection is closed, nothing more sent: {rest:?}");
+    assert!(idle.elapsed() < std::time::Duration::from_secs(4), "closed after {:?}", idle.elapsed());
 }
 
 #[test]
