@@ -7,7 +7,8 @@
 # (goals: the edge costs < 20% of direct Axum's throughput; the whole stack stays ≥ 0.5× nginx).
 # Needs: cargo, git, wrk, nginx, curl (Debian packages are installed when missing).
 # The edge and direct Axum are measured in alternating rounds and each reported by its median
-# round (this machine's speed drifts by ±20% within a minute).
+# round (this machine's speed drifts by ±20% within a minute); the edge's cost also as the median
+# of the ratios of adjacent rounds.
 # Usage: scripts/bench-edge.sh [SECONDS] [ROUNDS]   (default 5 seconds per run, 3 rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,6 +86,12 @@ for round in $(seq "$ROUNDS"); do
 done
 EDGE=$(median_run "${EDGES[@]}")
 DIRECT=$(median_run "${DIRECTS[@]}")
+# Each edge round and the direct round right after it ran at nearly the same machine speed: the
+# median of their ratios is the steadier figure of the edge's cost.
+PAIR_RATIOS=()
+for i in "${!EDGES[@]}"; do
+  PAIR_RATIOS+=("$(echo "${EDGES[$i]}" | awk '/^Requests\/sec/ {print $2}')/$(echo "${DIRECTS[$i]}" | awk '/^Requests\/sec/ {print $2}')")
+done
 NGINX_MASTER=$(cat "$W/nginx.pid")
 # shellcheck disable=SC2046 # one argument per process id: the master and its workers
 NGINX=$(run_wrk "http://127.0.0.1:$NGINX_PORT$URL_PATH" "$NGINX_MASTER" $(pgrep -P "$NGINX_MASTER"))
@@ -97,9 +104,10 @@ for name in EDGE PINGORA LOOPBACK DIRECT NGINX; do
 done
 args=()
 for name in EDGE PINGORA LOOPBACK DIRECT NGINX; do args+=("$(rps "${!name}")" "$(p99 "${!name}")" "$(cpu "${!name}")"); done
-python3 - "${args[@]}" <<'PY'
-import sys
-a = sys.argv[1:]
+python3 - "${PAIR_RATIOS[*]}" "${args[@]}" <<'PY'
+import statistics, sys
+pairs = [float(e) / float(d) for e, d in (p.split("/") for p in sys.argv[1].split())]
+a = sys.argv[2:]
 rows = [("through the edge (hyper's HTTP/1 on Pingora, the default)", a[0:3]),
         ("through the edge, Pingora's own HTTP/1 session (http1 = \"pingora\")", a[3:6]),
         ("through the edge proxying over loopback", a[6:9]),
@@ -112,5 +120,7 @@ e, pg, d, n = float(a[0]), float(a[3]), float(a[9]), float(a[12])
 ec, pc, dc = float(a[2]), float(a[5]), float(a[11])
 print(f"edge cost: {100 * (1 - e / d):.0f}% of direct throughput (goal < 20%), {ec / dc:.2f}x its CPU per request;"
       f" whole stack vs nginx: {e / n:.2f} (goal ≥ 0.5)")
+print(f"edge cost, median of {len(pairs)} adjacent edge/direct rounds: {100 * (1 - statistics.median(pairs)):.0f}%"
+      f" (rounds: {', '.join(f'{100 * (1 - r):.0f}%' for r in pairs)})")
 print(f"with Pingora's HTTP/1 session instead: {100 * (1 - pg / d):.0f}% of direct throughput, {pc / dc:.2f}x its CPU")
 PY

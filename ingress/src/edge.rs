@@ -9,7 +9,7 @@
 
 use std::fmt::Display;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,8 +44,6 @@ pub struct Edge {
     headers: Vec<(HeaderName, HeaderValue)>,
     /// The default Content-Security-Policy, if any.
     csp: Option<HeaderValue>,
-    /// Requests between [`Edge::begin`] and [`Edge::finish`].
-    pub(crate) in_flight: Arc<AtomicUsize>,
     /// Set when shutting down: new requests are turned away, those in flight finish.
     pub(crate) draining: Arc<AtomicBool>,
 }
@@ -164,7 +162,6 @@ impl Edge {
             gate,
             metrics,
             rate: Rate::new(Duration::from_secs(1)),
-            in_flight: Arc::default(),
             draining: Arc::default(),
         }
     }
@@ -180,7 +177,7 @@ impl Edge {
     /// A request has arrived (its header is read). Every `begin` is paired with a
     /// [`Edge::finish`].
     pub(crate) fn begin(&self) -> RequestCtx {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.metrics.began();
         RequestCtx {
             id: request_id(),
             started: Instant::now(),
@@ -432,7 +429,6 @@ impl Edge {
         error: Option<&dyn Display>,
         ctx: &RequestCtx,
     ) {
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         let elapsed = ctx.started.elapsed();
         self.metrics.observe(status, elapsed.as_secs_f64());
         tracing::info!(

@@ -43,6 +43,9 @@ pub struct Http1 {
 
 /// What the edge knows of a connection, for each of its requests.
 struct Connection {
+    /// The server, held once per connection: a clone per request would pull the one shared
+    /// reference count from core to core.
+    app: Arc<Http1>,
     peer: Peer,
     /// The client's address as an `X-Forwarded-For` value, formatted once.
     forwarded_for: Option<HeaderValue>,
@@ -64,11 +67,11 @@ impl ServerApp for Http1 {
         };
         let deadline = self.watchdog.watch();
         let io = TokioIo::new(deadline.clone().watched(stream));
-        let connection = Arc::new(Connection { forwarded_for: forwarded_for(peer.client), peer, deadline });
-        let app = self.clone();
+        let connection =
+            Arc::new(Connection { app: self.clone(), forwarded_for: forwarded_for(peer.client), peer, deadline });
         let service = hyper::service::service_fn(move |request| {
-            let (app, connection) = (app.clone(), connection.clone());
-            async move { Ok::<_, Infallible>(app.serve(request, &connection).await) }
+            let connection = connection.clone();
+            async move { Ok::<_, Infallible>(connection.app.serve(request, &connection).await) }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder

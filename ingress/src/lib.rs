@@ -21,7 +21,7 @@ pub mod watchdog;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -171,7 +171,7 @@ pub enum Error {
 /// draining happens here: new requests are answered 503 meanwhile.
 struct StopWatch {
     stop: tokio::sync::watch::Receiver<bool>,
-    in_flight: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
     draining: Arc<AtomicBool>,
     timeout: std::time::Duration,
 }
@@ -183,10 +183,10 @@ impl ShutdownSignalWatch for StopWatch {
         let _ = rx.wait_for(|stop| *stop).await;
         self.draining.store(true, Ordering::SeqCst);
         let deadline = tokio::time::Instant::now() + self.timeout;
-        while self.in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+        while self.metrics.in_flight() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        let left = self.in_flight.load(Ordering::SeqCst);
+        let left = self.metrics.in_flight();
         if left > 0 {
             tracing::warn!(requests = left, "shutdown timeout: requests still in flight are cut");
         }
@@ -221,7 +221,7 @@ impl Ingress {
     /// Start the proxy in front of `live` (and `preview`), on the addresses of `edge.config`.
     pub fn start(edge: Edge) -> Result<Self, Error> {
         let config = edge.config.clone();
-        let (in_flight, draining) = (edge.in_flight.clone(), edge.draining.clone());
+        let draining = edge.draining.clone();
         // Draining happens in `StopWatch`; Pingora's own grace period is a fixed sleep.
         let hyper_http1 = config.upstream == UpstreamMode::InProcess && config.http1 == Http1Server::Hyper;
         let conf = ServerConf {
@@ -260,6 +260,7 @@ impl Ingress {
             configured.push(listener);
         }
         let metrics = edge.metrics.clone();
+        let stop_metrics = metrics.clone();
         match config.upstream {
             UpstreamMode::InProcess if config.http1 == Http1Server::Hyper => {
                 let watchdog = watchdog::Watchdog::start(config.client_timeout())?;
@@ -280,7 +281,7 @@ impl Ingress {
         let thread = std::thread::Builder::new().name("edge".into()).spawn(move || {
             let watch = StopWatch {
                 stop: rx,
-                in_flight,
+                metrics: stop_metrics,
                 draining,
                 timeout: std::time::Duration::from_secs(config.shutdown_timeout_secs),
             };

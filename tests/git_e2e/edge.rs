@@ -332,9 +332,17 @@ fn connections_beyond_the_per_address_cap_are_closed() {
     let tmp = tempfile::tempdir().unwrap();
     let server = server_with(tmp.path(), "[ingress]\nmax_connections_per_ip = 2\n");
     let port = server.http_port.unwrap();
-    // Two idle connections (no request yet) fill the cap.
-    let idle: Vec<_> = (0..2).map(|_| raw_connection(port, 5)).collect();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Two open connections fill the cap (each answered once, so both are surely counted).
+    let idle: Vec<_> = (0..2)
+        .map(|_| {
+            let conn = raw_connection(port, 5);
+            let mut writer = conn.try_clone().unwrap();
+            let mut reader = std::io::BufReader::new(conn);
+            writer.write_all(b"GET /about/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+            assert!(read_response(&mut reader).0.starts_with("HTTP/1.1 200"));
+            (writer, reader)
+        })
+        .collect();
     let mut third = raw_connection(port, 5);
     let mut buf = Vec::new();
     match third.read_to_end(&mut buf) {
