@@ -11,6 +11,11 @@
 //! [`TICK`] and looks over the open connections, waking those that are overdue. A timeout
 //! therefore fires up to two ticks late. The body of a request has its own deadline in
 //! [`crate::http1`].
+//!
+//! Once a response is handed to hyper, a stall in writing it is the client's: the site's bodies
+//! are whole in memory by then. (Were a body ever streamed from a slow producer, a gap in it
+//! longer than the timeout would count against the client; the deadline would then have to
+//! follow the body's end rather than the handing over.)
 
 use std::io;
 use std::pin::Pin;

@@ -174,6 +174,8 @@ fn metrics_are_served_on_the_admin_listener_only() {
         "whispercms_http_requests_total{status=\"404\"} 1",
         "whispercms_http_refused_total 2",
         "whispercms_http_rate_limited_total 0",
+        // Every request above was answered before its client read the answer.
+        "whispercms_http_requests_in_flight 0\n",
         "whispercms_http_request_duration_seconds_count ",
         "whispercms_snapshot_info{branch=\"main\",commit=\"",
         "whispercms_last_publish_timestamp_seconds{branch=\"main\"} ",
