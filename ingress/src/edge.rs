@@ -105,7 +105,8 @@ pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-i
 pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// A random request id: 16 lowercase hex digits. (Written by hand because `format!` cost more
-/// than everything else `begin` does.)
+/// than everything else `begin` does; the digits are the value's own shared allocation, so the
+/// copies into the request and the response are reference counts, not copies.)
 fn request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let n = rand::random::<u64>();
@@ -113,7 +114,7 @@ fn request_id() -> HeaderValue {
     for (i, d) in digits.iter_mut().enumerate() {
         *d = HEX[((n >> (60 - 4 * i)) & 0xf) as usize];
     }
-    HeaderValue::from_bytes(&digits).unwrap_or(HeaderValue::from_static("0"))
+    HeaderValue::from_maybe_shared(Bytes::from_owner(digits)).unwrap_or(HeaderValue::from_static("0"))
 }
 
 /// The client's address as an `X-Forwarded-For` value (formatted once per connection).
@@ -450,5 +451,25 @@ impl Edge {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let req = session.req_header();
         self.finish(&req.method, req.uri.path(), status, error.map(|e| e as &dyn Display), ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_sixteen_hex_digits_and_differ() {
+        let ids: Vec<HeaderValue> = (0..100).map(|_| request_id()).collect();
+        for id in &ids {
+            let id = id.to_str().unwrap();
+            assert!(id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{id}");
+        }
+        let mut unique: Vec<_> = ids.iter().map(|id| id.as_bytes()).collect();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len());
+        // A copy is the same value.
+        assert_eq!(ids[0].clone(), ids[0]);
     }
 }
