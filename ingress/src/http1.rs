@@ -18,7 +18,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use axum::http::{HeaderValue, Request};
+use std::fmt::Display;
+
+use axum::http::{HeaderValue, Method, Request, Uri};
 use axum::response::Response;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -71,7 +73,7 @@ impl ServerApp for Http1 {
             Arc::new(Connection { app: self.clone(), forwarded_for: forwarded_for(peer.client), peer, deadline });
         let service = hyper::service::service_fn(move |request| {
             let connection = connection.clone();
-            async move { Ok::<_, Infallible>(connection.app.serve(request, &connection).await) }
+            async move { Ok::<_, Infallible>(Http1::serve(connection, request).await) }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -105,23 +107,47 @@ impl ServerApp for Http1 {
     }
 }
 
+/// A request being answered, finished (counted, logged, its connection's wait for the next
+/// request head begun) when dropped: at the end of [`Http1::serve`] with its response's status,
+/// or with the request's future if the client left first and hyper dropped it — as 499 then,
+/// nginx's "client closed request", and not left in flight.
+struct Answering {
+    connection: Arc<Connection>,
+    method: Method,
+    uri: Uri,
+    ctx: RequestCtx,
+    /// The response's status, once there is a response.
+    status: Option<u16>,
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        let edge = &self.connection.app.pingora.edge;
+        let left: Option<&dyn Display> = self.status.is_none().then_some(&"the client left before the answer");
+        edge.finish(&self.method, self.uri.path(), self.status.unwrap_or(499), left, &self.ctx);
+        self.connection.deadline.answered();
+    }
+}
+
 impl Http1 {
     /// One request: admitted, then answered by the site (or by the edge itself).
-    async fn serve(&self, request: Request<Incoming>, connection: &Connection) -> Response {
-        let edge = &self.pingora.edge;
+    async fn serve(connection: Arc<Connection>, request: Request<Incoming>) -> Response {
         connection.deadline.answering();
-        let mut ctx = edge.begin();
+        let ctx = connection.app.pingora.edge.begin();
         let (parts, body) = request.into_parts();
         let (method, uri) = (parts.method.clone(), parts.uri.clone());
-        let response = match edge.admit(&parts, &connection.peer, &mut ctx) {
-            Some(answer) => edge.answer_response(answer, &ctx),
-            None => match self.call_site(parts, body, &mut ctx, connection).await {
+        let mut answering = Answering { method, uri, ctx, status: None, connection };
+        let Answering { connection, ctx, .. } = &mut answering;
+        let (app, edge) = (&connection.app, &connection.app.pingora.edge);
+        let response = match edge.admit(&parts, &connection.peer, ctx) {
+            Some(answer) => edge.answer_response(answer, ctx),
+            None => match app.call_site(parts, body, ctx, connection).await {
                 Ok(response) => response,
-                Err(answer) => edge.answer_response(answer, &ctx),
+                Err(answer) => edge.answer_response(answer, ctx),
             },
         };
-        edge.finish(&method, uri.path(), response.status().as_u16(), None, &ctx);
-        connection.deadline.answered();
+        answering.status = Some(response.status().as_u16());
+        drop(answering);
         response
     }
 

@@ -107,9 +107,15 @@ impl Shared {
     /// Advance the clock; expire the connections that are overdue, forget the closed ones.
     fn tick(&self) {
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.now_ms.store(now, Ordering::Relaxed);
+        let before = self.now_ms.swap(now, Ordering::Relaxed);
+        // This thread was held up (a loaded machine, a paused VM): what was stamped meanwhile got
+        // the stale time `before`, and would look older than it is.
+        let late = now.saturating_sub(before) > 2 * TICK.as_millis() as u64;
         self.lock().retain(|weak| match weak.upgrade() {
             Some(deadline) => {
+                if late {
+                    deadline.restamp(before, now);
+                }
                 if deadline.overdue(now) {
                     deadline.expire();
                 }
@@ -138,6 +144,13 @@ impl Deadline {
         let head_since = self.head_since.load(Ordering::Relaxed);
         let since = head_since.max(self.last_write.load(Ordering::Relaxed));
         head_since != ANSWERING && now.saturating_sub(since) >= self.shared.timeout_ms
+    }
+
+    /// Times stamped `stale` become `now` (see [`Shared::tick`]).
+    fn restamp(&self, stale: u64, now: u64) {
+        for stamp in [&self.head_since, &self.last_write] {
+            let _ = stamp.compare_exchange(stale, now, Ordering::Relaxed, Ordering::Relaxed);
+        }
     }
 
     fn expire(&self) {
@@ -230,7 +243,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        // (TLS sends its close notice here: a client taking nothing cannot hold it open either.)
+        self.watch(cx, |io, cx| Pin::new(io).poll_shutdown(cx))
     }
 }
 
@@ -301,6 +315,22 @@ mod tests {
         let _client = reader.await.unwrap();
         let error = within(watched.write_all(&[b'x'; 16 * 20])).await.expect_err("nobody reads: cut off");
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[test]
+    fn a_late_tick_does_not_count_its_delay_against_the_connections() {
+        let watchdog = Watchdog::start(Duration::from_secs(1)).unwrap();
+        // The clock last advanced at 5,000 ms, then its thread was held up until 60,000 ms: one
+        // connection was stamped at 5,000 (perhaps during the delay), another at 4,000.
+        let (recent, older) = (watchdog.watch(), watchdog.watch());
+        for (deadline, at) in [(&recent, 5_000), (&older, 4_000)] {
+            deadline.head_since.store(at, Ordering::Relaxed);
+            deadline.last_write.store(at, Ordering::Relaxed);
+            deadline.restamp(5_000, 60_000);
+        }
+        assert!(!recent.overdue(60_000), "the delay does not count against it");
+        assert!(recent.overdue(61_000), "then its time runs as usual");
+        assert!(older.overdue(60_000), "stamped before: as old as it is");
     }
 
     #[test]

@@ -185,27 +185,66 @@ fn metrics_are_served_on_the_admin_listener_only() {
     assert_eq!(http_get(port, "/metrics").0, 404, "not on the public listener");
 }
 
-#[test]
-fn a_graceful_shutdown_finishes_requests_in_flight() {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut server = server_with(tmp.path(), "[extensions]\nmax_call_ms = 5000\nmax_operations = 1000000000\n");
-    let port = server.http_port.unwrap();
-    let clone = server.clone(tmp.path(), "site", &[]);
+/// Limits that let the slow plugin take its second.
+const SLOW_PLUGIN_LIMITS: &str = "[extensions]\nmax_call_ms = 5000\nmax_operations = 1000000000\n";
+
+/// Push a plugin whose route `/slow` takes a second to answer "finished".
+fn push_slow_plugin(server: &Server, tmp: &std::path::Path) {
+    let clone = server.clone(tmp, "site", &[]);
     let site = std::fs::read_to_string(clone.join("site.toml")).unwrap();
     std::fs::write(clone.join("site.toml"), site.replace("plugins = [", "plugins = [\"slow\", ")).unwrap();
     commit_file(
-        &server,
+        server,
         &clone,
         "plugins/slow/plugin.toml",
         "name = \"slow\"\nversion = \"1\"\ncapabilities = [\"http.route\"]\n[[route]]\npath = \"/slow\"\nhandler = \"slow\"\n",
     );
     commit_file(
-        &server,
+        server,
         &clone,
         "plugins/slow/main.rhai",
         "fn slow(request) { let t = timestamp(); while t.elapsed < 1.0 {} #{ body: \"finished\" } }\n",
     );
     server.git_ok(&clone, &["push", "-q", "origin", "main"]);
+}
+
+#[test]
+fn a_client_leaving_before_its_answer_is_counted_once_and_not_left_in_flight() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let metrics_port = free_port();
+    let settings = tmp.path().join("settings.toml");
+    std::fs::write(&settings, SLOW_PLUGIN_LIMITS).unwrap();
+    let server = Server::binary_with(&[
+        "--config",
+        &settings.display().to_string(),
+        "--metrics-listen",
+        &format!("127.0.0.1:{metrics_port}"),
+    ]);
+    push_slow_plugin(&server, tmp.path());
+    let mut conn = raw_connection(server.http_port.unwrap(), 5);
+    conn.write_all(b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    drop(conn);
+    let metrics = || http_get(metrics_port, "/metrics").2;
+    let text = (0..100)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            metrics()
+        })
+        .find(|text| text.contains("whispercms_http_requests_total{status=\"499\"} 1\n"))
+        .unwrap_or_else(metrics);
+    assert!(text.contains("whispercms_http_requests_total{status=\"499\"} 1\n"), "{text}");
+    assert!(text.contains("whispercms_http_requests_in_flight 0\n"), "{text}");
+    assert!(!text.contains("status=\"200\""), "counted once: {text}");
+}
+
+#[test]
+fn a_graceful_shutdown_finishes_requests_in_flight() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = server_with(tmp.path(), SLOW_PLUGIN_LIMITS);
+    let port = server.http_port.unwrap();
+    push_slow_plugin(&server, tmp.path());
     let in_flight: Vec<_> = (0..3).map(|_| std::thread::spawn(move || http_get(port, "/slow"))).collect();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let status = server.terminate();
