@@ -9,7 +9,6 @@
 
 use std::fmt::Display;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +23,7 @@ use pingora::protocols::http::{HttpTask, ServerSession};
 use pingora::{Error, Result};
 use pingora_limits::rate::Rate;
 
+use crate::drain::Drain;
 use crate::metrics::Metrics;
 use crate::preview::{self, PreviewGate, PreviewKeys};
 use crate::validate::{self, Refusal};
@@ -44,8 +44,8 @@ pub struct Edge {
     headers: Vec<(HeaderName, HeaderValue)>,
     /// The default Content-Security-Policy, if any.
     csp: Option<HeaderValue>,
-    /// Set when shutting down: new requests are turned away, those in flight finish.
-    pub(crate) draining: Arc<AtomicBool>,
+    /// Shutting down: new requests are turned away, those in flight finish.
+    pub(crate) drain: Arc<Drain>,
 }
 
 /// A site behind the edge.
@@ -163,7 +163,7 @@ impl Edge {
             gate,
             metrics,
             rate: Rate::new(Duration::from_secs(1)),
-            draining: Arc::default(),
+            drain: Arc::default(),
         }
     }
 
@@ -196,7 +196,7 @@ impl Edge {
     /// front end (Pingora's sessions, hyper's HTTP/1) shares it.
     pub(crate) fn admit(&self, req: &RequestParts, peer: &Peer, ctx: &mut RequestCtx) -> Option<Answer> {
         ctx.client = peer.client;
-        if self.draining.load(Ordering::SeqCst) {
+        if self.drain.is_draining() {
             let mut answer = Answer::text(503, "the server is restarting; try again\n").closing();
             answer.headers.push((RETRY_AFTER, HeaderValue::from_static("1")));
             return Some(answer);

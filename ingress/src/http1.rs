@@ -83,9 +83,24 @@ impl ServerApp for Http1 {
             .max_headers(config.limits.max_headers.saturating_add(1).max(100));
         let serving = builder.serve_connection(io, service);
         tokio::pin!(serving);
+        // Counted until closed, and closed once the edge drains: shutdown waits for the answer in
+        // progress to be sent. (A connection opened while draining is neither: its requests are
+        // answered 503, and it ends with the edge.)
+        let drain = &self.pingora.edge.drain;
+        let counted = (!drain.is_draining()).then(|| drain.count());
+        let drain = counted.as_ref().map(|_| drain.clone());
         let mut stopping = shutdown.clone();
         let stopped = async move {
-            let _ = stopping.wait_for(|stop| *stop).await;
+            let draining = async {
+                match &drain {
+                    Some(drain) => drain.started().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = stopping.wait_for(|stop| *stop) => {}
+                () = draining => {}
+            }
         };
         let result = tokio::select! {
             result = serving.as_mut() => result,
@@ -95,6 +110,7 @@ impl ServerApp for Http1 {
                 serving.await
             }
         };
+        drop(counted);
         if let Err(e) = result {
             // A request hyper's parser refused (it has answered 400, 414 or 431 itself) counts as
             // refused at the edge, as the edge's own refusals do.

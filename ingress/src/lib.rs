@@ -10,6 +10,7 @@
 //! [`Ingress::stop`] shuts it down gracefully (no new connections, in-flight requests finish).
 
 pub mod connections;
+pub mod drain;
 pub mod edge;
 pub mod http1;
 pub mod in_process;
@@ -21,7 +22,6 @@ pub mod watchdog;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -167,12 +167,12 @@ pub enum Error {
 }
 
 /// Resolves when the application asks the edge to stop and the requests in flight have
-/// finished (or the shutdown timeout passed). Pingora's own grace period is a fixed sleep, so the
-/// draining happens here: new requests are answered 503 meanwhile.
+/// finished, their answers sent (or the shutdown timeout passed). Pingora's own grace period is a
+/// fixed sleep, so the draining happens here ([`drain`]): new requests are answered 503 meanwhile.
 struct StopWatch {
     stop: tokio::sync::watch::Receiver<bool>,
     metrics: Arc<Metrics>,
-    draining: Arc<AtomicBool>,
+    drain: Arc<drain::Drain>,
     timeout: std::time::Duration,
 }
 
@@ -181,14 +181,15 @@ impl ShutdownSignalWatch for StopWatch {
     async fn recv(&self) -> ShutdownSignal {
         let mut rx = self.stop.clone();
         let _ = rx.wait_for(|stop| *stop).await;
-        self.draining.store(true, Ordering::SeqCst);
+        self.drain.start();
         let deadline = tokio::time::Instant::now() + self.timeout;
-        while self.metrics.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+        let busy = || (self.metrics.in_flight(), self.drain.connections());
+        while busy() != (0, 0) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        let left = self.metrics.in_flight();
-        if left > 0 {
-            tracing::warn!(requests = left, "shutdown timeout: requests still in flight are cut");
+        let (requests, connections) = busy();
+        if (requests, connections) != (0, 0) {
+            tracing::warn!(requests, connections, "shutdown timeout: requests and answers still in flight are cut");
         }
         ShutdownSignal::GracefulTerminate
     }
@@ -221,7 +222,7 @@ impl Ingress {
     /// Start the proxy in front of `live` (and `preview`), on the addresses of `edge.config`.
     pub fn start(edge: Edge) -> Result<Self, Error> {
         let config = edge.config.clone();
-        let draining = edge.draining.clone();
+        let drain = edge.drain.clone();
         // Draining happens in `StopWatch`; Pingora's own grace period is a fixed sleep.
         let hyper_http1 = config.upstream == UpstreamMode::InProcess && config.http1 == Http1Server::Hyper;
         let conf = ServerConf {
@@ -282,7 +283,7 @@ impl Ingress {
             let watch = StopWatch {
                 stop: rx,
                 metrics: stop_metrics,
-                draining,
+                drain,
                 timeout: std::time::Duration::from_secs(config.shutdown_timeout_secs),
             };
             server.run(RunArgs { shutdown_signal: Box::new(watch) })

@@ -257,6 +257,42 @@ fn a_graceful_shutdown_finishes_requests_in_flight() {
 }
 
 #[test]
+fn a_graceful_shutdown_lets_an_answer_being_sent_finish() {
+    use std::io::{Read, Write};
+    // 8 MiB: more than the kernel's socket buffers hold (4 MiB to send at most), so the server is
+    // still sending when it is told to stop.
+    let big: String = (0..8 << 20).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = server_with(tmp.path(), "");
+    let port = server.http_port.unwrap();
+    let clone = server.clone(tmp.path(), "site", &[]);
+    commit_file(&server, &clone, "static/files/big.txt", &big);
+    assert_success(&server.git_out(&clone, &["push", "origin", "main"]), &["push"]);
+    // A client with a small receive window, reading slowly.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    socket.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into()).unwrap();
+    let mut conn: std::net::TcpStream = socket.into();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    conn.write_all(b"GET /files/big.txt HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut answer = vec![0; 4096];
+    let n = conn.read(&mut answer).unwrap();
+    answer.truncate(n);
+    let stopping = std::thread::spawn(move || server.terminate());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    conn.read_to_end(&mut answer).unwrap();
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4;
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&answer[..split]));
+    assert!(
+        answer[split..] == *big.as_bytes(),
+        "the whole answer arrives: {} of {} bytes",
+        answer.len() - split,
+        big.len()
+    );
+    assert!(stopping.join().unwrap().success());
+}
+
+#[test]
 fn tls_serves_https_with_hsts() {
     let tmp = tempfile::tempdir().unwrap();
     let gen = std::process::Command::new("openssl")
