@@ -85,24 +85,23 @@ impl ServerApp for Http1 {
         tokio::pin!(serving);
         // Counted until closed, and closed once the edge drains: shutdown waits for the answer in
         // progress to be sent. (A connection opened while draining is neither: its requests are
-        // answered 503, and it ends with the edge.)
+        // answered 503, and it ends with the edge, when Pingora shuts down — which it does only
+        // after the edge has drained, so one signal is watched, never both.)
         let drain = &self.pingora.edge.drain;
         let counted = (!drain.is_draining()).then(|| drain.count());
         let drain = counted.as_ref().map(|_| drain.clone());
         let mut stopping = shutdown.clone();
         let stopped = async move {
-            let draining = async {
-                match &drain {
-                    Some(drain) => drain.started().await,
-                    None => std::future::pending().await,
+            match drain {
+                Some(drain) => drain.started().await,
+                None => {
+                    let _ = stopping.wait_for(|stop| *stop).await;
                 }
-            };
-            tokio::select! {
-                _ = stopping.wait_for(|stop| *stop) => {}
-                () = draining => {}
             }
         };
         let result = tokio::select! {
+            // The connection first: it is what wakes this task, request after request.
+            biased;
             result = serving.as_mut() => result,
             () = stopped => {
                 // Finish the request in progress, if any, then close.
