@@ -69,8 +69,12 @@ impl ServerApp for Http1 {
         };
         let deadline = self.watchdog.watch();
         let io = TokioIo::new(deadline.clone().watched(stream));
-        let connection =
-            Arc::new(Connection { app: self.clone(), forwarded_for: forwarded_for(peer.client), peer, deadline });
+        let connection = Arc::new(Connection {
+            app: self.clone(),
+            forwarded_for: forwarded_for(peer.client),
+            peer,
+            deadline: deadline.clone(),
+        });
         let service = hyper::service::service_fn(move |request| {
             let connection = connection.clone();
             async move { Ok::<_, Infallible>(Http1::serve(connection, request).await) }
@@ -88,7 +92,8 @@ impl ServerApp for Http1 {
         // answered 503, and it ends with the edge, when Pingora shuts down — which it does only
         // after the edge has drained, so one signal is watched, never both.)
         let drain = &self.pingora.edge.drain;
-        let counted = (!drain.is_draining()).then(|| drain.count());
+        // Counted first, then checked: a drain that starts in between sees the count.
+        let counted = Some(drain.count()).filter(|_| !drain.is_draining());
         let drain = counted.as_ref().map(|_| drain.clone());
         let mut stopping = shutdown.clone();
         let stopped = async move {
@@ -104,9 +109,15 @@ impl ServerApp for Http1 {
             biased;
             result = serving.as_mut() => result,
             () = stopped => {
-                // Finish the request in progress, if any, then close.
-                serving.as_mut().graceful_shutdown();
-                serving.await
+                if deadline.before_first_request() {
+                    // Nothing to finish. (hyper would wait for a first head it has begun to read,
+                    // holding the shutdown up as long as the client likes.)
+                    Ok(())
+                } else {
+                    // Finish the answer in progress, if any, then close.
+                    serving.as_mut().graceful_shutdown();
+                    serving.await
+                }
             }
         };
         drop(counted);
@@ -125,7 +136,7 @@ impl ServerApp for Http1 {
 /// A request being answered, finished (counted, logged, its connection's wait for the next
 /// request head begun) when dropped: at the end of [`Http1::serve`] with its response's status,
 /// or with the request's future if the client left first and hyper dropped it — as 499 then,
-/// nginx's "client closed request", and not left in flight.
+/// nginx's "client closed request" (500 if the site panicked), and not left in flight.
 struct Answering {
     connection: Arc<Connection>,
     method: Method,
@@ -138,8 +149,13 @@ struct Answering {
 impl Drop for Answering {
     fn drop(&mut self) {
         let edge = &self.connection.app.pingora.edge;
-        let left: Option<&dyn Display> = self.status.is_none().then_some(&"the client left before the answer");
-        edge.finish(&self.method, self.uri.path(), self.status.unwrap_or(499), left, &self.ctx);
+        let (status, error): (u16, Option<&dyn Display>) = match self.status {
+            Some(status) => (status, None),
+            // The site panicked (hyper ends the connection).
+            None if std::thread::panicking() => (500, Some(&"the site panicked")),
+            None => (499, Some(&"the client left before the answer")),
+        };
+        edge.finish(&self.method, self.uri.path(), status, error, &self.ctx);
         self.connection.deadline.answered();
     }
 }

@@ -53,6 +53,8 @@ pub struct Deadline {
     head_since: AtomicU64,
     /// When a write last made progress (coarse ms).
     last_write: AtomicU64,
+    /// Whether any request head has arrived on the connection.
+    had_request: AtomicBool,
     expired: AtomicBool,
     /// The connection's task, woken when the deadline expires.
     waker: AtomicWaker,
@@ -86,6 +88,7 @@ impl Watchdog {
             shared: self.shared.clone(),
             head_since: AtomicU64::new(now),
             last_write: AtomicU64::new(now),
+            had_request: AtomicBool::new(false),
             expired: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         });
@@ -130,6 +133,12 @@ impl Deadline {
     /// A request head has arrived: no deadline while it is answered.
     pub fn answering(&self) {
         self.head_since.store(ANSWERING, Ordering::Relaxed);
+        self.had_request.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the connection has yet to bring its first request (it may be sending its head).
+    pub fn before_first_request(&self) -> bool {
+        !self.had_request.load(Ordering::Relaxed)
     }
 
     /// The response is handed over: the next head is awaited from now (or from the response's

@@ -293,6 +293,20 @@ fn a_graceful_shutdown_lets_an_answer_being_sent_finish() {
 }
 
 #[test]
+fn a_graceful_shutdown_does_not_wait_for_a_half_sent_first_request() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = server_with(tmp.path(), "[ingress]\nshutdown_timeout_secs = 60\n");
+    let mut conn = raw_connection(server.http_port.unwrap(), 5);
+    conn.write_all(b"GET /about/ HTTP/1.1\r\nHost: 127.").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let asked = std::time::Instant::now();
+    assert!(server.terminate().success());
+    // Not held up until the shutdown timeout (nor the client's 30 s to finish its head).
+    assert!(asked.elapsed() < std::time::Duration::from_secs(20), "exited after {:?}", asked.elapsed());
+}
+
+#[test]
 fn tls_serves_https_with_hsts() {
     let tmp = tempfile::tempdir().unwrap();
     let gen = std::process::Command::new("openssl")
