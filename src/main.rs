@@ -1,6 +1,7 @@
 //! `whispercms-server`: the binary. It parses the command line and `settings.toml`, wires the
 //! library crates together and runs them until SIGTERM/Ctrl-C. No behaviour lives here.
 
+mod handshake_log;
 mod settings;
 
 use std::net::SocketAddr;
@@ -121,11 +122,14 @@ enum PolicyCommand {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    tracing_subscriber::registry()
+        .with(
             tracing_subscriber::EnvFilter::try_from_env("WHISPERCMS_LOG").unwrap_or_else(|_| "info,russh=warn".into()),
         )
-        .with_writer(std::io::stderr)
+        .with(handshake_log::QuietHandshakeFailures)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
     let cli = Cli::parse();
     let config_path = cli.config.clone().unwrap_or_else(|| PathBuf::from("/etc/whispercms/settings.toml"));
@@ -466,6 +470,12 @@ async fn serve_metrics(
 ) -> anyhow::Result<()> {
     let render = move || {
         let mut text = metrics.render();
+        text.push_str(&format!(
+            "# HELP whispercms_tls_handshake_failures_total Client TLS handshakes that failed (scanners, \
+             untrusted certificate, plain HTTP on the TLS port).\n# TYPE whispercms_tls_handshake_failures_total \
+             counter\nwhispercms_tls_handshake_failures_total {}\n",
+            handshake_log::FAILURES.load(std::sync::atomic::Ordering::Relaxed)
+        ));
         text.push_str(
             "# HELP whispercms_snapshot_info The commit each branch serves.
 # TYPE whispercms_snapshot_info gauge

@@ -317,7 +317,15 @@ fn tls_serves_https_with_hsts() {
         .output()
         .unwrap();
     assert_success(&gen, &["openssl req"]);
-    let server = server_with(tmp.path(), "[ingress]\ntls = { cert = \"cert.pem\", key = \"key.pem\" }\n");
+    let settings = tmp.path().join("settings.toml");
+    std::fs::write(&settings, "[ingress]\ntls = { cert = \"cert.pem\", key = \"key.pem\" }\n").unwrap();
+    let metrics_port = free_port();
+    let server = Server::binary_with(&[
+        "--config",
+        &settings.display().to_string(),
+        "--metrics-listen",
+        &format!("127.0.0.1:{metrics_port}"),
+    ]);
     let port = server.http_port.unwrap();
     let url = format!("https://127.0.0.1:{port}/about/");
     let cacert = tmp.path().join("cert.pem");
@@ -335,6 +343,20 @@ fn tls_serves_https_with_hsts() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&plain.stdout), "000", "no HTTP answer at all");
+    // That failed handshake is counted (Pingora's ERROR line for it quieted to one a minute).
+    let counted = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("whispercms_tls_handshake_failures_total "))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let failures = (0..50)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            counted(&http_get(metrics_port, "/metrics").2)
+        })
+        .find(|n| *n >= 1);
+    assert!(failures.is_some(), "{}", http_get(metrics_port, "/metrics").2);
 }
 
 #[test]
