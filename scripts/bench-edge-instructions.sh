@@ -5,6 +5,8 @@
 # demo site's `/blog/hello-world/` (the page bench-edge.sh measures) N times (after a warm-up)
 # through the edge with hyper's HTTP/1 (the default), through the edge with Pingora's own HTTP/1
 # session, and straight from Axum; the counters are zeroed before and dumped after each series.
+# The server logs at `warn` (no access-log lines: the edge's own work) unless WHISPERCMS_LOG says
+# otherwise (`WHISPERCMS_LOG=info` counts the access log too).
 # Needs: cargo, valgrind, python3 (Debian packages are installed when missing).
 # Usage: scripts/bench-edge-instructions.sh [REQUESTS]   (default 2000)
 set -euo pipefail
@@ -53,7 +55,7 @@ start_server() {
   local ssh http
   ssh=$(free_port); http=$(free_port)
   rm -rf "$W/data"
-  WHISPERCMS_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$W/callgrind.out.%p" "$BIN" \
+  WHISPERCMS_LOG="${WHISPERCMS_LOG:-warn}" valgrind --tool=callgrind --callgrind-out-file="$W/callgrind.out.%p" "$BIN" \
     --config "$W/$1.toml" demo --data-dir "$W/data" --ssh-listen "127.0.0.1:$ssh" \
     --http-listen "127.0.0.1:$http" > "$W/$1.out" 2> "$W/$1.log" &
   PID=$!
