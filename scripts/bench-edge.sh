@@ -5,8 +5,8 @@
 # site behind it, (4) by nginx from disk (the same bytes). Prints req/s, p99 and the server CPU time per
 # request of each, and the ratios
 # (goals: the edge costs < 20% of direct Axum's throughput; the whole stack stays ≥ 0.5× nginx).
-# The server logs at `info` (every request's access-log line, as in production) unless
-# WHISPERCMS_LOG says otherwise; direct Axum writes none.
+# No access logs, as for nginx here (`access_log off`) and direct Axum (which writes none): the
+# server logs at `warn` unless WHISPERCMS_LOG says otherwise (`info` adds the edge's access log).
 # Needs: cargo, git, wrk, nginx, curl (Debian packages are installed when missing).
 # The edge and direct Axum are measured in alternating rounds and each reported by its median
 # round (this machine's speed drifts by ±20% within a minute); the edge's cost also as the median
@@ -31,7 +31,7 @@ start_server() { # $1: name, $2: upstream mode, $3: HTTP/1 server
     "$2" "$3" > "$W/$1.toml"
   local ssh http
   ssh=$(free_port); http=$(free_port)
-  WHISPERCMS_LOG="${WHISPERCMS_LOG:-info}" "$BIN" --config "$W/$1.toml" demo --data-dir "$W/data" --ssh-listen "127.0.0.1:$ssh" \
+  WHISPERCMS_LOG="${WHISPERCMS_LOG:-warn}" "$BIN" --config "$W/$1.toml" demo --data-dir "$W/data" --ssh-listen "127.0.0.1:$ssh" \
     --http-listen "127.0.0.1:$http" > "$W/$1.out" 2> "$W/$1.log" &
   echo $! > "$W/server.pid"
   for _ in $(seq 200); do grep -q "site upstream" "$W/$1.out" 2>/dev/null && break; sleep 0.05; done
