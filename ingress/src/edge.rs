@@ -117,6 +117,18 @@ fn request_id() -> HeaderValue {
     HeaderValue::from_maybe_shared(Bytes::from_owner(digits)).unwrap_or(HeaderValue::from_static("0"))
 }
 
+/// A client's address in the access log (`-` when unknown), written without a `String` of its own.
+struct ClientForLog(Option<IpAddr>);
+
+impl Display for ClientForLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(ip) => Display::fmt(ip, f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
 /// The client's address as an `X-Forwarded-For` value (formatted once per connection).
 pub(crate) fn forwarded_for(client: Option<IpAddr>) -> Option<HeaderValue> {
     client.and_then(|c| HeaderValue::try_from(c.to_string()).ok())
@@ -432,17 +444,20 @@ impl Edge {
     ) {
         let elapsed = ctx.started.elapsed();
         self.metrics.observe(status, elapsed.as_secs_f64());
+        // Written with `%`, not `?`: the id is hex and a URI's path printable ASCII without
+        // spaces (the http crate checks it), so neither needs the quoting and escaping `?` does,
+        // which was a third of the line's cost. No `error` field when there is none.
         tracing::info!(
             target: "whispercms::access",
-            id = ctx.id(),
-            client = %ctx.client.map(|c| c.to_string()).unwrap_or_default(),
+            id = %ctx.id(),
+            client = %ClientForLog(ctx.client),
             method = %method,
-            path,
+            path = %path,
             status,
-            site = if ctx.to_preview { "preview" } else { "live" },
+            site = %if ctx.to_preview { "preview" } else { "live" },
             micros = elapsed.as_micros() as u64,
             refused = ctx.refused,
-            error = %error.map(|e| e.to_string()).unwrap_or_default(),
+            error = error.map(tracing::field::display),
         );
     }
 
@@ -457,6 +472,13 @@ impl Edge {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_address_is_logged_as_itself_or_a_dash() {
+        assert_eq!(ClientForLog(Some(IpAddr::from([192, 0, 2, 7]))).to_string(), "192.0.2.7");
+        assert_eq!(ClientForLog(Some("2001:db8::1".parse().unwrap())).to_string(), "2001:db8::1");
+        assert_eq!(ClientForLog(None).to_string(), "-");
+    }
 
     #[test]
     fn request_ids_are_sixteen_hex_digits_and_differ() {
