@@ -2,6 +2,7 @@
 //! library crates together and runs them until SIGTERM/Ctrl-C. No behaviour lives here.
 
 mod handshake_log;
+mod log_format;
 mod settings;
 
 use std::net::SocketAddr;
@@ -136,7 +137,12 @@ fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
             tracing_subscriber::EnvFilter::try_from_env("WHISPERCMS_LOG").unwrap_or_else(|_| "info,russh=warn".into()),
         )
         .with(handshake_log::QuietHandshakeFailures)
-        .with(tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(std::io::stderr().is_terminal()))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .event_format(log_format::LineFormat::default())
+                .with_writer(writer)
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .init();
     guard
 }
