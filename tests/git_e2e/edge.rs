@@ -294,16 +294,20 @@ fn a_graceful_shutdown_lets_an_answer_being_sent_finish() {
 
 #[test]
 fn a_graceful_shutdown_does_not_wait_for_a_half_sent_first_request() {
-    use std::io::Write;
+    use std::io::{Read, Write};
     let tmp = tempfile::tempdir().unwrap();
     let mut server = server_with(tmp.path(), "[ingress]\nshutdown_timeout_secs = 60\n");
     let mut conn = raw_connection(server.http_port.unwrap(), 5);
     conn.write_all(b"GET /about/ HTTP/1.1\r\nHost: 127.").unwrap();
+    // (Time for the server to read the half head.)
     std::thread::sleep(std::time::Duration::from_millis(200));
-    let asked = std::time::Instant::now();
-    assert!(server.terminate().success());
-    // Not held up until the shutdown timeout (nor the client's 30 s to finish its head).
-    assert!(asked.elapsed() < std::time::Duration::from_secs(20), "exited after {:?}", asked.elapsed());
+    let stopping = std::thread::spawn(move || server.terminate());
+    // The connection is closed at once, not held until the shutdown timeout (60 s) or the
+    // client's 30 s to finish its head: the read ends before its own 5 s timeout would fail it.
+    let mut rest = Vec::new();
+    let closed = conn.read_to_end(&mut rest).map(|_| rest.is_empty()).unwrap_or(false);
+    assert!(closed, "the half-sent connection is still open, or was answered: {rest:?}");
+    assert!(stopping.join().unwrap().success());
 }
 
 #[test]
@@ -432,11 +436,10 @@ fn trickling_and_idle_clients_are_cut_off(port: u16) {
     let mut reader = std::io::BufReader::new(conn);
     writer.write_all(b"GET /about/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
     assert!(read_response(&mut reader).0.starts_with("HTTP/1.1 200"));
-    let idle = std::time::Instant::now();
+    // (Within the connection's 5 s read timeout, or the read fails.)
     let mut rest = Vec::new();
     let closed = reader.read_to_end(&mut rest).map(|_| rest.is_empty()).unwrap_or(false);
     assert!(closed, "the idle connection is closed, nothing more sent: {rest:?}");
-    assert!(idle.elapsed() < std::time::Duration::from_secs(4), "closed after {:?}", idle.elapsed());
 }
 
 #[test]
