@@ -21,13 +21,20 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// Chunks buffered in each direction (each at most one protocol write, typically ≤ 64 KiB).
-const QUEUE: usize = 16;
+pub(crate) const QUEUE: usize = 16;
 
 /// The blocking end that reads what the client sends.
 pub struct ChannelReader {
     rx: mpsc::Receiver<Vec<u8>>,
     current: Vec<u8>,
     pos: usize,
+}
+
+impl ChannelReader {
+    /// A reader of the chunks sent into `rx`; the end of the queue is the end of the stream.
+    pub(crate) fn new(rx: mpsc::Receiver<Vec<u8>>) -> Self {
+        ChannelReader { rx, current: Vec::new(), pos: 0 }
+    }
 }
 
 impl Read for ChannelReader {
@@ -51,6 +58,13 @@ impl Read for ChannelReader {
 /// The blocking end whose writes go to the client's stdout.
 pub struct ChannelWriter {
     tx: mpsc::Sender<Vec<u8>>,
+}
+
+impl ChannelWriter {
+    /// A writer whose writes are queued into `tx`; dropping it ends the queue.
+    pub(crate) fn new(tx: mpsc::Sender<Vec<u8>>) -> Self {
+        ChannelWriter { tx }
+    }
 }
 
 impl Write for ChannelWriter {
@@ -136,5 +150,5 @@ pub fn bridge(channel: Channel<Msg>, stall: Duration) -> (ChannelReader, Channel
         write_half
     });
 
-    (ChannelReader { rx: in_rx, current: Vec::new(), pos: 0 }, ChannelWriter { tx: out_tx }, Pump { reader, writer })
+    (ChannelReader::new(in_rx), ChannelWriter::new(out_tx), Pump { reader, writer })
 }

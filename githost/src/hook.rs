@@ -18,6 +18,9 @@ pub enum Service {
     UploadPack,
     /// `git-receive-pack`: push.
     ReceivePack,
+    /// `whispercms-watch-refs`: notifications of ref changes, for followers (authorized like
+    /// reading).
+    WatchRefs,
 }
 
 impl Service {
@@ -26,6 +29,7 @@ impl Service {
         match self {
             Service::UploadPack => "git-upload-pack",
             Service::ReceivePack => "git-receive-pack",
+            Service::WatchRefs => crate::watch::PROGRAM,
         }
     }
 }

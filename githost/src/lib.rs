@@ -7,15 +7,18 @@
 //! - [`command`]: parsing what the client asks to run;
 //! - [`pktline`], [`sideband`], [`protocol`]: the wire format;
 //! - [`upload_pack`]: clone and fetch, protocol v0/v1 and v2;
+//! - [`watch`]: `whispercms-watch-refs`, ref-change notifications for followers;
 //! - [`receive_pack`]: push, through the [`quarantine`] and compare-and-swap [`refs`] updates;
 //! - [`hook`]: the interface through which an application authorizes and vets pushes;
 //! - [`auth`], [`keys`]: principals, authorized keys, key files;
+//! - [`client`]: the other side: fetch, clone and push to a remote over SSH (follow mode, desktop);
 //! - [`repository`], [`limits`]: the hosted repository and the bounds on what a client may cost.
 //!
 //! This crate is plumbing: it knows nothing of the CMS, HTTP or policies.
 
 pub mod auth;
 mod channel_io;
+pub mod client;
 pub mod command;
 mod error;
 pub mod hook;
@@ -30,6 +33,7 @@ pub mod repository;
 pub mod sideband;
 pub mod ssh;
 pub mod upload_pack;
+pub mod watch;
 
 pub use auth::{AuthorizedKeys, KeyAuthorizer, Principal};
 pub use error::{Error, Result};

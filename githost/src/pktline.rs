@@ -82,6 +82,19 @@ impl<R: Read> PktReader<R> {
         }
     }
 
+    /// The payload of the next packet if it is a data line, without consuming it; `None` for a
+    /// flush, delimiter or response-end. The end of the stream is an error.
+    pub fn peek_data(&mut self) -> Result<Option<&[u8]>, PktError> {
+        match self.inner.peek_line() {
+            None => Err(PktError::Eof),
+            Some(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Err(PktError::Eof),
+            Some(Err(e)) => Err(PktError::Io(e)),
+            Some(Ok(Err(e))) => Err(PktError::Malformed(e.to_string())),
+            Some(Ok(Ok(PacketLineRef::Data(d)))) => Ok(Some(d)),
+            Some(Ok(Ok(_))) => Ok(None),
+        }
+    }
+
     /// Read the next packet; the end of the stream is an error ([`PktError::Eof`]).
     pub fn read(&mut self) -> Result<Packet<'_>, PktError> {
         self.read_opt()?.ok_or(PktError::Eof)
@@ -95,6 +108,23 @@ impl<R: Read> PktReader<R> {
     /// Mutable access to the underlying stream, positioned right after the last packet returned.
     pub fn get_mut(&mut self) -> &mut R {
         self.inner.inner_mut()
+    }
+
+    /// Run `read_data` over the band-1 payload of a side-band stream that ends with a flush
+    /// (a pack, a push's status report). Band 2 (progress) and band 3 (a fatal error) go to
+    /// `on_message(is_error, text)`. Afterwards the reader returns flushes as packets again.
+    pub fn with_sideband_data<T>(
+        &mut self,
+        on_message: impl FnMut(bool, &[u8]) -> std::ops::ControlFlow<()>,
+        read_data: impl FnOnce(&mut dyn io::BufRead) -> T,
+    ) -> T {
+        self.inner.reset_with(&[PacketLineRef::Flush]);
+        let outcome = {
+            let mut data = self.inner.as_read_with_sidebands(on_message);
+            read_data(&mut data)
+        };
+        self.inner.reset_with(&[]);
+        outcome
     }
 }
 

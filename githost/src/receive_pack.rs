@@ -115,6 +115,7 @@ impl ReceivePack<'_> {
             sb.progress(&format!("error: {e}\n"))?;
         }
         if !applied.is_empty() {
+            self.repo.refs_changed();
             let repo = self.repo.local();
             let messages = self.hooks.post_receive(&PostReceiveContext {
                 principal: self.principal,

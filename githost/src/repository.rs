@@ -20,6 +20,8 @@ pub struct Repository {
     name: String,
     git_dir: PathBuf,
     shared: gix::ThreadSafeRepository,
+    /// Bumped after every ref transaction (see [`Repository::refs_changed`]).
+    ref_generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -53,7 +55,12 @@ impl Repository {
             std::fs::write(&head, format!("ref: refs/heads/{DEFAULT_BRANCH}\n")).map_err(Error::fs(head))?;
         }
         let shared = gix::open_opts(&git_dir, open_options()).map_err(Error::odb)?;
-        let repo = Repository { name: name.into(), git_dir, shared: shared.into_sync() };
+        let repo = Repository {
+            name: name.into(),
+            git_dir,
+            shared: shared.into_sync(),
+            ref_generation: tokio::sync::watch::Sender::new(0),
+        };
         crate::quarantine::remove_stale(&repo.objects_dir())?;
         Ok(repo)
     }
@@ -79,6 +86,17 @@ impl Repository {
         // Packs are large and reused across requests; an object cache helps tree walks.
         repo.object_cache_size_if_unset(4 * 1024 * 1024);
         repo
+    }
+
+    /// Tell watchers ([`Repository::subscribe`]) that refs moved. Called after every ref
+    /// transaction of this process (a push, a follower's fetch).
+    pub fn refs_changed(&self) {
+        self.ref_generation.send_modify(|g| *g += 1);
+    }
+
+    /// A receiver that wakes when refs move in this process.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.ref_generation.subscribe()
     }
 
     /// Take the repository's ref-transaction lock, waiting for other writers (also in other

@@ -37,12 +37,14 @@ pub struct GitHost {
     keys: Arc<dyn KeyAuthorizer>,
     hooks: Arc<dyn Hooks>,
     limits: Limits,
+    /// Set when the endpoint stops accepting: long-lived commands (ref watches) end then.
+    closing: watch::Sender<bool>,
 }
 
 impl GitHost {
     /// A host with no repositories yet.
     pub fn new(keys: Arc<dyn KeyAuthorizer>, hooks: Arc<dyn Hooks>, limits: Limits) -> Self {
-        GitHost { repos: HashMap::new(), keys, hooks, limits }
+        GitHost { repos: HashMap::new(), keys, hooks, limits, closing: watch::Sender::new(false) }
     }
 
     /// Serve `repo` under its name.
@@ -60,6 +62,21 @@ impl GitHost {
         &self.limits
     }
 
+    /// A receiver that turns `true` when the endpoint is shutting down.
+    pub(crate) fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// The repository `cmd` names, if `principal` may use `cmd`'s service on it.
+    pub(crate) fn open_for(&self, principal: &Principal, cmd: &GitCommand) -> crate::Result<&Arc<Repository>> {
+        let repo =
+            self.repository(&cmd.repository).ok_or_else(|| crate::Error::NoSuchRepository(cmd.repository.clone()))?;
+        if let Err(message) = self.hooks.authorize(principal, repo.name(), cmd.service) {
+            return Err(crate::Error::Protocol(message));
+        }
+        Ok(repo)
+    }
+
     /// Run one Git service on blocking streams: what an SSH `exec` does once authenticated.
     /// Exposed so other transports (and tests) can drive the same code.
     pub fn run_service(
@@ -70,13 +87,10 @@ impl GitHost {
         input: impl std::io::Read,
         output: impl std::io::Write,
     ) -> crate::Result<()> {
-        let repo =
-            self.repository(&cmd.repository).ok_or_else(|| crate::Error::NoSuchRepository(cmd.repository.clone()))?;
-        if let Err(message) = self.hooks.authorize(principal, repo.name(), cmd.service) {
-            return Err(crate::Error::Protocol(message));
-        }
+        let repo = self.open_for(principal, cmd)?;
         match cmd.service {
             Service::UploadPack => UploadPack { repo, version }.serve(input, output),
+            Service::WatchRefs => Err(crate::Error::Protocol("watching refs needs the SSH endpoint".into())),
             Service::ReceivePack => {
                 ReceivePack { repo, hooks: self.hooks.as_ref(), principal, limits: &self.limits, version }
                     .serve(input, output)
@@ -163,6 +177,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    host.closing.send_replace(true);
     tracing::info!("ssh: no longer accepting; waiting for running sessions");
     let wait = async {
         while active.load(std::sync::atomic::Ordering::SeqCst) > 0 {
@@ -313,6 +328,9 @@ impl russh::server::Handler for Connection {
                     return refuse(ch, &e.to_string()).await;
                 }
             };
+            if cmd.service == Service::WatchRefs {
+                return crate::watch::serve(host, ch, principal, cmd, peer).await;
+            }
             run_git(host, ch, principal, cmd, version, peer).await;
         });
         Ok(())
@@ -348,7 +366,7 @@ impl russh::server::Handler for Connection {
 }
 
 /// Send a one-line message on stderr, exit status 128, and close the channel.
-async fn refuse(ch: Channel<Msg>, message: &str) {
+pub(crate) async fn refuse(ch: Channel<Msg>, message: &str) {
     let mut stderr = ch.make_writer_ext(Some(1));
     let _ = stderr.write_all(format!("fatal: {message}\n").as_bytes()).await;
     let _ = stderr.flush().await;

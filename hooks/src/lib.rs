@@ -101,34 +101,76 @@ impl Governance {
         if !denied.is_empty() {
             return Err(Refusal::Denied(denied));
         }
-        if !is_site_branch(&update.name) {
+        self.check_content(push.repo, update, old, &changes_from_base)
+    }
+
+    /// The part of a ref update's decision that does not depend on who made it: on site
+    /// branches, every changed file validated as the runtime will read it, and on `main`,
+    /// lock-out protection. `changes_from_base` is the diff authorization looked at.
+    fn check_content(
+        &self,
+        repo: &gix::Repository,
+        update: &githost::RefUpdate,
+        old: Option<gix::ObjectId>,
+        changes_from_base: &[site_runtime::source::Change],
+    ) -> Result<(), Refusal> {
+        if !is_site_branch(&update.name) || update.kind == UpdateKind::Delete {
             return Ok(());
         }
+        let unreadable = |e: site_runtime::Error| Refusal::Other(format!("could not read the pushed commit: {e}"));
+        let branch = branch_name(&update.name);
         // Validation looks at every file of a new branch, and at what changed otherwise: the
         // same diff authorization used.
         let all;
         let changes = match old {
-            Some(_) => changes,
+            Some(_) => changes_from_base,
             None => {
-                all = site_runtime::source::changes(push.repo, None, update.new).map_err(unreadable)?;
+                all = site_runtime::source::changes(repo, None, update.new).map_err(unreadable)?;
                 &all
             }
         };
         let served = self.publisher.site_for(&branch);
-        let pushed = &changes_from_base;
-        let update_ =
-            validate::Update { repo: push.repo, old, new: update.new, changes, pushed, served: served.as_deref() };
+        let update_ = validate::Update {
+            repo,
+            old,
+            new: update.new,
+            changes,
+            pushed: changes_from_base,
+            served: served.as_deref(),
+        };
         let problems =
             validate::validate_update(&update_).map_err(|e| Refusal::Other(format!("could not validate: {e}")))?;
         if !problems.is_empty() {
             return Err(Refusal::Invalid(problems));
         }
         if branch == "main" && changes.iter().any(|c| governs_access(c.path())) {
-            if let Some(why) = lockout::check(push.repo, old, update.new) {
+            if let Some(why) = lockout::check(repo, old, update.new) {
                 return Err(Refusal::Other(why));
             }
         }
         Ok(())
+    }
+
+    /// Decide a ref update that a follower fetched (see `follow` in the server): nobody pushed
+    /// it here, so no Cedar decision about a pusher; the same validation and lock-out rules as a
+    /// push. `repo` sees the fetched objects (still in quarantine). `Err` holds the lines that say
+    /// why, for the log.
+    pub fn vet_fetched(&self, repo: &gix::Repository, update: &githost::RefUpdate) -> Result<(), Vec<String>> {
+        let old = (!update.old.is_null()).then_some(update.old);
+        let outcome = if update.kind == UpdateKind::Delete || !update.name.starts_with(b"refs/heads/") {
+            Ok(())
+        } else {
+            let base = old.or_else(|| live_main(repo));
+            match site_runtime::source::changes(repo, base, update.new) {
+                Ok(changes) => self.check_content(repo, update, old, &changes),
+                Err(e) => Err(Refusal::Other(format!("could not read the fetched commit: {e}"))),
+            }
+        };
+        outcome.map_err(|refusal| match refusal {
+            Refusal::Denied(lines) => lines,
+            Refusal::Invalid(problems) => problems.iter().map(ToString::to_string).collect(),
+            Refusal::Other(why) => vec![why],
+        })
     }
 }
 

@@ -5,10 +5,10 @@
 //! and `fetch` commands). They share the negotiation state ([`negotiation`]), the pack planning
 //! ([`plan`]: what the client lacks, shallow boundaries) and the pack writer ([`pack`]).
 
-mod commits;
+pub(crate) mod commits;
 mod negotiation;
-mod pack;
-mod plan;
+pub(crate) mod pack;
+pub(crate) mod plan;
 mod v0;
 mod v2;
 
