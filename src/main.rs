@@ -1,6 +1,8 @@
 //! `whispercms-server`: the binary. It parses the command line and `settings.toml`, wires the
-//! library crates together and runs them until SIGTERM/Ctrl-C. No behaviour lives here.
+//! library crates together and runs them until SIGTERM/Ctrl-C. No behaviour lives here but the
+//! follow loop (`follow.rs`), which connects the Git client, the hooks and the sites.
 
+mod follow;
 mod handshake_log;
 mod log_format;
 mod settings;
@@ -281,7 +283,8 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
     }
 
     let git_dir = data_dir.join("repos/site.git");
-    let repo = Repository::open_or_init("site", &git_dir)?;
+    let repo = Arc::new(Repository::open_or_init("site", &git_dir)?);
+    let following = settings.follow.clone();
 
     // The public addresses belong to the edge (Pingora); the Axum sites listen on loopback behind
     // it. Port 0 is resolved first, so that the demo's starter site knows its own address.
@@ -294,7 +297,7 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    if demo.as_ref().is_some_and(|d| d.starter) {
+    if demo.as_ref().is_some_and(|d| d.starter) && following.is_none() {
         let site_toml = site_runtime::starter::FILES
             .iter()
             .find(|(p, _)| *p == "site.toml")
@@ -346,9 +349,32 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
         None => None,
     };
     let publisher = hooks::Publisher { live: live.clone(), preview: preview_site.clone() };
-    let hooks = hooks::Governance { publisher, access: access.clone() };
-    let mut host = GitHost::new(repo_keys, Arc::new(hooks), settings.limits.to_limits());
-    host.add_repository(Arc::new(repo));
+    let governance = Arc::new(hooks::Governance { publisher, access: access.clone() });
+    let host_hooks: Arc<dyn githost::Hooks> = match &following {
+        Some(f) => Arc::new(follow::FollowerHooks { inner: governance.clone(), url: f.url.clone() }),
+        None => governance.clone(),
+    };
+    let mut host = GitHost::new(repo_keys, host_hooks, settings.limits.to_limits());
+    host.add_repository(repo.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let follower = match following {
+        Some(f) => {
+            let sites: Vec<Arc<Site>> = std::iter::once(live.clone()).chain(preview_site.clone()).collect();
+            let follower = Arc::new(follow::Follower::new(f.clone(), repo.clone(), governance.clone(), sites)?);
+            let (first_tx, first_rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(follower.clone().run(stop_rx.clone(), first_tx));
+            // Serve what the remote has if it answers soon; otherwise what we had (it may be down).
+            match tokio::time::timeout(std::time::Duration::from_secs(30), first_rx).await {
+                Ok(_) => {}
+                Err(_) => {
+                    tracing::warn!(remote = %f.url, "follow: the remote did not answer in 30 s; serving what we have")
+                }
+            }
+            println!("following {}", f.url);
+            Some(follower)
+        }
+        None => None,
+    };
 
     // The edge: every public request is validated, rate limited, routed and logged there.
     let edge_config = ingress::Config { listen: http_addr, preview_listen: preview_addr, ..settings.ingress.clone() };
@@ -400,7 +426,6 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
     use std::io::Write as _;
     std::io::stdout().flush()?;
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
@@ -411,7 +436,8 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
         tasks.spawn(serve_http(listener, site, stopped(stop_rx.clone())));
     }
     if let Some(listener) = metrics_listener {
-        tasks.spawn(serve_metrics(listener, metrics, sites, stopped(stop_rx.clone())));
+        let follow_status = follower.as_ref().map(|f| f.status.clone());
+        tasks.spawn(serve_metrics(listener, metrics, sites, follow_status, stopped(stop_rx.clone())));
     }
     let ssh = githost::serve(Arc::new(host), listener, host_key, stopped(stop_rx.clone()));
     tasks.spawn(async move { ssh.await.map_err(anyhow::Error::from) });
@@ -485,10 +511,14 @@ async fn serve_metrics(
     listener: tokio::net::TcpListener,
     metrics: Arc<ingress::Metrics>,
     sites: Vec<Arc<Site>>,
+    follow: Option<Arc<follow::FollowStatus>>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let render = move || {
         let mut text = metrics.render();
+        if let Some(f) = &follow {
+            text.push_str(&f.render());
+        }
         text.push_str(&format!(
             "# HELP whispercms_tls_handshake_failures_total Client TLS handshakes that failed (scanners, \
              untrusted certificate, plain HTTP on the TLS port).\n# TYPE whispercms_tls_handshake_failures_total \

@@ -28,6 +28,87 @@ pub struct Settings {
     /// Where plugins' `webhook(name, …)` calls deliver (`[webhooks.<name>]`: `url` or `dir`, and
     /// an optional `token`); scripts never see these.
     pub webhooks: std::collections::BTreeMap<String, site_runtime::extensions::outbox::Target>,
+    /// Follow a remote instead of taking pushes (`[follow]`): a mirror of a primary, or a server
+    /// of a site kept on GitHub, Gitea or any SSH Git host.
+    pub follow: Option<FollowSettings>,
+}
+
+/// `[follow]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowSettings {
+    /// The remote, `ssh://user@host:port/path` or `user@host:path`.
+    pub url: String,
+    /// The private key this server authenticates with.
+    pub key: PathBuf,
+    /// An OpenSSH known_hosts file listing the remote's host key…
+    pub known_hosts: Option<PathBuf>,
+    /// …or the key's fingerprint (`SHA256:…`, as `ssh-keygen -lf` prints it).
+    pub host_key_fingerprint: Option<String>,
+    /// The branches followed (and served: `main` live, `admin` as the preview).
+    #[serde(default = "default_branches")]
+    pub branches: Vec<String>,
+    /// What makes a fetched commit acceptable besides passing validation: `"remote"` (the
+    /// remote decided who may push) or `"signatures"` (every new commit signed by a key of
+    /// `access/users.toml` whose roles may change what it changes).
+    #[serde(default)]
+    pub trust: Trust,
+    /// Seconds between up-to-date checks of a remote that cannot notify (a plain Git server).
+    #[serde(default = "default_poll")]
+    pub poll_interval_secs: u64,
+}
+
+/// `trust` of `[follow]`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trust {
+    /// The remote's own access control decided who could push.
+    #[default]
+    Remote,
+    /// Every new commit must be signed by an allowed key.
+    Signatures,
+}
+
+fn default_branches() -> Vec<String> {
+    vec!["main".into()]
+}
+
+fn default_poll() -> u64 {
+    30
+}
+
+impl FollowSettings {
+    /// Check what serde cannot: one host-key source, sane branches and interval.
+    pub fn check(&self) -> Result<(), String> {
+        match (&self.known_hosts, &self.host_key_fingerprint) {
+            (Some(_), Some(_)) => return Err("[follow]: give known_hosts or host_key_fingerprint, not both".into()),
+            (None, None) => {
+                return Err(
+                    "[follow]: the remote's host key must be pinned: set known_hosts or host_key_fingerprint".into()
+                )
+            }
+            _ => {}
+        }
+        if let Some(f) = &self.host_key_fingerprint {
+            if !f.starts_with("SHA256:") {
+                return Err(format!("[follow]: host_key_fingerprint {f:?} is not a SHA256:… fingerprint"));
+            }
+        }
+        githost::client::RemoteUrl::parse(&self.url).map_err(|e| format!("[follow]: {e}"))?;
+        if self.branches.is_empty() {
+            return Err("[follow]: branches is empty".into());
+        }
+        for b in &self.branches {
+            let name = format!("refs/heads/{b}");
+            if githost::refs::validate_name(name.as_bytes().into()).is_err() {
+                return Err(format!("[follow]: {b:?} is not a branch name"));
+            }
+        }
+        if self.poll_interval_secs == 0 {
+            return Err("[follow]: poll_interval_secs must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 /// `[ssh]`
@@ -92,6 +173,7 @@ impl Default for Settings {
             ingress: ingress::Config::default(),
             extensions: site_runtime::extensions::Limits::default(),
             webhooks: Default::default(),
+            follow: None,
         }
     }
 }
@@ -152,6 +234,11 @@ impl Settings {
             tls.key = base.join(&tls.key);
         }
         settings.ingress.check().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if let Some(follow) = settings.follow.as_mut() {
+            follow.check().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            follow.key = base.join(&follow.key);
+            follow.known_hosts = follow.known_hosts.take().map(|p| base.join(p));
+        }
         for (name, target) in settings.webhooks.iter_mut() {
             target.check(name).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             target.dir = target.dir.take().map(|d| base.join(d));
@@ -222,6 +309,25 @@ mod tests {
         assert!(err.contains("content_security_policy: not a valid header value"), "{err}");
         std::fs::write(&path, "[ingress]\ncontent_security_policy = \"\"\n").unwrap();
         assert!(Settings::load(&path).is_ok(), "empty sends none");
+    }
+
+    #[test]
+    fn follow_settings_are_checked() {
+        let ok = "[follow]\nurl = \"ssh://git@primary:2222/site.git\"\nkey = \"k\"\nknown_hosts = \"kh\"\n";
+        let s = Settings::parse(ok).unwrap();
+        let f = s.follow.unwrap();
+        assert_eq!((f.branches.clone(), f.trust, f.poll_interval_secs), (vec!["main".to_string()], Trust::Remote, 30));
+        assert!(f.check().is_ok());
+        for (bad, why) in [
+            ("[follow]\nurl = \"ssh://h/x\"\nkey = \"k\"\n", "pinned"),
+            ("[follow]\nurl = \"https://h/x\"\nkey = \"k\"\nknown_hosts = \"kh\"\n", "scheme"),
+            ("[follow]\nurl = \"ssh://h/x\"\nkey = \"k\"\nhost_key_fingerprint = \"MD5:x\"\n", "SHA256"),
+            ("[follow]\nurl = \"ssh://h/x\"\nkey = \"k\"\nknown_hosts = \"kh\"\nbranches = [\"a..b\"]\n", "branch"),
+        ] {
+            let err = Settings::parse(bad).unwrap().follow.unwrap().check().unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        assert!(Settings::parse("[follow]\nurl = \"ssh://h/x\"\nkey = \"k\"\ntrust = \"nobody\"\n").is_err());
     }
 
     #[test]

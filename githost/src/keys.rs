@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use russh::keys::ssh_key::LineEnding;
+pub use russh::keys::ssh_key::SshSig;
 use russh::keys::Algorithm;
 pub use russh::keys::{PrivateKey, PublicKey};
 

@@ -3,7 +3,9 @@
 //!
 //! [`authz`] decides with Cedar who may read, push, create, delete or force-push which branch
 //! and change which paths; [`users`] says who is who; [`access`] holds both as the live `main`
-//! has them; [`lockout`] refuses a push that would leave nobody able to administer the site.
+//! has them; [`lockout`] refuses a push that would leave nobody able to administer the site;
+//! [`signatures`] decides fetched commits by their SSH signatures, for followers that trust
+//! signatures rather than their remote.
 
 pub mod access;
 pub mod authz;
@@ -11,6 +13,7 @@ pub mod checkout;
 pub mod lockout;
 pub mod problem;
 pub mod publish;
+pub mod signatures;
 pub mod users;
 pub mod validate;
 
@@ -149,6 +152,13 @@ impl Governance {
             }
         }
         Ok(())
+    }
+
+    /// With `trust = "signatures"`: every commit `update` brings must be signed by a user whose
+    /// roles allow what it changes, under the live rules (see [`signatures`]).
+    pub fn vet_signatures(&self, repo: &gix::Repository, update: &githost::RefUpdate) -> Result<(), Vec<String>> {
+        let base = if update.old.is_null() { live_main(repo) } else { None };
+        signatures::check(repo, update, base, &self.access.keys, &self.access.authz())
     }
 
     /// Decide a ref update that a follower fetched (see `follow` in the server): nobody pushed

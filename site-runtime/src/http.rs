@@ -39,9 +39,10 @@ pub fn router(site: Arc<Site>) -> Router {
 }
 
 async fn readyz(State(site): State<Arc<Site>>) -> Response {
+    let note = site.status_note().map(|n| format!("{n}\n")).unwrap_or_default();
     match site.snapshot() {
-        Some(s) => (StatusCode::OK, format!("ready {}\n", s.commit)).into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "no commit published yet\n").into_response(),
+        Some(s) => (StatusCode::OK, format!("ready {}\n{note}", s.commit)).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, format!("no commit published yet\n{note}")).into_response(),
     }
 }
 

@@ -44,6 +44,9 @@ pub struct Site {
     /// Held for a whole publish, so that publishes of one branch never interleave and the one
     /// that runs last serves the newest head (see [`Site::refresh`]).
     publishing: Mutex<()>,
+    /// A line about where the served commits come from, shown by `/readyz` (a follower's state:
+    /// its last fetch failed, a fetched commit was refused).
+    status_note: ArcSwapOption<String>,
 }
 
 impl Site {
@@ -60,7 +63,18 @@ impl Site {
             publishing: Mutex::new(()),
             extension_options: ArcSwap::from_pointee(extensions::Options::default()),
             base_csp: ArcSwap::from_pointee(String::new()),
+            status_note: ArcSwapOption::empty(),
         })
+    }
+
+    /// Set (or clear) the line `/readyz` adds about this site's source.
+    pub fn set_status_note(&self, note: Option<String>) {
+        self.status_note.store(note.map(Arc::new));
+    }
+
+    /// The line `/readyz` adds, if any.
+    pub fn status_note(&self) -> Option<Arc<String>> {
+        self.status_note.load_full()
     }
 
     /// The branch served.

@@ -5,6 +5,7 @@
 mod clone_fetch;
 mod edge;
 mod extensions;
+mod follow;
 mod governance;
 mod hostile;
 mod push;

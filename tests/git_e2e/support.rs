@@ -41,10 +41,16 @@ impl Server {
 
     /// Start `whispercms-server demo` on an existing data directory (a restart).
     pub fn binary_at(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::binary_listening(data_dir, "127.0.0.1:0", extra)
+    }
+
+    /// Start `whispercms-server demo` on `data_dir` with SSH on `ssh_listen` (a restart on the
+    /// same address, which followers know).
+    pub fn binary_listening(data_dir: &Path, ssh_listen: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_whispercms-server"))
             .args(["demo", "--data-dir"])
             .arg(data_dir)
-            .args(["--ssh-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args(["--ssh-listen", ssh_listen, "--http-listen", "127.0.0.1:0"])
             .args(extra)
             .env("WHISPERCMS_LOG", "warn")
             .stdout(Stdio::piped())

@@ -102,6 +102,9 @@ pub struct FetchRequest {
     /// Decides about each ref update before anything is stored (a follower validates fetched
     /// commits like a push): it sees the fetched objects still in quarantine.
     pub vet: Option<Vet>,
+    /// Remote values not to fetch (a follower's commits refused before: fetching them again
+    /// would only refuse them again).
+    pub skip: Vec<ObjectId>,
 }
 
 /// A decision about one fetched ref update: `Err(reason)` leaves that ref as it was, and the
@@ -111,7 +114,7 @@ pub type Vet = Box<dyn FnMut(&gix::Repository, &RefChange) -> Result<(), String>
 impl FetchRequest {
     /// Fetch with these refspecs, no pruning, no progress.
     pub fn new(refspecs: Vec<RefSpec>) -> Self {
-        FetchRequest { refspecs, prune: false, progress: None, vet: None }
+        FetchRequest { refspecs, prune: false, progress: None, vet: None, skip: Vec::new() }
     }
 }
 
@@ -292,7 +295,7 @@ fn plan_updates(local: &gix::Repository, request: &FetchRequest, remote: &[Remot
         }
         for spec in &request.refspecs {
             let Some(dst) = spec.map(&r.name) else { continue };
-            if !written.insert(dst.clone()) {
+            if !written.insert(dst.clone()) || request.skip.contains(&r.id) {
                 continue; // the first spec that maps a local ref wins
             }
             let current = refs::direct_value(local, dst.as_bstr())?
