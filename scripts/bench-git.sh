@@ -29,25 +29,7 @@ export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=init.defaultBranch GIT_CONFIG_VALUE_0
 
 # --- the repository: a 4000-file site, then 1500 commits of 5 files each (~20k objects)
 echo "generating the repository…" >&2
-git init -q -b main "$W/src"
-python3 - "$W/stream" <<'PY'
-import sys
-out = open(sys.argv[1], "w")
-t = 1_700_000_000
-def blob(path, text):
-    out.write(f"M 100644 inline {path}\ndata {len(text.encode())}\n{text}\n")
-out.write(f"commit refs/heads/main\ncommitter Bench <b@e> {t} +0000\ndata 7\ninitial\n")
-for d in range(100):
-    for f in range(40):
-        blob(f"content/section{d}/page{f}.md", f"+++\ntitle = \"Page {d}/{f}\"\n+++\n\n" + f"Body of page {d}/{f}.\n" * 20)
-for c in range(1, 1501):
-    out.write(f"commit refs/heads/main\ncommitter Bench <b@e> {t + c} +0000\ndata {len(str(c)) + 5}\nedit {c}\n")
-    for k in range(5):
-        n = (c * 7 + k * 13) % 4000
-        blob(f"content/section{n // 40}/page{n % 40}.md", f"+++\ntitle = \"Page {n} v{c}\"\n+++\n\n" + f"Edited in commit {c}.\n" * 20)
-PY
-git -C "$W/src" fast-import --quiet < "$W/stream"
-git -C "$W/src" repack -adq
+bench_repo "$W/src"
 OBJECTS=$(git -C "$W/src" count-objects -v | awk '/in-pack/ {print $2}')
 echo "repository: $OBJECTS objects, $(du -sh "$W/src/.git/objects/pack" | cut -f1) packed" >&2
 
@@ -57,23 +39,7 @@ SSH="ssh -F /dev/null -i $W/client -o IdentitiesOnly=yes -o BatchMode=yes -o Str
 export GIT_SSH_COMMAND="$SSH"
 
 # --- OpenSSH sshd + git on a high port
-SSHD_PORT=$(free_port)
-ssh-keygen -q -t ed25519 -N "" -f "$W/sshd_host"
-cp "$W/client.pub" "$W/authorized_keys"
-mkdir -p /run/sshd 2>/dev/null || true
-cat > "$W/sshd_config" <<CFG
-Port $SSHD_PORT
-ListenAddress 127.0.0.1
-HostKey $W/sshd_host
-AuthorizedKeysFile $W/authorized_keys
-PidFile $W/sshd.pid
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PermitRootLogin yes
-CFG
-"$(command -v sshd || echo /usr/sbin/sshd)" -f "$W/sshd_config" -E "$W/sshd.log"
+start_sshd "$W/client.pub"
 USER_NAME=$(id -un)
 
 # --- whispercms-server

@@ -83,3 +83,56 @@ require_200() {
   code=$(curl -s -o /dev/null -w '%{http_code}' "$1")
   [ "$code" = 200 ] || { echo "$1 answered $code, not 200: not measuring that" >&2; exit 1; }
 }
+
+# The benchmark repository of scripts/bench-git.sh and scripts/bench-follow.sh, as a work tree
+# at $1: a 4000-file site, then 1500 commits of 5 files each (~20k objects), packed.
+bench_repo() {
+  local dir=$1
+  git init -q -b main "$dir"
+  python3 - "$dir/.stream" <<'PY'
+import sys
+out = open(sys.argv[1], "w")
+t = 1_700_000_000
+def blob(path, text):
+    out.write(f"M 100644 inline {path}\ndata {len(text.encode())}\n{text}\n")
+out.write(f"commit refs/heads/main\ncommitter Bench <b@e> {t} +0000\ndata 7\ninitial\n")
+for d in range(100):
+    for f in range(40):
+        blob(f"content/section{d}/page{f}.md", f"+++\ntitle = \"Page {d}/{f}\"\n+++\n\n" + f"Body of page {d}/{f}.\n" * 20)
+for c in range(1, 1501):
+    out.write(f"commit refs/heads/main\ncommitter Bench <b@e> {t + c} +0000\ndata {len(str(c)) + 5}\nedit {c}\n")
+    for k in range(5):
+        n = (c * 7 + k * 13) % 4000
+        blob(f"content/section{n // 40}/page{n % 40}.md", f"+++\ntitle = \"Page {n} v{c}\"\n+++\n\n" + f"Edited in commit {c}.\n" * 20)
+PY
+  git -C "$dir" fast-import --quiet < "$dir/.stream"
+  rm -f "$dir/.stream"
+  git -C "$dir" repack -adq
+  git -C "$dir" checkout -q main
+}
+
+# Start OpenSSH's sshd as the current user on a free 127.0.0.1 port with its own host key and
+# config under $W, accepting the public key $1 (and GIT_PROTOCOL, for protocol v2). Sets
+# SSHD_PORT; the pid is in $W/sshd.pid.
+start_sshd() {
+  SSHD_PORT=$(free_port)
+  ssh-keygen -q -t ed25519 -N "" -f "$W/sshd_host"
+  cp "$1" "$W/authorized_keys"
+  mkdir -p /run/sshd 2>/dev/null || true
+  cat > "$W/sshd_config" <<CFG
+Port $SSHD_PORT
+ListenAddress 127.0.0.1
+HostKey $W/sshd_host
+AuthorizedKeysFile $W/authorized_keys
+PidFile $W/sshd.pid
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PermitRootLogin yes
+AcceptEnv GIT_PROTOCOL
+CFG
+  "$(command -v sshd || echo /usr/sbin/sshd)" -f "$W/sshd_config" -E "$W/sshd.log"
+  for _ in $(seq 100); do [ -f "$W/sshd.pid" ] && return 0; sleep 0.05; done
+  echo "sshd did not start" >&2; cat "$W/sshd.log" >&2; exit 1
+}

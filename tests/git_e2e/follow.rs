@@ -274,3 +274,45 @@ fn signature_trust_publishes_what_allowed_keys_signed() {
     assert_eq!(http_get(http, "/policy-change/").0, 404);
     assert_eq!(http_get(http, "/signed/").0, 200, "the last good commit keeps serving");
 }
+
+/// Our Git client pushing to the real server (what the desktop app will do): the server's
+/// `remote:` messages reach the caller, and a refusal comes back per ref with its reason.
+#[test]
+fn our_client_pushes_and_hears_the_server() {
+    use githost::client::{push, Connection, HostKeyPolicy, PushCommand, PushRequest, RefStatus, RemoteUrl, SshOptions};
+    let server = Server::binary_with(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let clone = server.clone(tmp.path(), "site", &[]);
+    commit_file(&server, &clone, "content/blog/from-client.md", "+++\ntitle = \"From our client\"\n+++\nHi.\n");
+    commit_file(&server, &clone, "content/blog/bad.md", "+++\ntitle = \"Bad\"\ndate = \"someday\"\n+++\n");
+    let good = rev(&server, &clone, "HEAD~1");
+    let bad = rev(&server, &clone, "HEAD");
+    let local = Arc::new(githost::Repository::open_or_init("local", clone.join(".git")).unwrap());
+    let host_key = HostKeyPolicy::Fingerprint(fingerprint(&server.data_dir.join("keys/ssh_host_ed25519.pub")));
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let url = RemoteUrl::parse(&server.url()).unwrap();
+        let conn = Connection::connect(&url, &SshOptions::new(&server.key, host_key)).await.unwrap();
+        let heard = Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = heard.clone();
+        let mut request = PushRequest::new(vec![PushCommand::update(
+            "refs/heads/main",
+            gix::ObjectId::from_hex(good.trim().as_bytes()).unwrap(),
+        )]);
+        request.messages = Some(Box::new(move |m| sink.lock().unwrap().push_str(m)));
+        let out = push::push(&conn, local.clone(), request).await.unwrap();
+        assert!(out.all_ok(), "{out:?}");
+        assert!(heard.lock().unwrap().contains("published main to http://127.0.0.1:"), "{}", heard.lock().unwrap());
+        assert!(out.messages.iter().any(|m| m.starts_with("published main")), "{:?}", out.messages);
+
+        let request = PushRequest::new(vec![PushCommand::update(
+            "refs/heads/main",
+            gix::ObjectId::from_hex(bad.trim().as_bytes()).unwrap(),
+        )]);
+        let out = push::push(&conn, local, request).await.unwrap();
+        assert!(matches!(&out.refs[0].1, RefStatus::RemoteRejected(r) if r.contains("content/blog/bad.md")), "{out:?}");
+        assert!(out.messages.iter().any(|m| m.contains("nothing was stored")), "{:?}", out.messages);
+    });
+    assert_eq!(http_get(server.http_port.unwrap(), "/blog/from-client/").0, 200);
+    server.assert_repository_sound();
+}

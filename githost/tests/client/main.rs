@@ -320,3 +320,30 @@ async fn a_vetted_fetch_keeps_refused_commits_out() {
     assert_eq!(out.changes[0].new, Some(tip));
     assert_sound(&dir);
 }
+
+/// ECDSA and RSA client keys work too (OpenSSH checks them; RSA signs with SHA-2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecdsa_and_rsa_keys_authenticate() {
+    let remote = Remote::start(Kind::OpenSsh);
+    let work = work_repo(remote.tmp.path(), 1);
+    remote.git(&work, &["push", "-q", &remote.url, "main"]);
+    for (kind, bits) in [("ecdsa", "256"), ("rsa", "3072")] {
+        let key = remote.tmp.path().join(format!("client_{kind}"));
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", kind, "-b", bits, "-N", "", "-C", kind, "-f"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let mut authorized = std::fs::read_to_string(remote.tmp.path().join("authorized_keys")).unwrap();
+        authorized.push_str(&std::fs::read_to_string(key.with_extension("pub")).unwrap());
+        std::fs::write(remote.tmp.path().join("authorized_keys"), authorized).unwrap();
+        let mut options = remote.options();
+        options.key = key;
+        let url = githost::client::RemoteUrl::parse(&remote.url).unwrap();
+        let conn = githost::client::Connection::connect(&url, &options).await.unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let dir = remote.tmp.path().join(format!("{kind}.git"));
+        githost::client::clone(&conn, "x", &dir, Limits::default()).await.unwrap();
+        assert_eq!(local_refs(&dir), remote.refs());
+    }
+}
