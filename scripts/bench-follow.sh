@@ -116,8 +116,8 @@ c0=$(cpu_ticks "$PRIMARY_PID"); sleep "$IDLE_SECS"; c1=$(cpu_ticks "$PRIMARY_PID
 IDLE_TICKS=$((c1 - c0))
 
 echo "== $PUSHES pushes to the primary, each until both followers serve it" >&2
-GIT_SSH_COMMAND="ssh -F /dev/null -i $W/primary/keys/demo_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR" \
-  git clone -q "ssh://git@127.0.0.1:$P_SSH/site.git" "$W/site"
+export GIT_SSH_COMMAND="ssh -F /dev/null -i $W/primary/keys/demo_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
+git clone -q "ssh://git@127.0.0.1:$P_SSH/site.git" "$W/site"
 python3 - "$W/site" "$PUSHES" "${FOLLOWER_HTTP[@]}" > "$W/converge.txt" <<'PY'
 import http.client, os, subprocess, sys, time
 site, pushes, ports = sys.argv[1], int(sys.argv[2]), [int(p) for p in sys.argv[3:]]

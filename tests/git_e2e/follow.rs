@@ -279,7 +279,9 @@ fn signature_trust_publishes_what_allowed_keys_signed() {
 /// `remote:` messages reach the caller, and a refusal comes back per ref with its reason.
 #[test]
 fn our_client_pushes_and_hears_the_server() {
-    use githost::client::{push, Connection, HostKeyPolicy, PushCommand, PushRequest, RefStatus, RemoteUrl, SshOptions};
+    use githost::client::{
+        push, Connection, HostKeyPolicy, PushCommand, PushRequest, RefStatus, RemoteUrl, SshOptions,
+    };
     let server = Server::binary_with(&[]);
     let tmp = tempfile::tempdir().unwrap();
     let clone = server.clone(tmp.path(), "site", &[]);

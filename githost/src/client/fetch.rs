@@ -205,8 +205,10 @@ pub fn fetch_over(
     mut request: FetchRequest,
     limits: &Limits,
     input: impl Read,
-    mut output: impl Write,
+    output: impl Write,
 ) -> Result<FetchOutcome> {
+    // Requests are many small packet lines: one SSH packet per flush, not per line.
+    let mut output = std::io::BufWriter::with_capacity(16 * 1024, output);
     let mut reader = PktReader::new(input);
     let mut adv = advertisement::read(&mut reader)?;
     let v2 = adv.version == Version::V2;

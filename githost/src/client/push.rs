@@ -119,8 +119,10 @@ pub fn push_over(
     repo: &Repository,
     mut request: PushRequest,
     input: impl Read,
-    mut output: impl Write,
+    output: impl Write,
 ) -> Result<PushOutcome> {
+    // The pack writer writes entry by entry; unbuffered, each write would be an SSH packet.
+    let mut output = std::io::BufWriter::with_capacity(64 * 1024, output);
     let mut reader = PktReader::new(input);
     let adv = advertisement::read(&mut reader)?;
     if adv.version == Version::V2 {

@@ -1,17 +1,18 @@
 //! Streaming a pack of planned objects to the client.
 //!
-//! Built on `gix_pack::data::output`: objects are located (`count`), turned into entries that
+//! Built on `gix_pack::data::output`: objects are located (their pack entries, without decoding
+//! them: gix's `count` would resolve every delta chain just to learn that), turned into entries that
 //! copy existing compressed data and deltas straight out of our packs (`iter_from_counts`, no
 //! recompression for packed objects), and written as a pack stream (`FromEntriesIter`) into the
 //! side-band writer chunk by chunk — the pack is never held in memory whole.
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::sync::atomic::AtomicBool;
 
 use gix::objs::FindExt;
 use gix::ObjectId;
 use gix_pack::data::output;
+use gix_pack::Find as _;
 
 use crate::error::{Error, Result};
 use crate::sideband::SidebandWriter;
@@ -40,24 +41,19 @@ pub fn write_pack(
     let mut db = repo.objects.clone().into_inner();
     // Pack locations found while counting must stay valid while entries are copied out.
     db.prevent_pack_unload();
-    let interrupt = AtomicBool::new(false);
     let compression = gix::zlib::Compression::BEST_SPEED;
     let total = objects.len();
     if options.progress {
         out.progress(&format!("Enumerating objects: {total}, done.\n"))?;
     }
-    let (counts, _) = output::count::objects(
-        db.clone(),
-        Box::new(objects.into_iter().map(Ok)),
-        &gix::progress::Discard,
-        &interrupt,
-        output::count::objects::Options {
-            thread_limit: None,
-            chunk_size: 256,
-            input_object_expansion: output::count::objects::ObjectExpansion::AsIs,
-        },
-    )
-    .map_err(Error::odb)?;
+    // Where each object is stored. gix's `count::objects` decodes every object fully (delta
+    // chains applied) just to learn this; the location only needs the entry itself.
+    let mut counts = Vec::with_capacity(objects.len());
+    let mut buf = Vec::new();
+    for id in objects {
+        let location = db.location_by_oid(&id, &mut buf).map_err(Error::odb)?;
+        counts.push(output::Count::from_data(id, location));
+    }
     let num_entries = u32::try_from(counts.len()).map_err(|_| Error::LimitExceeded("too many objects".into()))?;
     let entries = output::entry::iter_from_counts(
         counts,
