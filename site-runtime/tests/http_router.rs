@@ -163,6 +163,9 @@ async fn files_aliases_redirects_and_errors() {
 
     let css = get(&f.site, "/style.css", &[]).await;
     assert_eq!(css.headers[header::CONTENT_TYPE], "text/css; charset=utf-8");
+    // By path, not by base_url: followers and the preview serve it on their own address.
+    let about = get(&f.site, "/about/", &[]).await;
+    assert!(about.body.contains(r#"<link rel="stylesheet" href="/style.css">"#), "{}", about.body);
     let missing = get(&f.site, "/no/such/page/", &[]).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(missing.body.contains("Page not found"), "the theme's 404 page");
