@@ -266,11 +266,12 @@ impl Follower {
         request.skip = self.refused.lock().map(|r| r.clone()).unwrap_or_default();
         let governance = self.governance.clone();
         let trust = self.settings.trust;
+        let trusted = self.settings.trust_from.as_deref().and_then(|id| ObjectId::from_hex(id.as_bytes()).ok());
         request.vet = Some(Box::new(move |view: &gix::Repository, change: &RefChange| {
             let update = ref_update(change);
             let mut why = governance.vet_fetched(view, &update).err().unwrap_or_default();
             if trust == Trust::Signatures && why.is_empty() {
-                why = governance.vet_signatures(view, &update).err().unwrap_or_default();
+                why = governance.vet_signatures(view, &update, trusted).err().unwrap_or_default();
             }
             if why.is_empty() {
                 Ok(())

@@ -53,6 +53,9 @@ pub struct FollowSettings {
     /// `access/users.toml` whose roles may change what it changes).
     #[serde(default)]
     pub trust: Trust,
+    /// With `trust = "signatures"`: a commit (full id) whose history is trusted as it is —
+    /// the repository's history from before its authors began to sign.
+    pub trust_from: Option<String>,
     /// Seconds between up-to-date checks of a remote that cannot notify (a plain Git server).
     #[serde(default = "default_poll")]
     pub poll_interval_secs: u64,
@@ -102,6 +105,14 @@ impl FollowSettings {
             let name = format!("refs/heads/{b}");
             if githost::refs::validate_name(name.as_bytes().into()).is_err() {
                 return Err(format!("[follow]: {b:?} is not a branch name"));
+            }
+        }
+        if let Some(id) = &self.trust_from {
+            if gix::ObjectId::from_hex(id.as_bytes()).is_err() {
+                return Err(format!("[follow]: trust_from {id:?} is not a full commit id (40 hex digits)"));
+            }
+            if self.trust != Trust::Signatures {
+                return Err("[follow]: trust_from only applies with trust = \"signatures\"".into());
             }
         }
         if self.poll_interval_secs == 0 {
@@ -323,6 +334,8 @@ mod tests {
             ("[follow]\nurl = \"https://h/x\"\nkey = \"k\"\nknown_hosts = \"kh\"\n", "scheme"),
             ("[follow]\nurl = \"ssh://h/x\"\nkey = \"k\"\nhost_key_fingerprint = \"MD5:x\"\n", "SHA256"),
             ("[follow]\nurl = \"ssh://h/x\"\nkey = \"k\"\nknown_hosts = \"kh\"\nbranches = [\"a..b\"]\n", "branch"),
+            ("[follow]\nurl = \"ssh://h/x\"\nkey = \"k\"\nknown_hosts = \"kh\"\ntrust = \"signatures\"\ntrust_from = \"abc\"\n", "40 hex"),
+            ("[follow]\nurl = \"ssh://h/x\"\nkey = \"k\"\nknown_hosts = \"kh\"\ntrust_from = \"0123456789012345678901234567890123456789\"\n", "only applies"),
         ] {
             let err = Settings::parse(bad).unwrap().follow.unwrap().check().unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");

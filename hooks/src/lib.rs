@@ -155,10 +155,16 @@ impl Governance {
     }
 
     /// With `trust = "signatures"`: every commit `update` brings must be signed by a user whose
-    /// roles allow what it changes, under the live rules (see [`signatures`]).
-    pub fn vet_signatures(&self, repo: &gix::Repository, update: &githost::RefUpdate) -> Result<(), Vec<String>> {
+    /// roles allow what it changes, under the live rules (see [`signatures`]); commits reachable
+    /// from `trusted` (history from before signing began) are exempt.
+    pub fn vet_signatures(
+        &self,
+        repo: &gix::Repository,
+        update: &githost::RefUpdate,
+        trusted: Option<gix::ObjectId>,
+    ) -> Result<(), Vec<String>> {
         let base = if update.old.is_null() { live_main(repo) } else { None };
-        signatures::check(repo, update, base, &self.access.keys, &self.access.authz())
+        signatures::check(repo, update, base, trusted, &self.access.keys, &self.access.authz())
     }
 
     /// Decide a ref update that a follower fetched (see `follow` in the server): nobody pushed

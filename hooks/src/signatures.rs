@@ -21,12 +21,14 @@ use crate::users::RepoKeys;
 /// Most commits one update may bring under signature trust (each is verified and diffed).
 pub const MAX_COMMITS: usize = 10_000;
 
-/// Check every commit `update` brings. `base` is where a new branch starts (the live `main`).
-/// `Err` lists every problem found, one line each.
+/// Check every commit `update` brings. `base` is where a new branch starts (the live `main`);
+/// commits reachable from `trusted` (the operator's `trust_from`: history from before signing
+/// began) are taken as they are. `Err` lists every problem found, one line each.
 pub fn check(
     repo: &gix::Repository,
     update: &RefUpdate,
     base: Option<ObjectId>,
+    trusted: Option<ObjectId>,
     keys: &RepoKeys,
     authz: &Authz,
 ) -> Result<(), Vec<String>> {
@@ -35,7 +37,8 @@ pub fn check(
     }
     let branch = crate::branch_name(&update.name);
     let old = (!update.old.is_null()).then_some(update.old).or(base);
-    let commits = new_commits(repo, old, update.new).map_err(|e| vec![e])?;
+    let known: Vec<ObjectId> = old.into_iter().chain(trusted).collect();
+    let commits = new_commits(repo, &known, update.new).map_err(|e| vec![e])?;
     let mut problems = Vec::new();
     for (i, id) in commits.iter().enumerate() {
         match signer(repo, *id, keys) {
@@ -74,11 +77,11 @@ pub fn check(
     }
 }
 
-/// Commits reachable from `new` and not from `old`, newest first (the tip is first).
-fn new_commits(repo: &gix::Repository, old: Option<ObjectId>, new: ObjectId) -> Result<Vec<ObjectId>, String> {
+/// Commits reachable from `new` and not from any of `old`, newest first (the tip is first).
+fn new_commits(repo: &gix::Repository, old: &[ObjectId], new: ObjectId) -> Result<Vec<ObjectId>, String> {
     let mut known: HashSet<ObjectId> = HashSet::new();
-    if let Some(old) = old {
-        let mut stack = vec![old];
+    {
+        let mut stack = old.to_vec();
         while let Some(id) = stack.pop() {
             if !known.insert(id) {
                 continue;

@@ -318,3 +318,38 @@ fn our_client_pushes_and_hears_the_server() {
     assert_eq!(http_get(server.http_port.unwrap(), "/blog/from-client/").0, 200);
     server.assert_repository_sound();
 }
+
+/// An existing repository whose history was never signed: `trust_from` names the last commit of
+/// that history; what comes after it must be signed like any other.
+#[test]
+fn trust_from_takes_unsigned_history_as_it_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = plain_remote();
+    let key = tmp.path().join("publisher");
+    let out = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "p", "-f"]).arg(&key).output();
+    assert!(out.unwrap().status.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap().trim().to_string();
+    let users = format!("[[user]]\nid = \"ada\"\nroles = [\"admin\", \"publisher\"]\nkeys = [\"{public}\"]\n");
+    let work = starter_work(&remote, tmp.path(), &users, None);
+    std::fs::write(work.join("content/old.md"), "+++\ntitle = \"Old\"\n+++\nUnsigned, before signing began.\n")
+        .unwrap();
+    commit_signed(&remote, &work, "old history", None);
+    remote.git_ok(&work, &["push", "-q", &remote.url(), "main"]);
+    let trusted = remote.git_ok(&work, &["rev-parse", "HEAD"]).trim().to_string();
+
+    let dir = tmp.path().join("follower");
+    let config = follower_config(&dir, remote.port, &remote.key, &remote.data_dir.join("keys/host.pub"), "");
+    let text = std::fs::read_to_string(&config).unwrap()
+        + format!("trust = \"signatures\"\ntrust_from = \"{trusted}\"\n").as_str();
+    std::fs::write(&config, text).unwrap();
+    let follower = start_follower(&dir, &config);
+    let http = follower.http_port.unwrap();
+    assert_eq!(wait_for(http, "/old/", |s, _| s == 200).0, 200, "the trusted history is live");
+
+    std::fs::write(work.join("content/new.md"), "+++\ntitle = \"New\"\n+++\nUnsigned, after.\n").unwrap();
+    commit_signed(&remote, &work, "unsigned after", None);
+    remote.git_ok(&work, &["push", "-q", &remote.url(), "main"]);
+    let (_, ready) = wait_for(http, "/readyz", |_, b| b.contains("not signed"));
+    assert!(ready.contains("not signed"), "{ready}");
+    assert_eq!(http_get(http, "/new/").0, 404);
+}
