@@ -45,7 +45,7 @@ pub fn parse(line: &str) -> Result<GitCommand, CommandError> {
     let service = match program.as_str() {
         "git-upload-pack" => Service::UploadPack,
         "git-receive-pack" => Service::ReceivePack,
-        crate::watch::PROGRAM => Service::WatchRefs,
+        "whispercms-watch-refs" => Service::WatchRefs,
         _ => return Err(CommandError::NotGit(first_word(line).to_string())),
     };
     let path = unquote(rest).ok_or_else(|| CommandError::BadPath(rest.to_string()))?;

@@ -29,7 +29,7 @@ impl Service {
         match self {
             Service::UploadPack => "git-upload-pack",
             Service::ReceivePack => "git-receive-pack",
-            Service::WatchRefs => crate::watch::PROGRAM,
+            Service::WatchRefs => "whispercms-watch-refs",
         }
     }
 }

@@ -329,7 +329,11 @@ impl russh::server::Handler for Connection {
                 }
             };
             if cmd.service == Service::WatchRefs {
-                return crate::watch::serve(host, ch, principal, cmd, peer).await;
+                let repo = match host.open_for(&principal, &cmd) {
+                    Ok(repo) => repo.clone(),
+                    Err(e) => return refuse(ch, &e.to_string()).await,
+                };
+                return crate::watch::serve(repo, host.closing(), ch, &principal.id, peer).await;
             }
             run_git(host, ch, principal, cmd, version, peer).await;
         });

@@ -18,12 +18,9 @@ use std::sync::Arc;
 use russh::server::Msg;
 use russh::{Channel, ChannelMsg};
 
-use crate::auth::Principal;
-use crate::command::GitCommand;
 use crate::pktline;
 use crate::refs;
 use crate::repository::Repository;
-use crate::ssh::{refuse, GitHost};
 
 /// The command name followers run.
 pub const PROGRAM: &str = "whispercms-watch-refs";
@@ -38,21 +35,16 @@ pub fn encode_refs(repo: &Repository) -> crate::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Serve one watcher until it leaves.
+/// Serve one watcher of `repo` (already authorized) until it leaves or `closing` turns true.
 pub(crate) async fn serve(
-    host: Arc<GitHost>,
+    repo: Arc<Repository>,
+    mut closing: tokio::sync::watch::Receiver<bool>,
     ch: Channel<Msg>,
-    principal: Principal,
-    cmd: GitCommand,
+    user: &str,
     peer: SocketAddr,
 ) {
-    let repo = match host.open_for(&principal, &cmd) {
-        Ok(repo) => repo.clone(),
-        Err(e) => return refuse(ch, &e.to_string()).await,
-    };
-    tracing::info!(%peer, user = %principal.id, repository = repo.name(), "watching refs");
+    tracing::info!(%peer, %user, repository = repo.name(), "watching refs");
     let mut generation = repo.subscribe();
-    let mut closing = host.closing();
     let (mut read_half, write_half) = ch.split();
     let mut last: Option<Vec<u8>> = None;
     loop {
@@ -89,8 +81,21 @@ pub(crate) async fn serve(
             break;
         }
     }
-    tracing::debug!(%peer, user = %principal.id, "watcher left");
+    tracing::debug!(%peer, %user, "watcher left");
     let _ = write_half.exit_status(0).await;
     let _ = write_half.eof().await;
     let _ = write_half.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hook::Service;
+
+    #[test]
+    fn the_command_is_parsed_and_named_alike() {
+        assert_eq!(Service::WatchRefs.program(), PROGRAM);
+        let cmd = crate::command::parse(&format!("{PROGRAM} '/site.git'")).unwrap();
+        assert_eq!((cmd.service, cmd.repository.as_str()), (Service::WatchRefs, "site"));
+    }
 }
