@@ -175,9 +175,9 @@ impl Follower {
             if synced {
                 backoff = Duration::from_millis(500); // it worked until now: retry soon
             }
+            self.status.watching.store(false, Ordering::Relaxed);
             if let Err(e) = ended {
                 self.status.failures.fetch_add(1, Ordering::Relaxed);
-                self.status.watching.store(false, Ordering::Relaxed);
                 let _ = self.status.behind_since.compare_exchange(0, now(), Ordering::Relaxed, Ordering::Relaxed);
                 tracing::warn!(remote = %self.url, error = %e, retry_in_ms = backoff.as_millis() as u64, "follow: remote unreachable or failing; serving the last good commit");
                 if let Ok(mut last) = self.status.last_error.lock() {
@@ -231,9 +231,18 @@ impl Follower {
         }
         match watch {
             Some(mut w) => loop {
-                let list = w.next().await?;
-                if self.moved(&list) {
-                    self.sync(&conn).await?;
+                match w.next().await {
+                    Ok(list) => {
+                        if self.moved(&list) {
+                            self.sync(&conn).await?;
+                        }
+                    }
+                    Err(ClientError::WatchEnded) => {
+                        // A restart of the remote or its session time limit: not a failure.
+                        tracing::info!(remote = %self.url, "follow: the remote ended the watch; reconnecting");
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
                 }
             },
             None => loop {

@@ -116,6 +116,10 @@ pub enum ClientError {
     /// stderr with a non-zero exit).
     #[error("the remote said: {0}")]
     Remote(String),
+    /// A ref watch ended cleanly: the remote restarted, or the session reached its time limit.
+    /// Reconnect.
+    #[error("the remote ended the watch")]
+    WatchEnded,
     /// The remote broke the protocol.
     #[error("protocol error from the remote: {0}")]
     Protocol(String),

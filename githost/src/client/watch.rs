@@ -38,8 +38,9 @@ impl RefWatch {
         Ok(RefWatch { read, write: Some(write), buf: Vec::new(), list: RefList::new(), stderr: Vec::new() })
     }
 
-    /// The next ref list. An error ends the watch: reconnect, or poll if the remote does not
-    /// support watching ([`ClientError::Remote`] with its message).
+    /// The next ref list. An error ends the watch: [`ClientError::WatchEnded`] when the remote
+    /// closed it cleanly (reconnect), [`ClientError::Remote`] with its message when it does not
+    /// support watching (poll instead).
     pub async fn next(&mut self) -> Result<RefList> {
         loop {
             if let Some(list) = self.parse()? {
@@ -53,11 +54,7 @@ impl RefWatch {
                 }
                 Some(ChannelMsg::Eof | ChannelMsg::Close | ChannelMsg::ExitStatus { .. }) | None => {
                     let said = self.stderr.trim().as_bstr().to_string();
-                    return Err(if said.is_empty() {
-                        ClientError::Protocol("the remote ended the watch".into())
-                    } else {
-                        ClientError::Remote(said)
-                    });
+                    return Err(if said.is_empty() { ClientError::WatchEnded } else { ClientError::Remote(said) });
                 }
                 Some(_) => {}
             }
