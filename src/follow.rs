@@ -124,8 +124,6 @@ pub struct Follower {
     sites: Vec<Arc<Site>>,
     /// What the remote's followed branches pointed at when last seen (refused values included).
     seen: Mutex<BTreeMap<String, ObjectId>>,
-    /// Remote values refused, not to be fetched again.
-    refused: Mutex<Vec<ObjectId>>,
     pub status: Arc<FollowStatus>,
 }
 
@@ -143,17 +141,7 @@ impl Follower {
             (None, None) => anyhow::bail!("[follow]: the remote's host key is not pinned"),
         };
         let options = SshOptions::new(&settings.key, host_key);
-        Ok(Follower {
-            settings,
-            url,
-            options,
-            repo,
-            governance,
-            sites,
-            seen: Mutex::default(),
-            refused: Mutex::default(),
-            status: Arc::default(),
-        })
+        Ok(Follower { settings, url, options, repo, governance, sites, seen: Mutex::default(), status: Arc::default() })
     }
 
     /// Follow until `stop` turns true. `first` is told when the first attempt ended (synced or
@@ -272,7 +260,9 @@ impl Follower {
             .collect::<Result<Vec<_>, _>>()?;
         let mut request = FetchRequest::new(specs);
         request.prune = true;
-        request.skip = self.refused.lock().map(|r| r.clone()).unwrap_or_default();
+        // The last refused value of each branch is not fetched again (it would be refused again).
+        request.skip =
+            self.status.refusals.lock().map(|r| r.values().map(|(commit, _)| *commit).collect()).unwrap_or_default();
         let governance = self.governance.clone();
         let trust = self.settings.trust;
         let trusted = self.settings.trust_from.as_deref().and_then(|id| ObjectId::from_hex(id.as_bytes()).ok());
@@ -308,9 +298,6 @@ impl Follower {
             let Some(commit) = outcome.remote_refs.iter().find(|r| r.name == *name).map(|r| r.id) else { continue };
             tracing::warn!(remote = %self.url, %branch, %commit, reason = %why, "follow: fetched commit refused; the last good commit keeps serving");
             self.status.refused.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut r) = self.refused.lock() {
-                r.push(commit);
-            }
             if let Ok(mut r) = self.status.refusals.lock() {
                 r.insert(branch, (commit, why.clone()));
             }

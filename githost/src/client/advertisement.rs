@@ -60,11 +60,6 @@ impl Advertisement {
     pub fn value(&self, name: &str) -> Option<&str> {
         self.capabilities.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
     }
-
-    /// Whether a v2 server's `fetch` supports `feature`.
-    pub fn fetch_feature(&self, feature: &str) -> bool {
-        self.value("fetch").is_some_and(|v| v.split(' ').any(|f| f == feature))
-    }
 }
 
 fn protocol(what: &str, line: &[u8]) -> ClientError {
@@ -100,19 +95,26 @@ fn check_name(name: &[u8], line: &[u8]) -> Result<()> {
     }
 }
 
+/// The next line of a list that ends with a flush (`None` then), without its newline; an `ERR`
+/// packet is the remote's error, a delimiter or response-end a protocol error naming `what`.
+pub(crate) fn next_line<'r, R: Read>(reader: &'r mut PktReader<R>, what: &str) -> Result<Option<&'r [u8]>> {
+    let line = match reader.read()? {
+        Packet::Flush => return Ok(None),
+        Packet::Data(d) => d.strip_suffix(b"\n").unwrap_or(d),
+        other => return Err(ClientError::Protocol(format!("unexpected {other:?} in {what}"))),
+    };
+    match err_packet(line) {
+        Some(message) => Err(ClientError::Remote(message)),
+        None => Ok(Some(line)),
+    }
+}
+
 /// Read the server's advertisement (v0 refs + capabilities, or v2 capabilities).
 pub fn read<R: Read>(reader: &mut PktReader<R>) -> Result<Advertisement> {
     let mut adv = Advertisement { version: Version::V0, capabilities: Vec::new(), refs: Vec::new() };
     let mut first = true;
     loop {
-        let line = match reader.read()? {
-            Packet::Flush => return Ok(adv),
-            Packet::Data(d) => d.strip_suffix(b"\n").unwrap_or(d),
-            other => return Err(ClientError::Protocol(format!("unexpected {other:?} in the advertisement"))),
-        };
-        if let Some(message) = err_packet(line) {
-            return Err(ClientError::Remote(message));
-        }
+        let Some(line) = next_line(reader, "the advertisement")? else { return Ok(adv) };
         if first && line == b"version 1" {
             continue;
         }
@@ -122,9 +124,12 @@ pub fn read<R: Read>(reader: &mut PktReader<R>) -> Result<Advertisement> {
             continue;
         }
         if adv.version == Version::V2 {
-            if let Some(cap) = parse_caps(line).into_iter().next() {
-                adv.capabilities.push(cap);
-            }
+            // One capability per line, `key[=value]`; the value may hold spaces (`fetch=shallow filter`).
+            let (name, value) = match line.find_byte(b'=') {
+                Some(i) => (&line[..i], Some(line[i + 1..].as_bstr().to_string())),
+                None => (line, None),
+            };
+            adv.capabilities.push((name.as_bstr().to_string(), value));
             continue;
         }
         let (refline, caps) = match line.find_byte(0) {
@@ -179,14 +184,7 @@ pub fn apply_symrefs(adv: &mut Advertisement) {
 pub fn read_ls_refs<R: Read>(reader: &mut PktReader<R>) -> Result<Vec<RemoteRef>> {
     let mut refs = Vec::new();
     loop {
-        let line = match reader.read()? {
-            Packet::Flush => return Ok(refs),
-            Packet::Data(d) => d.strip_suffix(b"\n").unwrap_or(d),
-            other => return Err(ClientError::Protocol(format!("unexpected {other:?} in the ls-refs answer"))),
-        };
-        if let Some(message) = err_packet(line) {
-            return Err(ClientError::Remote(message));
-        }
+        let Some(line) = next_line(reader, "the ls-refs answer")? else { return Ok(refs) };
         let mut words = line.split(|b| *b == b' ');
         let (Some(id), Some(name)) = (words.next(), words.next()) else {
             return Err(protocol("malformed ls-refs line", line));
@@ -264,7 +262,7 @@ mod tests {
         let a =
             adv(&[b"version 2\n", b"agent=git/2.47\n", b"ls-refs=unborn\n", b"fetch=shallow wait-for-done\n"]).unwrap();
         assert_eq!(a.version, Version::V2);
-        assert!(a.fetch_feature("shallow") && !a.fetch_feature("filter"));
+        assert_eq!(a.value("fetch"), Some("shallow wait-for-done"));
         let mut bytes = Vec::new();
         write_text(&mut bytes, format!("{A} HEAD symref-target:refs/heads/main")).unwrap();
         write_text(&mut bytes, format!("{B} refs/tags/v1 peeled:{A}")).unwrap();

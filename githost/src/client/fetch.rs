@@ -48,7 +48,7 @@ pub struct RefSpec {
 impl RefSpec {
     /// Parse a refspec.
     pub fn parse(spec: &str) -> Result<RefSpec> {
-        let bad = |why: &str| ClientError::Url { url: spec.to_string(), reason: format!("invalid refspec: {why}") };
+        let bad = |why: &str| ClientError::RefSpec { spec: spec.to_string(), reason: why.to_string() };
         let (force, rest) = match spec.strip_prefix('+') {
             Some(r) => (true, r),
             None => (false, spec),
@@ -140,7 +140,8 @@ pub struct FetchOutcome {
     pub rejected: Vec<(BString, String)>,
     /// Every ref the remote listed.
     pub remote_refs: Vec<RemoteRef>,
-    /// Objects received (0 when everything was here already).
+    /// Objects in the stored pack (0 when everything was here already): the new objects, plus
+    /// the delta bases a thin pack was completed with from our store.
     pub objects: u32,
     /// Pack bytes received.
     pub bytes: u64,
@@ -253,26 +254,13 @@ pub fn fetch_over(
         let mut q = Quarantine::new(&repo.objects_dir())?;
         let main = local.objects.clone().into_inner();
         let stats = if sideband {
-            let mut remote_error: Option<String> = None;
             let progress = &mut request.progress;
-            let received = reader.with_sideband_data(
-                |is_error, text| {
-                    let text = String::from_utf8_lossy(text);
-                    if is_error {
-                        remote_error = Some(text.trim().to_string());
-                        return std::ops::ControlFlow::Break(());
-                    }
-                    if let Some(p) = progress {
-                        p(&text);
-                    }
-                    std::ops::ControlFlow::Continue(())
-                },
-                |data| q.receive(data, main, limits),
-            );
-            match (received, remote_error) {
-                (_, Some(message)) => return Err(ClientError::Remote(message)),
-                (r, None) => r?,
-            }
+            let on_message = |text: &str| {
+                if let Some(p) = progress.as_mut() {
+                    p(text);
+                }
+            };
+            super::read_sideband(&mut reader, on_message, |data| q.receive(data, main, limits))??
         } else {
             q.receive(reader.get_mut(), main, limits)?
         };
@@ -355,13 +343,19 @@ fn haves(local: &gix::Repository, max: usize) -> Result<Vec<ObjectId>> {
     Ok(out)
 }
 
-fn send_ls_refs(adv: &advertisement::Advertisement, specs: &[RefSpec], out: &mut impl Write) -> Result<()> {
-    pktline::write_text(out, "command=ls-refs")?;
+/// The start of a v2 request: the command, our capabilities, the delimiter before its arguments.
+fn write_v2_command(adv: &advertisement::Advertisement, command: &str, out: &mut impl Write) -> Result<()> {
+    pktline::write_text(out, format!("command={command}"))?;
     pktline::write_text(out, format!("agent={AGENT}"))?;
     if adv.has("object-format") {
         pktline::write_text(out, "object-format=sha1")?;
     }
     pktline::write_delim(out)?;
+    Ok(())
+}
+
+fn send_ls_refs(adv: &advertisement::Advertisement, specs: &[RefSpec], out: &mut impl Write) -> Result<()> {
+    write_v2_command(adv, "ls-refs", out)?;
     pktline::write_text(out, "peel")?;
     pktline::write_text(out, "symrefs")?;
     pktline::write_text(out, "ref-prefix HEAD")?;
@@ -380,12 +374,7 @@ fn send_v2_fetch(
     progress: bool,
     out: &mut impl Write,
 ) -> Result<()> {
-    pktline::write_text(out, "command=fetch")?;
-    pktline::write_text(out, format!("agent={AGENT}"))?;
-    if adv.has("object-format") {
-        pktline::write_text(out, "object-format=sha1")?;
-    }
-    pktline::write_delim(out)?;
+    write_v2_command(adv, "fetch", out)?;
     pktline::write_text(out, "thin-pack")?;
     pktline::write_text(out, "ofs-delta")?;
     if !progress {

@@ -18,6 +18,15 @@ pub enum HostKeyPolicy {
     Fingerprint(String),
 }
 
+/// How OpenSSH names a host in `known_hosts`: `host` for port 22, else `[host]:port`.
+pub fn known_hosts_name(host: &str, port: u16) -> String {
+    if port == 22 {
+        host.to_string()
+    } else {
+        format!("[{host}]:{port}")
+    }
+}
+
 /// The `SHA256:…` fingerprint of `key`.
 pub fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
@@ -27,7 +36,7 @@ impl HostKeyPolicy {
     /// Check `key`, shown by `host` (`known_hosts` naming: `host` or `[host]:port`).
     pub fn check(&self, host: &str, port: u16, key: &PublicKey) -> Result<(), ClientError> {
         let shown = fingerprint(key);
-        let name = if port == 22 { host.to_string() } else { format!("[{host}]:{port}") };
+        let name = known_hosts_name(host, port);
         match self {
             HostKeyPolicy::Fingerprint(expected) => {
                 let expected = expected.trim();

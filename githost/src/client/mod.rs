@@ -49,6 +49,14 @@ pub enum ClientError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A refspec could not be understood.
+    #[error("invalid refspec {spec:?}: {reason}")]
+    RefSpec {
+        /// The refspec as given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The private key could not be read.
     #[error("cannot use the SSH key {path}: {reason}")]
     Key {
@@ -149,6 +157,32 @@ impl From<russh::Error> for ClientError {
 
 /// Receives a remote's messages or progress as they come.
 pub type Messages = Box<dyn FnMut(&str) + Send>;
+
+/// Read the band-1 data of a side-band stream with `read_data`; band 2 goes to `on_message`,
+/// band 3 ends the stream as the remote's error.
+fn read_sideband<R: std::io::Read, T>(
+    reader: &mut crate::pktline::PktReader<R>,
+    mut on_message: impl FnMut(&str),
+    read_data: impl FnOnce(&mut dyn std::io::BufRead) -> T,
+) -> Result<T> {
+    let mut remote_error = None;
+    let data = reader.with_sideband_data(
+        |is_error, text| {
+            let text = String::from_utf8_lossy(text);
+            if is_error {
+                remote_error = Some(text.trim().to_string());
+                return std::ops::ControlFlow::Break(());
+            }
+            on_message(&text);
+            std::ops::ControlFlow::Continue(())
+        },
+        read_data,
+    );
+    match remote_error {
+        Some(message) => Err(ClientError::Remote(message)),
+        None => Ok(data),
+    }
+}
 
 /// The module's result type.
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;

@@ -9,7 +9,7 @@
 //! those. The answer is `report-status` on side-band 1 and the remote's messages on band 2,
 //! handed to the caller as they come (the desktop shows them; `git` prints them as `remote:`).
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::sync::Arc;
 
 use bstr::{BString, ByteSlice};
@@ -183,29 +183,15 @@ pub fn push_over(
     let sideband = adv.has("side-band-64k");
     let mut report = Vec::new();
     if sideband {
-        let mut remote_error = None;
         let messages = &mut request.messages;
-        let mut lines = Vec::new();
-        let read = reader.with_sideband_data(
-            |is_error, text| {
-                let text = String::from_utf8_lossy(text);
-                if is_error {
-                    remote_error = Some(text.trim().to_string());
-                    return std::ops::ControlFlow::Break(());
-                }
-                if let Some(m) = messages {
-                    m(&text);
-                }
-                lines.extend(text.split(['\n', '\r']).filter(|l| !l.trim().is_empty()).map(str::to_string));
-                std::ops::ControlFlow::Continue(())
-            },
-            |data: &mut dyn BufRead| data.read_to_end(&mut report),
-        );
-        outcome.messages = lines;
-        if let Some(message) = remote_error {
-            return Err(ClientError::Remote(message));
-        }
-        read?;
+        let lines = &mut outcome.messages;
+        let on_message = |text: &str| {
+            if let Some(m) = messages.as_mut() {
+                m(text);
+            }
+            lines.extend(text.split(['\n', '\r']).filter(|l| !l.trim().is_empty()).map(str::to_string));
+        };
+        super::read_sideband(&mut reader, on_message, |data| data.read_to_end(&mut report))??;
     }
     if report_status {
         let statuses =

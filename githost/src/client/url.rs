@@ -48,11 +48,7 @@ impl RemoteUrl {
 
     /// `host` for port 22, else `[host]:port`: the name OpenSSH records in `known_hosts`.
     pub fn known_hosts_name(&self) -> String {
-        if self.port == 22 {
-            self.host.clone()
-        } else {
-            format!("[{}]:{}", self.host, self.port)
-        }
+        super::host_key::known_hosts_name(&self.host, self.port)
     }
 
     /// The command line that starts `program` on the remote for this repository, with the path
