@@ -20,7 +20,7 @@ use gix::objs::Exists;
 use gix::ObjectId;
 
 use super::advertisement::{self, RemoteRef, Version};
-use super::ssh::Connection;
+use super::Transport;
 use super::{ClientError, Result};
 use crate::limits::Limits;
 use crate::pktline::{self, Packet, PktReader};
@@ -151,7 +151,7 @@ pub struct FetchOutcome {
 
 /// Fetch over `connection` into `repo`.
 pub async fn fetch(
-    connection: &Connection,
+    connection: &impl Transport,
     repo: Arc<Repository>,
     request: FetchRequest,
     limits: Limits,
@@ -166,7 +166,7 @@ pub async fn fetch(
 /// Clone `url` into a new bare repository at `git_dir`: every branch and tag, `HEAD` as the
 /// remote's.
 pub async fn clone(
-    connection: &Connection,
+    connection: &impl Transport,
     name: &str,
     git_dir: &std::path::Path,
     limits: Limits,

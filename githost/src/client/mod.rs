@@ -1,12 +1,16 @@
-//! The client side of Git: clone, fetch from and push to a remote over SSH, in-process.
+//! The client side of Git: clone, fetch from and push to a remote over SSH or HTTPS, in-process.
 //!
 //! Follow mode (a server that mirrors a primary or a shared remote) and the desktop app use this
 //! instead of the `git` and `ssh` programs:
 //!
-//! - [`url`]: which remote, parsed from `ssh://…` or scp-like `user@host:path` (gix-url);
+//! - [`url`]: which remote, parsed from `ssh://…`, scp-like `user@host:path` or `https://…`
+//!   (gix-url);
 //! - [`host_key`]: the server's key pinned by an OpenSSH `known_hosts` file or a fingerprint;
 //! - [`ssh`]: the russh connection (key authentication, timeouts, keepalive) and `exec` of a Git
 //!   service, bridged to blocking `Read`/`Write` for the protocol code;
+//! - [`http`]: smart HTTP (token in Basic authentication, rustls), the same conversation cut
+//!   into stateless requests;
+//! - [`Transport`]: what fetch and push need of either; [`Remote`] is one or the other;
 //! - [`advertisement`]: what a server announces (v0 ref advertisement, v2 capabilities, `ls-refs`);
 //! - [`fetch`]: fetch and clone, protocol v2 with v0 fallback; the pack goes through the same
 //!   [quarantine](crate::quarantine) and connectivity check as a push into our own host, and refs
@@ -24,15 +28,19 @@
 pub mod advertisement;
 pub mod fetch;
 pub mod host_key;
+pub mod http;
 pub mod push;
 pub mod ssh;
 pub mod url;
 pub mod watch;
 
+use std::future::Future;
+use std::io::{Read, Write};
 use std::time::Duration;
 
 pub use fetch::{clone, FetchOutcome, FetchRequest, RefChange, RefSpec, Vet};
 pub use host_key::HostKeyPolicy;
+pub use http::{HttpConnection, HttpOptions, Token};
 pub use push::{PushCommand, PushOutcome, PushRequest, RefStatus};
 pub use ssh::{Connection, SshOptions};
 pub use url::RemoteUrl;
@@ -120,6 +128,25 @@ pub enum ClientError {
     /// The SSH layer failed.
     #[error("ssh: {0}")]
     Ssh(String),
+    /// An HTTP remote answered with an error, or not like a Git server.
+    #[error("{url}: {reason}")]
+    Http {
+        /// The request's address.
+        url: String,
+        /// What went wrong, in words.
+        reason: String,
+    },
+    /// The TLS handshake failed, or the TLS settings cannot be used.
+    #[error("TLS with {addr}: {reason}")]
+    Tls {
+        /// `host:port`, or the CA file.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The HTTP token cannot be used (its text never appears here).
+    #[error("token: {0}")]
+    Token(String),
     /// The remote ended the conversation with an error of its own (`ERR`, band 3, or `fatal:` on
     /// stderr with a non-zero exit).
     #[error("the remote said: {0}")]
@@ -152,6 +179,107 @@ impl From<crate::pktline::PktError> for ClientError {
 impl From<russh::Error> for ClientError {
     fn from(e: russh::Error) -> Self {
         ClientError::Ssh(e.to_string())
+    }
+}
+
+/// What fetch and push need of a way to reach a remote: run one Git service and hand its two
+/// directions to the blocking protocol code, which ends each request with `flush()` and drops
+/// the writer when it has nothing more to say.
+pub trait Transport: Send + Sync {
+    /// What the remote says.
+    type Reader: Read + Send + 'static;
+    /// What we say.
+    type Writer: Write + Send + 'static;
+
+    /// Whether fetches ask for protocol v2.
+    fn prefers_v2(&self) -> bool;
+
+    /// Run `program` (`git-upload-pack`, `git-receive-pack`) for the remote's repository.
+    fn run<T, F>(&self, program: &str, v2: bool, conversation: F) -> impl Future<Output = Result<T>> + Send
+    where
+        F: FnOnce(Self::Reader, Self::Writer) -> Result<T> + Send + 'static,
+        T: Send + 'static;
+}
+
+impl Transport for Connection {
+    type Reader = crate::channel_io::ChannelReader;
+    type Writer = crate::channel_io::ChannelWriter;
+
+    fn prefers_v2(&self) -> bool {
+        Connection::prefers_v2(self)
+    }
+
+    fn run<T, F>(&self, program: &str, v2: bool, conversation: F) -> impl Future<Output = Result<T>> + Send
+    where
+        F: FnOnce(Self::Reader, Self::Writer) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        Connection::run(self, program, v2, conversation)
+    }
+}
+
+impl Transport for HttpConnection {
+    type Reader = http::ResponseReader;
+    type Writer = http::RequestWriter;
+
+    fn prefers_v2(&self) -> bool {
+        HttpConnection::prefers_v2(self)
+    }
+
+    fn run<T, F>(&self, program: &str, v2: bool, conversation: F) -> impl Future<Output = Result<T>> + Send
+    where
+        F: FnOnce(Self::Reader, Self::Writer) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        HttpConnection::run(self, program, v2, conversation)
+    }
+}
+
+/// A remote reached over SSH or HTTP(S), for callers that take the address from settings.
+pub enum Remote {
+    /// `ssh://` or `user@host:path`.
+    Ssh(Connection),
+    /// `https://` or `http://`.
+    Http(HttpConnection),
+}
+
+impl Remote {
+    /// The remote's address.
+    pub fn url(&self) -> &RemoteUrl {
+        match self {
+            Remote::Ssh(c) => c.url(),
+            Remote::Http(c) => c.url(),
+        }
+    }
+
+    /// Close the connection politely.
+    pub async fn close(self) {
+        if let Remote::Ssh(c) = self {
+            c.close().await;
+        }
+    }
+}
+
+impl Transport for Remote {
+    type Reader = Box<dyn Read + Send>;
+    type Writer = Box<dyn Write + Send>;
+
+    fn prefers_v2(&self) -> bool {
+        match self {
+            Remote::Ssh(c) => c.prefers_v2(),
+            Remote::Http(c) => c.prefers_v2(),
+        }
+    }
+
+    async fn run<T, F>(&self, program: &str, v2: bool, conversation: F) -> Result<T>
+    where
+        F: FnOnce(Self::Reader, Self::Writer) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        match self {
+            Remote::Ssh(c) => c.run(program, v2, move |i, o| conversation(Box::new(i), Box::new(o))).await,
+            Remote::Http(c) => c.run(program, v2, move |i, o| conversation(Box::new(i), Box::new(o))).await,
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use gix::objs::Exists;
 use gix::ObjectId;
 
 use super::advertisement::{self, Version};
-use super::ssh::Connection;
+use super::Transport;
 use super::{ClientError, Result};
 use crate::pktline::{self, Packet, PktReader};
 use crate::protocol::AGENT;
@@ -103,7 +103,7 @@ impl PushOutcome {
 }
 
 /// Push from `repo` over `connection`.
-pub async fn push(connection: &Connection, repo: Arc<Repository>, request: PushRequest) -> Result<PushOutcome> {
+pub async fn push(connection: &impl Transport, repo: Arc<Repository>, request: PushRequest) -> Result<PushOutcome> {
     connection.run("git-receive-pack", false, move |input, output| push_over(&repo, request, input, output)).await
 }
 

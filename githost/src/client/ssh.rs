@@ -98,6 +98,9 @@ pub struct Connection {
 impl Connection {
     /// Connect to `url`'s host, check its key and authenticate.
     pub async fn connect(url: &RemoteUrl, options: &SshOptions) -> Result<Connection> {
+        if url.is_http() {
+            return Err(ClientError::Url { url: url.original.clone(), reason: "not an SSH address".into() });
+        }
         let key_error = |reason: String| ClientError::Key { path: options.key.display().to_string(), reason };
         let key = russh::keys::load_secret_key(&options.key, None).map_err(|e| key_error(e.to_string()))?;
         let config = Arc::new(client::Config {

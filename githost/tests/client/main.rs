@@ -1,7 +1,10 @@
-//! The Git client against two real servers: our own host and OpenSSH + git. Every scenario runs
-//! against both, over protocol v2 and v0, and ends with `git fsck --strict` on both sides.
+//! The Git client against three real servers: our own host, OpenSSH + git, and `git http-backend`
+//! behind HTTPS. Every scenario runs against each, over protocol v2 and v0, and ends with
+//! `git fsck --strict` on both sides.
 
 mod hostile;
+mod http_backend;
+mod https;
 mod support;
 
 use std::sync::Arc;
@@ -102,6 +105,16 @@ async fn clone_and_fetch_from_openssh_v0() {
     clone_and_fetch(Kind::OpenSsh, false).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clone_and_fetch_over_https_v2() {
+    clone_and_fetch(Kind::Https, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clone_and_fetch_over_https_v0() {
+    clone_and_fetch(Kind::Https, false).await;
+}
+
 /// Push: create, fast-forward, non-fast-forward refused, force, lease (stale info), delete,
 /// atomic, and the server's messages.
 async fn pushes(kind: Kind) {
@@ -196,10 +209,16 @@ async fn pushes_to_openssh() {
     pushes(Kind::OpenSsh).await;
 }
 
-/// A history of ~20k objects, cloned from and pushed to both servers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_over_https() {
+    pushes(Kind::Https).await;
+}
+
+/// A history of ~20k objects, cloned from and pushed to every server (over HTTPS the push is
+/// several MiB: streamed, not held in memory).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_twenty_thousand_object_history() {
-    for kind in [Kind::Ours, Kind::OpenSsh] {
+    for kind in [Kind::Ours, Kind::OpenSsh, Kind::Https] {
         let remote = Remote::start(kind);
         let src = remote.tmp.path().join("src.git");
         support::big_history(&src);
@@ -219,6 +238,10 @@ async fn a_twenty_thousand_object_history() {
         assert_eq!(outcome.objects as usize, objects, "{kind:?}");
         assert_eq!(git(&dir, &["rev-parse", "main"]), tip);
         assert_sound(&dir);
+        if let Some(backend) = &remote.http {
+            let post = backend.seen().into_iter().find(|s| s.path.ends_with("/git-receive-pack")).unwrap();
+            assert!(post.chunked && post.body_len > 1 << 20, "{post:?}");
+        }
     }
 }
 
@@ -276,7 +299,7 @@ async fn watching_refs_wakes_on_push() {
     let remote = Remote::start(Kind::Ours);
     let work = work_repo(remote.tmp.path(), 2);
     remote.git(&work, &["push", "-q", &remote.url, "main"]);
-    let conn = remote.connect(true).await;
+    let conn = remote.connect_ssh(true).await;
     let mut watch = githost::client::watch::RefWatch::start(&conn).await.unwrap();
     let first = watch.next().await.unwrap();
     assert_eq!(first.len(), 1);
@@ -288,7 +311,7 @@ async fn watching_refs_wakes_on_push() {
     assert!(next.iter().all(|(_, id)| *id == oid(&tip)));
 
     let plain = Remote::start(Kind::OpenSsh);
-    let plain_conn = plain.connect(true).await;
+    let plain_conn = plain.connect_ssh(true).await;
     let mut watch = githost::client::watch::RefWatch::start(&plain_conn).await.unwrap();
     let err =
         tokio::time::timeout(std::time::Duration::from_secs(20), watch.next()).await.expect("refused").unwrap_err();

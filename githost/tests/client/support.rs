@@ -1,12 +1,15 @@
-//! Two real servers for the client's tests — our own Git host (in this process, on its own
-//! runtime) and OpenSSH's `sshd` with `git-upload-pack`/`git-receive-pack` — plus the `git` CLI to
-//! make and inspect repositories.
+//! Three real servers for the client's tests — our own Git host (in this process, on its own
+//! runtime), OpenSSH's `sshd` with `git-upload-pack`/`git-receive-pack`, and `git http-backend`
+//! behind HTTPS with a token ([`http_backend`](super::http_backend)) — plus the `git` CLI to make
+//! and inspect repositories.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
 
-use githost::client::{Connection, HostKeyPolicy, RemoteUrl, SshOptions};
+use githost::client::{Connection, HostKeyPolicy, HttpConnection, HttpOptions, RemoteUrl, SshOptions, Token};
+
+use super::http_backend::HttpBackend;
 
 /// Run `git` with a clean configuration; panics with its stderr on failure.
 pub fn git(dir: &Path, args: &[&str]) -> String {
@@ -54,6 +57,8 @@ pub fn add_commit(work: &Path, i: usize) -> String {
 pub enum Kind {
     Ours,
     OpenSsh,
+    /// `git http-backend` over HTTPS.
+    Https,
 }
 
 /// A running server with one bare repository and a client key it accepts.
@@ -66,6 +71,8 @@ pub struct Remote {
     /// `GIT_SSH_COMMAND` for the git CLI.
     pub ssh_command: String,
     pub tmp: tempfile::TempDir,
+    /// The HTTPS server, for [`Kind::Https`].
+    pub http: Option<HttpBackend>,
     stop: Option<Box<dyn FnOnce() + Send>>,
 }
 
@@ -88,6 +95,35 @@ impl Remote {
         match kind {
             Kind::Ours => Self::ours(),
             Kind::OpenSsh => Self::openssh(),
+            Kind::Https => Self::https(),
+        }
+    }
+
+    fn https() -> Remote {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo_dir = tmp.path().join("site.git");
+        git(tmp.path(), &["init", "-q", "--bare", "-b", "main", repo_dir.to_str().unwrap()]);
+        let backend = HttpBackend::start(tmp.path(), "tok3n-for-tests");
+        Remote {
+            url: backend.url("site.git"),
+            repo_dir,
+            key: PathBuf::new(),
+            host_pub: PathBuf::new(),
+            ssh_command: String::new(),
+            tmp,
+            http: Some(backend),
+            stop: None,
+        }
+    }
+
+    /// HTTP options with this server's CA and token.
+    pub fn http_options(&self, v2: bool) -> HttpOptions {
+        let backend = self.http.as_ref().expect("an HTTPS remote");
+        HttpOptions {
+            token: Some(Token::new(&backend.token).unwrap()),
+            ca_file: Some(backend.ca.clone()),
+            protocol_v2: v2,
+            ..HttpOptions::default()
         }
     }
 
@@ -128,6 +164,7 @@ impl Remote {
             host_pub: host_key_path.with_extension("pub"),
             ssh_command,
             tmp,
+            http: None,
             stop: Some(Box::new(move || {
                 let _ = stop_tx.send(());
                 let _ = thread.join();
@@ -189,6 +226,7 @@ impl Remote {
             host_pub: host.with_extension("pub"),
             ssh_command,
             tmp,
+            http: None,
             stop: Some(Box::new(move || {
                 if let Some(mut c) = child.take() {
                     let _ = c.kill();
@@ -204,6 +242,7 @@ impl Remote {
             .current_dir(dir)
             .args(args)
             .env("GIT_SSH_COMMAND", &self.ssh_command)
+            .envs(self.http.as_ref().map(HttpBackend::git_env).unwrap_or_default())
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .output()
@@ -223,7 +262,18 @@ impl Remote {
         SshOptions::new(&self.key, self.pin())
     }
 
-    pub async fn connect(&self, v2: bool) -> Connection {
+    /// A connection of the remote's kind.
+    pub async fn connect(&self, v2: bool) -> githost::client::Remote {
+        let url = RemoteUrl::parse(&self.url).unwrap();
+        match self.http {
+            Some(_) => githost::client::Remote::Http(
+                HttpConnection::connect(&url, self.http_options(v2)).await.expect("connect over HTTPS"),
+            ),
+            None => githost::client::Remote::Ssh(self.connect_ssh(v2).await),
+        }
+    }
+
+    pub async fn connect_ssh(&self, v2: bool) -> Connection {
         let mut options = self.options();
         options.protocol_v2 = v2;
         Connection::connect(&RemoteUrl::parse(&self.url).unwrap(), &options).await.expect("connect")
