@@ -5,6 +5,8 @@
 #    the git CLI doing the same over the same sshd, on the ~20k-object benchmark repository:
 #    clone (bare), fetch of the last 200 commits, push into an empty repository. Ratios are
 #    ours / git (below 1.0 = we are faster).
+# 1b. The same three over HTTPS with a token, against `git http-backend` behind the test suite's
+#    HTTPS front (githost's `http-backend` example), ours beside the git CLI.
 # 2. Follow mode: a primary and two followers (release binaries, 127.0.0.1). PUSHES pushes of
 #    one page to the primary; for each, the time from `git push` returning until both followers
 #    serve the new page (p50, p99). Then the primary's CPU time over an idle minute with the two
@@ -22,10 +24,11 @@ RUNS="${1:-10}"
 PUSHES="${2:-50}"
 IDLE_SECS="${IDLE_SECS:-60}"
 cargo build --release --quiet --bin whispercms-server -p whispercms-server
-cargo build --release --quiet -p githost --example git-client
+cargo build --release --quiet -p githost --example git-client --example http-backend
 TARGET="${CARGO_TARGET_DIR:-target}/release"
 BIN="$TARGET/whispercms-server"
 CLIENT="$TARGET/examples/git-client"
+HTTP_BACKEND="$TARGET/examples/http-backend"
 
 W=$(mktemp -d /tmp/whispercms-bench-follow.XXXXXX)
 PIDS=()
@@ -54,22 +57,44 @@ git -C "$W/src" push -q "$URL" main
 git init -q --bare "$W/behind.git"
 git -C "$W/src" push -q "$W/behind.git" main~200:refs/heads/main
 
-echo "== clone (bare, $OBJECTS objects) from OpenSSH + git" >&2
-hyperfine --style basic -N --runs "$RUNS" --warmup 1 --export-json "$W/clone.json" --prepare "rm -rf $W/c" \
-  -n ours "$OURS clone $URL $W/c" \
-  -n git "git clone -q --bare $URL $W/c" >&2
+# compare_client PREFIX LABEL OURS GIT URL REMOTE_DIR: clone, fetch (200 behind) and a full push,
+# ours beside the git CLI; results in $W/PREFIX{clone,fetch,push}.json.
+compare_client() {
+  local prefix=$1 label=$2 ours=$3 git=$4 url=$5 remote=$6
+  echo "== $label: clone (bare, $OBJECTS objects)" >&2
+  hyperfine --style basic -N --runs "$RUNS" --warmup 1 --export-json "$W/${prefix}clone.json" --prepare "rm -rf $W/c" \
+    -n ours "$ours clone $url $W/c" \
+    -n git "$git clone -q --bare $url $W/c" >&2
+  echo "== $label: fetch of the last 200 commits" >&2
+  hyperfine --style basic -N --runs "$RUNS" --warmup 1 --export-json "$W/${prefix}fetch.json" \
+    --prepare "bash -c 'rm -rf $W/f && cp -r $W/behind.git $W/f'" \
+    -n ours "$ours fetch $url $W/f" \
+    -n git "$git -C $W/f fetch -q $url +refs/heads/*:refs/heads/*" >&2
+  echo "== $label: push of the whole history into an empty repository" >&2
+  hyperfine --style basic -N --runs "$RUNS" --export-json "$W/${prefix}push.json" \
+    --prepare "bash -c 'rm -rf $remote && git init -q --bare $remote'" \
+    -n ours "$ours push $url $W/src/.git main" \
+    -n git "$git -C $W/src push -q $url main" >&2
+}
+compare_client "" "OpenSSH + git" "$OURS" git "$URL" "$W/remote.git"
 
-echo "== fetch of the last 200 commits" >&2
-hyperfine --style basic -N --runs "$RUNS" --warmup 1 --export-json "$W/fetch.json" \
-  --prepare "bash -c 'rm -rf $W/f && cp -r $W/behind.git $W/f'" \
-  -n ours "$OURS fetch $URL $W/f" \
-  -n git "git -C $W/f fetch -q $URL +refs/heads/*:refs/heads/*" >&2
-
-echo "== push of the whole history into an empty repository" >&2
-hyperfine --style basic -N --runs "$RUNS" --export-json "$W/push.json" \
-  --prepare "bash -c 'rm -rf $W/remote.git && git init -q --bare $W/remote.git'" \
-  -n ours "$OURS push $URL $W/src/.git main" \
-  -n git "git -C $W/src push -q $URL main" >&2
+# --- the same over HTTPS
+mkdir -p "$W/http"
+git init -q --bare "$W/http/remote.git"
+"$HTTP_BACKEND" "$W/http" bench-token > "$W/http.out" 2> "$W/http.log" &
+PIDS+=($!)
+for _ in $(seq 200); do grep -q '^ca ' "$W/http.out" 2>/dev/null && break; sleep 0.05; done
+H_PORT=$(awk '/^port/ {print $2}' "$W/http.out")
+H_CA=$(awk '/^ca/ {print $2}' "$W/http.out")
+HURL="https://127.0.0.1:$H_PORT/remote.git"
+printf 'bench-token\n' > "$W/token"
+BASIC=$(printf 'git:bench-token' | base64)
+# (GIT_SSL_CAINFO rather than http.sslCAInfo: an environment that sets the variable wins over -c.)
+export GIT_SSL_CAINFO="$H_CA"
+git -C "$W/src" -c "http.extraHeader=Authorization: Basic $BASIC" push -q "$HURL" main
+compare_client h "HTTPS, git http-backend" "$CLIENT --token-file $W/token --ca-file $H_CA" \
+  "git -c http.extraHeader=Authorization:\ Basic\ $BASIC" "$HURL" "$W/http/remote.git"
+unset GIT_SSL_CAINFO
 
 # --- follow mode
 start_server() { # NAME ARGS… ; prints "ssh http" ports when listening
@@ -161,6 +186,10 @@ w, objects, p50, p99, mx, pushes, base, idle, hz, secs = sys.argv[1:]
 print(f"\nresults (median of runs; repository of {objects} objects; ratio = ours / git, both against OpenSSH + git)")
 print(f"{'operation':<34}{'ours':>10}{'git':>10}{'ratio':>8}")
 for name, label in [("clone", "clone --bare"), ("fetch", "fetch (200 commits behind)"), ("push", "push (full, empty remote)")]:
+    r = {x["command"]: statistics.median(x["times"]) for x in json.load(open(f"{w}/{name}.json"))["results"]}
+    print(f"{label:<34}{r['ours']*1000:>8.0f}ms{r['git']*1000:>8.0f}ms{r['ours']/r['git']:>8.2f}")
+print(f"\nover HTTPS with a token (ratio = ours / git, both against git http-backend behind HTTPS)")
+for name, label in [("hclone", "clone --bare"), ("hfetch", "fetch (200 commits behind)"), ("hpush", "push (full, empty remote)")]:
     r = {x["command"]: statistics.median(x["times"]) for x in json.load(open(f"{w}/{name}.json"))["results"]}
     print(f"{label:<34}{r['ours']*1000:>8.0f}ms{r['git']*1000:>8.0f}ms{r['ours']/r['git']:>8.2f}")
 print(f"\nfollow: {pushes} pushes, push returned -> both followers serve the page: p50 {p50} ms, p99 {p99} ms, max {mx} ms")

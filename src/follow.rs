@@ -1,6 +1,7 @@
 //! Follow mode: this server takes its site from a remote instead of from pushes.
 //!
-//! A follower keeps one SSH connection to the remote (our Git client, no `ssh` or `git`). On
+//! A follower keeps one connection to the remote, over SSH or HTTPS (our Git client, no `ssh`,
+//! `git` or curl). On
 //! start and whenever the followed branches move it fetches them; every fetched ref update is
 //! vetted like a push before anything is stored (the hooks' validation and lock-out rules, and
 //! with `trust = "signatures"` every new commit's signature and its signer's right to change what
@@ -10,8 +11,8 @@
 //!
 //! How it learns that a branch moved: against a WhisperCMS primary, `whispercms-watch-refs`
 //! (the primary tells us at once; no polling, nothing runs on either side while idle but SSH
-//! keepalives); against a plain Git server, an up-to-date check every `poll_interval_secs`
-//! (one `ls-refs` round trip on the open connection). A lost connection is retried with capped
+//! keepalives); against a plain Git server or over HTTPS, an up-to-date check every
+//! `poll_interval_secs` (one `ls-refs` round trip, or one `info/refs` request). A lost connection is retried with capped
 //! exponential backoff; the site keeps serving meanwhile.
 
 use std::collections::BTreeMap;
@@ -20,8 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use githost::client::{
-    fetch, watch::RefWatch, ClientError, Connection, FetchRequest, HostKeyPolicy, RefChange, RefSpec, RemoteUrl,
-    SshOptions,
+    fetch, watch::RefWatch, ClientError, Connection, FetchRequest, HostKeyPolicy, HttpConnection, HttpOptions,
+    RefChange, RefSpec, Remote, RemoteUrl, SshOptions, Token,
 };
 use githost::{
     Hooks, Limits, PostReceiveContext, PreReceive, Principal, PushContext, RefUpdate, Repository, UpdateKind,
@@ -114,11 +115,17 @@ impl Hooks for FollowerHooks {
     }
 }
 
+/// How the remote is reached.
+enum Reach {
+    Ssh(SshOptions),
+    Http(HttpOptions),
+}
+
 /// One follower.
 pub struct Follower {
     settings: FollowSettings,
     url: RemoteUrl,
-    options: SshOptions,
+    reach: Reach,
     repo: Arc<Repository>,
     governance: Arc<hooks::Governance>,
     sites: Vec<Arc<Site>>,
@@ -135,13 +142,19 @@ impl Follower {
         sites: Vec<Arc<Site>>,
     ) -> anyhow::Result<Follower> {
         let url = RemoteUrl::parse(&settings.url)?;
-        let host_key = match (&settings.known_hosts, &settings.host_key_fingerprint) {
-            (Some(path), _) => HostKeyPolicy::KnownHosts(path.clone()),
-            (None, Some(f)) => HostKeyPolicy::Fingerprint(f.clone()),
-            (None, None) => anyhow::bail!("[follow]: the remote's host key is not pinned"),
+        let reach = if url.is_http() {
+            let token = settings.token_file.as_deref().map(Token::from_file).transpose()?;
+            Reach::Http(HttpOptions { token, ca_file: settings.ca_file.clone(), ..HttpOptions::default() })
+        } else {
+            let host_key = match (&settings.known_hosts, &settings.host_key_fingerprint) {
+                (Some(path), _) => HostKeyPolicy::KnownHosts(path.clone()),
+                (None, Some(f)) => HostKeyPolicy::Fingerprint(f.clone()),
+                (None, None) => anyhow::bail!("[follow]: the remote's host key is not pinned"),
+            };
+            let key = settings.key.clone().ok_or_else(|| anyhow::anyhow!("[follow]: key is not set"))?;
+            Reach::Ssh(SshOptions::new(key, host_key))
         };
-        let options = SshOptions::new(&settings.key, host_key);
-        Ok(Follower { settings, url, options, repo, governance, sites, seen: Mutex::default(), status: Arc::default() })
+        Ok(Follower { settings, url, reach, repo, governance, sites, seen: Mutex::default(), status: Arc::default() })
     }
 
     /// Follow until `stop` turns true. `first` is told when the first attempt ended (synced or
@@ -190,16 +203,25 @@ impl Follower {
         first: &mut Option<tokio::sync::oneshot::Sender<()>>,
         synced: &mut bool,
     ) -> Result<(), ClientError> {
-        let conn = Connection::connect(&self.url, &self.options).await?;
+        let conn = match &self.reach {
+            Reach::Ssh(options) => Remote::Ssh(Connection::connect(&self.url, options).await?),
+            Reach::Http(options) => Remote::Http(HttpConnection::connect(&self.url, options.clone()).await?),
+        };
         self.sync(&conn).await?;
         *synced = true;
         if let Some(tx) = first.take() {
             let _ = tx.send(());
         }
-        let mut watch = match RefWatch::start(&conn).await {
-            Ok(w) => Some(w),
-            Err(ClientError::Remote(_)) => None,
-            Err(e) => return Err(e),
+        let mut watch = match &conn {
+            Remote::Ssh(ssh) => match RefWatch::start(ssh).await {
+                Ok(w) => Some(w),
+                Err(ClientError::Remote(_)) => None,
+                Err(e) => return Err(e),
+            },
+            Remote::Http(_) => {
+                tracing::info!(remote = %self.url, interval_secs = self.settings.poll_interval_secs, "follow: an HTTPS remote cannot notify; polling");
+                None
+            }
         };
         if let Some(w) = watch.as_mut() {
             match w.next().await {
@@ -251,7 +273,7 @@ impl Follower {
     }
 
     /// Fetch the followed branches, vetted; publish what moved.
-    async fn sync(&self, conn: &Connection) -> Result<(), ClientError> {
+    async fn sync(&self, conn: &Remote) -> Result<(), ClientError> {
         let specs = self
             .settings
             .branches

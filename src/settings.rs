@@ -37,10 +37,15 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FollowSettings {
-    /// The remote, `ssh://user@host:port/path` or `user@host:path`.
+    /// The remote, `ssh://user@host:port/path`, `user@host:path` or `https://host/path`.
     pub url: String,
-    /// The private key this server authenticates with.
-    pub key: PathBuf,
+    /// SSH: the private key this server authenticates with.
+    pub key: Option<PathBuf>,
+    /// HTTPS: a file holding the token sent as the password (mode 0600; a public repository
+    /// needs none). The user name is the URL's (`https://bot@host/…`), else `git`.
+    pub token_file: Option<PathBuf>,
+    /// HTTPS: trust only the CA certificates of this PEM file instead of the system's.
+    pub ca_file: Option<PathBuf>,
     /// An OpenSSH known_hosts file listing the remote's host key…
     pub known_hosts: Option<PathBuf>,
     /// …or the key's fingerprint (`SHA256:…`, as `ssh-keygen -lf` prints it).
@@ -83,6 +88,26 @@ fn default_poll() -> u64 {
 impl FollowSettings {
     /// Check what serde cannot: one host-key source, sane branches and interval.
     pub fn check(&self) -> Result<(), String> {
+        let url = githost::client::RemoteUrl::parse(&self.url).map_err(|e| format!("[follow]: {e}"))?;
+        if url.is_http() {
+            let ssh_only = [("key", self.key.is_some()), ("known_hosts", self.known_hosts.is_some())];
+            let ssh_only = ssh_only.into_iter().chain([("host_key_fingerprint", self.host_key_fingerprint.is_some())]);
+            if let Some((name, _)) = ssh_only.into_iter().find(|(_, set)| *set) {
+                return Err(format!(
+                    "[follow]: {name} is for SSH remotes; an https:// remote uses token_file (and ca_file)"
+                ));
+            }
+            if url.scheme == githost::client::url::Scheme::Http && self.token_file.is_some() {
+                return Err("[follow]: a token is never sent over plain http://; use https://".into());
+            }
+            return self.check_common();
+        }
+        if self.token_file.is_some() || self.ca_file.is_some() {
+            return Err("[follow]: token_file and ca_file are for https:// remotes; an SSH remote uses key".into());
+        }
+        if self.key.is_none() {
+            return Err("[follow]: set key, the private key this server authenticates with".into());
+        }
         match (&self.known_hosts, &self.host_key_fingerprint) {
             (Some(_), Some(_)) => return Err("[follow]: give known_hosts or host_key_fingerprint, not both".into()),
             (None, None) => {
@@ -97,7 +122,11 @@ impl FollowSettings {
                 return Err(format!("[follow]: host_key_fingerprint {f:?} is not a SHA256:… fingerprint"));
             }
         }
-        githost::client::RemoteUrl::parse(&self.url).map_err(|e| format!("[follow]: {e}"))?;
+        self.check_common()
+    }
+
+    /// What holds whatever the remote.
+    fn check_common(&self) -> Result<(), String> {
         if self.branches.is_empty() {
             return Err("[follow]: branches is empty".into());
         }
@@ -247,8 +276,10 @@ impl Settings {
         settings.ingress.check().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         if let Some(follow) = settings.follow.as_mut() {
             follow.check().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            follow.key = base.join(&follow.key);
+            follow.key = follow.key.take().map(|p| base.join(p));
             follow.known_hosts = follow.known_hosts.take().map(|p| base.join(p));
+            follow.token_file = follow.token_file.take().map(|p| base.join(p));
+            follow.ca_file = follow.ca_file.take().map(|p| base.join(p));
         }
         for (name, target) in settings.webhooks.iter_mut() {
             target.check(name).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -329,9 +360,15 @@ mod tests {
         let f = s.follow.unwrap();
         assert_eq!((f.branches.clone(), f.trust, f.poll_interval_secs), (vec!["main".to_string()], Trust::Remote, 30));
         assert!(f.check().is_ok());
+        let https = "[follow]\nurl = \"https://bot@gitea.example.org/org/site.git\"\ntoken_file = \"t\"\n";
+        assert!(Settings::parse(https).unwrap().follow.unwrap().check().is_ok());
         for (bad, why) in [
             ("[follow]\nurl = \"ssh://h/x\"\nkey = \"k\"\n", "pinned"),
-            ("[follow]\nurl = \"https://h/x\"\nkey = \"k\"\nknown_hosts = \"kh\"\n", "scheme"),
+            ("[follow]\nurl = \"https://h/x\"\nkey = \"k\"\n", "key is for SSH"),
+            ("[follow]\nurl = \"http://h/x\"\ntoken_file = \"t\"\n", "never sent over plain"),
+            ("[follow]\nurl = \"ssh://h/x\"\nkey = \"k\"\nknown_hosts = \"kh\"\ntoken_file = \"t\"\n", "for https://"),
+            ("[follow]\nurl = \"ftp://h/x\"\n", "scheme"),
+            ("[follow]\nurl = \"ssh://h/x\"\nknown_hosts = \"kh\"\n", "set key"),
             ("[follow]\nurl = \"ssh://h/x\"\nkey = \"k\"\nhost_key_fingerprint = \"MD5:x\"\n", "SHA256"),
             ("[follow]\nurl = \"ssh://h/x\"\nkey = \"k\"\nknown_hosts = \"kh\"\nbranches = [\"a..b\"]\n", "branch"),
             ("[follow]\nurl = \"ssh://h/x\"\nkey = \"k\"\nknown_hosts = \"kh\"\ntrust = \"signatures\"\ntrust_from = \"abc\"\n", "40 hex"),

@@ -353,3 +353,62 @@ fn trust_from_takes_unsigned_history_as_it_is() {
     assert!(ready.contains("not signed"), "{ready}");
     assert_eq!(http_get(http, "/new/").0, 404);
 }
+
+/// A site kept on a smart-HTTP host (`git http-backend` behind HTTPS with a token, as GitHub or
+/// Gitea serve it): the follower clones it over HTTPS, polls, and publishes what is pushed there.
+#[test]
+fn a_follower_of_an_https_remote_publishes_what_is_pushed_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hosted = tmp.path().join("hosted");
+    std::fs::create_dir_all(&hosted).unwrap();
+    let bare = hosted.join("site.git");
+    let init = Command::new("git").args(["init", "-q", "--bare", "-b", "main"]).arg(&bare).output().unwrap();
+    assert_success(&init, &["git init"]);
+    let backend = crate::http_backend::HttpBackend::start(&hosted, "s3cret-token-for-tests");
+    let git = |dir: &Path, args: &[&str]| {
+        let out = git_command(dir, "false").envs(backend.git_env()).args(args).output().unwrap();
+        assert_success(&out, args);
+    };
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    for (path, text) in site_runtime::starter::FILES {
+        let p = work.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    git(&work, &["add", "-A"]);
+    git(&work, &["-c", "user.name=T", "-c", "user.email=t@example.org", "commit", "-q", "-m", "starter"]);
+    git(&work, &["push", "-q", &backend.url("site.git"), "main"]);
+
+    let dir = tmp.path().join("follower");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("token"), "s3cret-token-for-tests\n").unwrap();
+    let config = dir.join("follower.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[follow]\nurl = \"{}\"\ntoken_file = \"token\"\nca_file = \"{}\"\npoll_interval_secs = 1\n",
+            backend.url("site.git"),
+            backend.ca.display()
+        ),
+    )
+    .unwrap();
+    let follower = start_follower(&dir, &config);
+    let http = follower.http_port.unwrap();
+    assert_eq!(wait_for(http, "/", |s, _| s == 200).0, 200);
+
+    std::fs::write(work.join("content/from-https.md"), "+++\ntitle = \"Over HTTPS\"\n+++\nHello.\n").unwrap();
+    git(&work, &["add", "-A"]);
+    git(&work, &["-c", "user.name=T", "-c", "user.email=t@example.org", "commit", "-q", "-m", "new page"]);
+    git(&work, &["push", "-q", &backend.url("site.git"), "main"]);
+    let (status, body) = wait_for(http, "/from-https/", |s, _| s == 200);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Over HTTPS"), "{body}");
+    let metrics = http_get(http, "/readyz").2;
+    assert!(!metrics.contains("follow"), "no complaint: {metrics}");
+    follower.assert_repository_sound();
+    // Every request carried the token, over TLS, and only Git requests were made.
+    let seen = backend.seen();
+    assert!(seen.iter().all(|s| s.authorized && s.path.starts_with("/site.git/")), "{seen:?}");
+}

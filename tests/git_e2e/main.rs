@@ -8,6 +8,10 @@ mod extensions;
 mod follow;
 mod governance;
 mod hostile;
+/// The smart-HTTP reference server of the client's tests (`git http-backend` behind HTTPS).
+#[path = "../../githost/tests/client/http_backend.rs"]
+#[allow(dead_code)]
+mod http_backend;
 mod push;
 mod site;
 mod ssh;
