@@ -6,7 +6,7 @@
 pub use hooks::validate::Problem;
 
 use crate::worktree;
-use crate::{Error, Result, Workspace};
+use crate::{Result, Workspace};
 
 impl Workspace {
     /// What the server would refuse if the folder were published to `branch` now (empty: all
@@ -15,24 +15,8 @@ impl Workspace {
         let repo = self.local();
         let files = worktree::scan(&repo, self.dir())?;
         let tree = worktree::write_tree(&repo, &files)?;
-        let signature = gix::actor::Signature {
-            name: "WhisperCMS Desktop".into(),
-            email: "desktop@localhost".into(),
-            time: gix::date::Time::now_utc(),
-        };
-        let mut buf = gix::date::parse::TimeBuf::default();
-        let parents: Vec<gix::ObjectId> = self.head()?.into_iter().collect();
         // (Validation reads commits; this one is never referenced and Git's gc removes it.)
-        let commit = repo
-            .new_commit_as(
-                signature.to_ref(&mut buf),
-                signature.to_ref(&mut Default::default()),
-                "check",
-                tree,
-                parents,
-            )
-            .map_err(Error::git)?
-            .id;
+        let commit = crate::save::write_commit(&repo, &crate::save::Author::app(), "check", tree, self.head()?)?;
         let base = self.remote_tip(branch)?;
         Ok(hooks::validate::validate(&repo, base, commit)?)
     }

@@ -10,6 +10,7 @@
 //! - [`pages`]: the content tree, and pages read and written with their front matter kept as
 //!   written (`toml_edit`: comments, order and unknown keys survive an edit);
 //! - [`save`]: *Save* — a commit of the folder as it is — and the history;
+//! - [`preview`]: the folder rendered by the server's own runtime, offline;
 //! - [`check`]: the problems the server would refuse, found with the server's own validation
 //!   (`hooks`) before anything is sent;
 //! - [`sync`]: *Publish* (push to `main`) or *Send for review* (push to `admin`), fetching what
@@ -20,6 +21,7 @@
 
 pub mod check;
 pub mod pages;
+pub mod preview;
 pub mod save;
 pub mod sync;
 pub mod workspace;

@@ -15,6 +15,38 @@ pub struct Author {
     pub email: String,
 }
 
+impl Author {
+    /// The app itself, for commits that only exist to be read (a check, the preview).
+    pub(crate) fn app() -> Author {
+        Author { name: "WhisperCMS Desktop".into(), email: "desktop@localhost".into() }
+    }
+}
+
+/// Write a commit of `tree` by `author` now; no ref moves.
+pub(crate) fn write_commit(
+    repo: &gix::Repository,
+    author: &Author,
+    message: &str,
+    tree: ObjectId,
+    parents: impl IntoIterator<Item = ObjectId>,
+) -> Result<ObjectId> {
+    let signature = gix::actor::Signature {
+        name: author.name.as_str().into(),
+        email: author.email.as_str().into(),
+        time: gix::date::Time::now_local_or_utc(),
+    };
+    let commit = repo
+        .new_commit_as(
+            signature.to_ref(&mut Default::default()),
+            signature.to_ref(&mut Default::default()),
+            message,
+            tree,
+            parents,
+        )
+        .map_err(Error::git)?;
+    Ok(commit.id)
+}
+
 /// One save in the history.
 #[derive(Debug, Clone)]
 pub struct Saved {
@@ -41,20 +73,7 @@ impl Workspace {
                 return Ok(None);
             }
         }
-        let time = gix::date::Time::now_local_or_utc();
-        let signature =
-            gix::actor::Signature { name: author.name.as_str().into(), email: author.email.as_str().into(), time };
-        let mut buf = gix::date::parse::TimeBuf::default();
-        let commit = repo
-            .new_commit_as(
-                signature.to_ref(&mut buf),
-                signature.to_ref(&mut gix::date::parse::TimeBuf::default()),
-                message,
-                tree,
-                head,
-            )
-            .map_err(Error::git)?
-            .id;
+        let commit = write_commit(&repo, author, message, tree, head)?;
         let branch = format!("refs/heads/{}", self.branch()?);
         self.move_ref(&branch, head, commit, &format!("commit: {}", message.lines().next().unwrap_or("")))?;
         worktree::reset_index(&repo, tree)?;

@@ -177,19 +177,7 @@ impl Workspace {
         for s in summaries.iter().take_while(|s| Some(s.id) != base) {
             message.push_str(&format!("- {}\n", s.summary));
         }
-        let time = gix::date::Time::now_local_or_utc();
-        let signature =
-            gix::actor::Signature { name: author.name.as_str().into(), email: author.email.as_str().into(), time };
-        let commit = repo
-            .new_commit_as(
-                signature.to_ref(&mut Default::default()),
-                signature.to_ref(&mut Default::default()),
-                message,
-                tree,
-                [theirs],
-            )
-            .map_err(Error::git)?
-            .id;
+        let commit = crate::save::write_commit(&repo, author, &message, tree, [theirs])?;
         worktree::checkout(&repo, self.dir(), &from, &merged)?;
         self.move_ref(&local_branch, Some(ours), commit, "catch up: replay")?;
         worktree::reset_index(&repo, tree)?;

@@ -224,3 +224,23 @@ async fn offline_saves_wait_and_a_new_site_starts_from_the_starter() {
     assert!(Connection::connect(&url, &options).await.is_err());
     assert_eq!(ws.history(10).unwrap().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preview_renders_the_folder_with_the_sites_own_theme() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = Workspace::create_from_starter(tmp.path().join("site"), &author("Ada")).unwrap();
+    let preview = desktop_core::preview::Preview::open(&ws).unwrap();
+    assert!(preview.refresh(&ws).unwrap());
+    assert!(!preview.refresh(&ws).unwrap(), "nothing changed, nothing rendered");
+    let home = preview.get("/").await.unwrap();
+    assert_eq!((home.status, home.content_type.starts_with("text/html")), (200, true));
+    // An edit not saved yet shows at once, through the theme (its stylesheet is linked).
+    edit_title(&ws, "content/about.md", "Previewed before saving");
+    assert!(preview.refresh(&ws).unwrap());
+    let about = preview.get("/about/").await.unwrap();
+    let html = String::from_utf8_lossy(&about.body);
+    assert!(html.contains("Previewed before saving") && html.contains("/style.css"), "{html}");
+    assert_eq!(preview.get("/style.css").await.unwrap().status, 200);
+    assert_eq!(preview.get("/no-such-page/").await.unwrap().status, 404);
+    assert!(ws.history(10).unwrap().len() == 1, "previewing saves nothing");
+}
