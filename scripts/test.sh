@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: format check, clippy, unit tests and the end-to-end tests (the real
 # git/ssh clients against the real server binary on 127.0.0.1). Installs missing Debian packages
-# (git, openssh-client, openssh-server for the Git client tests, a C toolchain) itself. Needs: a Rust toolchain (cargo).
+# (git, openssh-client, openssh-server for the Git client tests, a C toolchain, the WebKitGTK -dev
+# packages the desktop app builds against) itself. Needs: a Rust toolchain (cargo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
 ensure_cargo
 ensure_packages "${BASE_PACKAGES[@]}" openssh-server  # sshd: the reference server of the Git client tests
+ensure_packages "${DESKTOP_PACKAGES[@]}"
 use_shared_target_dir
+ensure_tauri_driver
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

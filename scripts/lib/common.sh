@@ -37,6 +37,17 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # The packages every build and test needs.
 BASE_PACKAGES=(git openssh-client ca-certificates pkg-config gcc g++ libc6-dev bc cmake curl openssl)
+# tauri-driver (crates.io): the WebDriver server in front of WebKitWebDriver for the desktop
+# window's test.
+ensure_tauri_driver() {
+  command -v tauri-driver > /dev/null 2>&1 && return 0
+  [ -x "$HOME/.cargo/bin/tauri-driver" ] && return 0
+  cargo install --quiet --locked tauri-driver
+}
+
+# What the desktop app (Tauri 2, WebKitGTK) builds against, and what its window tests run on.
+DESKTOP_PACKAGES=(libwebkit2gtk-4.1-dev libgtk-3-dev libjavascriptcoregtk-4.1-dev libsoup-3.0-dev
+  libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev xvfb webkit2gtk-driver x11-apps imagemagick)
 
 # A work directory under /tmp for a benchmark, removed on exit with the server and nginx it
 # started (their pids in server.pid / nginx.pid). Sets W.

@@ -78,6 +78,27 @@ pub enum CaughtUp {
 }
 
 impl Workspace {
+    /// How many saves of the working branch the server's `branch` does not have yet (as last
+    /// seen): what a publish would send.
+    pub fn unpublished(&self, branch: &str) -> Result<usize> {
+        let Some(head) = self.head()? else { return Ok(0) };
+        let theirs = self.remote_tip(branch)?;
+        let repo = self.local();
+        let mut known = HashSet::new();
+        if let Some(t) = theirs {
+            for info in repo.rev_walk([t]).all().map_err(Error::git)? {
+                known.insert(info.map_err(Error::git)?.id);
+            }
+        }
+        let mut count = 0;
+        for info in repo.rev_walk([head]).all().map_err(Error::git)? {
+            if !known.contains(&info.map_err(Error::git)?.id) {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
     /// Push the last save of the working branch to the server's `branch` (`main` publishes,
     /// `admin` sends for review).
     pub async fn publish(&self, remote: &impl Transport, branch: &str) -> Result<Published> {

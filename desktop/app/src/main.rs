@@ -1,0 +1,67 @@
+//! The WhisperCMS Desktop window: Tauri 2 (WebKitGTK on Linux) showing `wcms://localhost/`.
+//! Every request of the web view on the `wcms` scheme goes to [`desktop_app::App`]; the app
+//! allows no Tauri commands and opens no network port.
+//!
+//! `whispercms-desktop [--settings FILE]` (default: `~/.config/whispercms/desktop.toml`).
+
+use std::sync::Arc;
+
+use desktop_app::{App, Request, Settings};
+use tauri::http;
+
+/// The app's own pages: scripts and styles from the app only; frames only of the preview.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: wcms:; \
+                   frame-src wcms://preview; connect-src 'self'; form-action 'self'; base-uri 'none'";
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WHISPERCMS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let settings_path = match args.iter().position(|a| a == "--settings") {
+        Some(i) => args.get(i + 1).map(Into::into).ok_or_else(|| anyhow::anyhow!("--settings needs a file"))?,
+        None => Settings::default_path(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let app = Arc::new(App::new(settings_path)?);
+    let handle = runtime.handle().clone();
+    tauri::Builder::default()
+        .register_asynchronous_uri_scheme_protocol("wcms", move |_ctx, request, responder| {
+            let app = app.clone();
+            let uri = request.uri().clone();
+            let request = Request {
+                method: request.method().to_string(),
+                host: uri.host().unwrap_or("localhost").to_string(),
+                path: uri.path().to_string(),
+                query: uri.query().unwrap_or("").to_string(),
+                body: request.into_body(),
+            };
+            let is_app = request.host != "preview";
+            handle.spawn(async move {
+                let answer = app.handle(request).await;
+                let mut response =
+                    http::Response::builder().status(answer.status).header(http::header::CONTENT_TYPE, answer.content_type);
+                if is_app {
+                    response = response.header("Content-Security-Policy", CSP);
+                }
+                match response.body(answer.body) {
+                    Ok(r) => responder.respond(r),
+                    Err(e) => responder.respond(http::Response::new(e.to_string().into_bytes())),
+                }
+            });
+        })
+        .setup(|app| {
+            let url = tauri::WebviewUrl::CustomProtocol("wcms://localhost/".parse()?);
+            tauri::WebviewWindowBuilder::new(app, "main", url)
+                .title("WhisperCMS Desktop")
+                .inner_size(1280.0, 800.0)
+                .min_inner_size(900.0, 600.0)
+                .build()?;
+            Ok(())
+        })
+        .run(tauri::generate_context!())?;
+    Ok(())
+}

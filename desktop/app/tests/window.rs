@@ -1,0 +1,289 @@
+//! The real window: WhisperCMS Desktop under Xvfb, driven through WebDriver (`tauri-driver` in
+//! front of WebKitGTK's `WebKitWebDriver`), against a real `whispercms-server demo`.
+//!
+//! One scenario, as a writer meets the app: the first-run wizard → the site cloned from the
+//! server → a page edited → the preview shows the edit → Publish → the live server serves it.
+//! Screenshots of each screen go to `docs/desktop/` (linked from the README).
+//!
+//! Needs `Xvfb`, `WebKitWebDriver` (Debian: xvfb, webkit2gtk-driver) and `tauri-driver`
+//! (crates.io); `scripts/test.sh` installs them.
+
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// Kills its process when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One HTTP/1.1 exchange with `Connection: close`: (status, body).
+fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Vec<u8>) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
+        payload.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP answer");
+    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+    let mut body = raw[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        while let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..eol]).trim(), 16).unwrap_or(0);
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+            rest = &rest[eol + 2 + size + 2..];
+        }
+        body = out;
+    }
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, body)
+}
+
+/// A WebDriver session.
+struct Driver {
+    port: u16,
+    session: String,
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl Driver {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let full = format!("/session/{}{path}", self.session);
+        let (status, bytes) = http(self.port, method, &full, body.as_ref());
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        assert!(status < 300, "{method} {path}: {status} {value}");
+        value["value"].clone()
+    }
+
+    fn find(&self, css: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let full = format!("/session/{}/element", self.session);
+            let (status, bytes) = http(self.port, "POST", &full, Some(&json!({"using": "css selector", "value": css})));
+            if status < 300 {
+                let v: Value = serde_json::from_slice(&bytes).unwrap();
+                return v["value"][ELEMENT].as_str().unwrap().to_string();
+            }
+            assert!(Instant::now() < deadline, "no element {css}: {}", String::from_utf8_lossy(&bytes));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css);
+        self.call("POST", &format!("/element/{e}/clear"), Some(json!({})));
+        self.call("POST", &format!("/element/{e}/value"), Some(json!({"text": text})));
+    }
+
+    fn click(&self, css: &str) {
+        let e = self.find(css);
+        self.call("POST", &format!("/element/{e}/click"), Some(json!({})));
+    }
+
+    fn text(&self, css: &str) -> String {
+        let e = self.find(css);
+        self.call("GET", &format!("/element/{e}/text"), None).as_str().unwrap_or_default().to_string()
+    }
+
+    /// Wait until `css`'s text satisfies `ok`.
+    fn wait_text(&self, css: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let t = self.text(css);
+            if ok(&t) || Instant::now() > deadline {
+                return t;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn screenshot(&self, name: &str) {
+        let data = self.call("GET", "/screenshot", None);
+        let png = base64_decode(data.as_str().unwrap());
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/desktop");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+/// Standard base64 (the screenshot); written here rather than pulling a crate into the tests.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let digits: Vec<u8> = text.bytes().filter_map(value).collect();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, d)| acc | (u32::from(*d) << (18 - 6 * i)));
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}
+
+fn tool(name: &str) -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain(std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin")))
+        .map(|d| d.join(name))
+        .find(|p| p.exists());
+    found.unwrap_or_else(|| panic!("{name} is needed (scripts/test.sh installs it)"))
+}
+
+/// The server binary, beside this test's directory (`cargo test --workspace` builds it).
+fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(Path::parent).unwrap().join("whispercms-server");
+    assert!(bin.exists(), "{} is missing: cargo build --bin whispercms-server", bin.display());
+    bin
+}
+
+#[test]
+fn first_run_clone_edit_preview_publish_in_the_real_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The demo server.
+    let data = tmp.path().join("server");
+    let mut server = Command::new(server_binary())
+        .args(["demo", "--data-dir"])
+        .arg(&data)
+        .args(["--ssh-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let server = Running(server);
+    let (mut ssh, mut web) = (None, None);
+    while ssh.is_none() || web.is_none() {
+        let line = lines.next().expect("the server exited").unwrap();
+        let addr = |l: &str| l.rsplit(' ').next().unwrap().to_string();
+        if line.starts_with("ssh listening on ") {
+            ssh = Some(addr(&line));
+        } else if line.starts_with("http listening on ") {
+            web = Some(addr(&line));
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let web_port: u16 = web.unwrap().rsplit(':').next().unwrap().parse().unwrap();
+    let out = Command::new("ssh-keygen").arg("-lf").arg(data.join("keys/ssh_host_ed25519.pub")).output().unwrap();
+    let fingerprint = String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap().to_string();
+
+    // The app's settings as a first run with the server known (the wizard asks for the folder).
+    let settings = tmp.path().join("desktop.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "remote = \"ssh://git@{}/site.git\"\nkey = \"{}\"\nhost_key_fingerprint = \"{fingerprint}\"\nname = \"Ada\"\nemail = \"ada@example.org\"\n",
+            ssh.unwrap(),
+            data.join("keys/demo_ed25519").display()
+        ),
+    )
+    .unwrap();
+
+    // A display, and the driver in front of WebKitWebDriver.
+    let display = format!(":{}", 90 + free_port() % 100);
+    let _xvfb = Running(
+        Command::new(tool("Xvfb")).args([display.as_str(), "-screen", "0", "1400x900x24", "-nolisten", "tcp"]).spawn().unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let port = free_port();
+    let native = free_port();
+    let _driver = Running(
+        Command::new(tool("tauri-driver"))
+            .args(["--port", &port.to_string(), "--native-port", &native.to_string()])
+            .arg("--native-driver")
+            .arg(tool("WebKitWebDriver"))
+            .env("DISPLAY", &display)
+            .env("WEBKIT_DISABLE_COMPOSITING_MODE", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "tauri-driver did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let app = env!("CARGO_BIN_EXE_whispercms-desktop");
+    let caps = json!({"capabilities": {"alwaysMatch": {"tauri:options": {
+        "application": app, "args": ["--settings", settings.display().to_string()]
+    }}}});
+    let (status, bytes) = http(port, "POST", "/session", Some(&caps));
+    let created: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    assert!(status < 300, "no session: {status} {created}");
+    let driver = Driver { port, session: created["value"]["sessionId"].as_str().unwrap().to_string() };
+
+    // 1. The wizard: the server is known; choose a folder and get the site.
+    driver.find("#setup");
+    driver.screenshot("wizard");
+    let folder = tmp.path().join("My Site");
+    driver.type_into("input[name=folder]", &folder.display().to_string());
+    driver.click("button[value=clone]");
+    // 2. The pages of the cloned site.
+    driver.wait_text("main", |t| t.contains("Hello, world"));
+    assert!(folder.join("content/about.md").is_file(), "cloned into the chosen folder");
+    driver.screenshot("pages");
+    // 3. The editor: a new title, kept as typed, shown by the preview.
+    driver.click("a[href='/edit?path=content/about.md']");
+    driver.type_into("input[name=title]", "Written in the desktop app");
+    let saved = driver.wait_text("#saved", |t| t.contains("kept on this computer"));
+    assert!(saved.contains("kept"), "{saved}");
+    let frame = driver.find("#preview");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        driver.call("POST", "/frame", Some(json!({"id": {ELEMENT: frame}})));
+        let body = driver.text("body");
+        driver.call("POST", "/frame/parent", Some(json!({})));
+        if body.contains("Written in the desktop app") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the preview never showed the edit: {body}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    driver.screenshot("editor");
+    // 4. Publish: the server takes it, and serves it.
+    driver.click("a[href='/publish']");
+    driver.type_into("input[name=message]", "Retitle the about page");
+    driver.click("button[value=main]");
+    let result = driver.wait_text("#result", |t| t.contains("Published") || t.contains("refused") || t.contains("Offline"));
+    assert!(result.contains("Published"), "{result}");
+    driver.screenshot("publish");
+    let (status, page) = http(web_port, "GET", "/about/", None);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&page).contains("Written in the desktop app"));
+    driver.click("a[href='/history']");
+    driver.wait_text("main", |t| t.contains("Retitle the about page"));
+    driver.screenshot("history");
+    let _ = http(port, "DELETE", &format!("/session/{}", driver.session), None);
+    drop(server);
+}
