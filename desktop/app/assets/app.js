@@ -27,9 +27,11 @@ if (page) {
     saved.textContent = "Keeping your changes…";
     try {
       const answer = await post("/api/page", page);
-      saved.textContent = "All changes are kept on this computer.";
+      saved.textContent = "Kept at " + new Date().toLocaleTimeString() + ".";
       document.getElementById("problems").innerHTML = answer.problems;
-      if (preview.src !== answer.url) preview.src = answer.url; else preview.contentWindow.location.reload();
+      // The preview is another origin (wcms://preview): reload it by address, a new `_preview`
+      // each time (the backend drops it before the site sees the request).
+      preview.src = answer.url + (answer.url.includes("?") ? "&" : "?") + "_preview=" + Date.now();
       status(answer.status);
     } catch (e) {
       saved.textContent = "Not kept: " + e.message;

@@ -91,7 +91,9 @@ impl App {
         if let Some(site) = &settings.site {
             match Self::open_session(site) {
                 Ok(s) => *app.session.try_lock()? = Some(Arc::new(s)),
-                Err(e) => tracing::warn!(site = %site.display(), error = %e, "the site folder of the settings cannot be opened"),
+                Err(e) => {
+                    tracing::warn!(site = %site.display(), error = %e, "the site folder of the settings cannot be opened")
+                }
             }
         }
         Ok(app)
@@ -109,11 +111,7 @@ impl App {
 
     /// Answer one request.
     pub async fn handle(&self, request: Request) -> Response {
-        let result = if request.host == "preview" {
-            self.preview(&request).await
-        } else {
-            self.app(&request).await
-        };
+        let result = if request.host == "preview" { self.preview(&request).await } else { self.app(&request).await };
         result.unwrap_or_else(|e| {
             tracing::warn!(path = %request.path, error = %e, "request failed");
             Response::error(500, &e.to_string())
@@ -124,7 +122,11 @@ impl App {
         let Some(s) = self.session().await else { return Ok(Response::error(404, "no site is open")) };
         let session = s.clone();
         tokio::task::spawn_blocking(move || session.preview.refresh(&session.ws)).await??;
-        let target = if request.query.is_empty() { request.path.clone() } else { format!("{}?{}", request.path, request.query) };
+        // `_preview` only makes the frame reload (see assets/app.js); the site never sees it.
+        let query: Vec<&str> =
+            request.query.split('&').filter(|p| !p.is_empty() && !p.starts_with("_preview=")).collect();
+        let target =
+            if query.is_empty() { request.path.clone() } else { format!("{}?{}", request.path, query.join("&")) };
         let answer = s.preview.get(&target).await?;
         Ok(Response { status: answer.status, content_type: answer.content_type, body: answer.body })
     }
@@ -143,7 +145,11 @@ impl App {
     async fn app(&self, r: &Request) -> anyhow::Result<Response> {
         match (r.method.as_str(), r.path.as_str()) {
             ("GET", "/app.css") => {
-                return Ok(Response { status: 200, content_type: "text/css".into(), body: include_bytes!("../assets/app.css").to_vec() })
+                return Ok(Response {
+                    status: 200,
+                    content_type: "text/css".into(),
+                    body: include_bytes!("../assets/app.css").to_vec(),
+                })
             }
             ("GET", "/app.js") => {
                 return Ok(Response {
@@ -187,25 +193,42 @@ impl App {
             ("POST", "/api/page") => self.write_page(&s, &form(&r.body)).await,
             ("POST", "/api/new") => {
                 let f = form(&r.body);
-                let page = Page::new_in(&s.ws, f.get("section").map(String::as_str).unwrap_or("content"), f.get("title").map(String::as_str).unwrap_or(""))?;
+                let page = Page::new_in(
+                    &s.ws,
+                    f.get("section").map(String::as_str).unwrap_or("content"),
+                    f.get("title").map(String::as_str).unwrap_or(""),
+                )?;
                 page.write(&s.ws)?;
                 Ok(Response::json(serde_json::json!({ "edit": format!("/edit?path={}", page.path) })))
             }
             ("POST", "/api/save") => {
                 let f = form(&r.body);
-                let message = f.get("message").filter(|m| !m.trim().is_empty()).cloned().unwrap_or_else(|| "Edits".into());
+                let message =
+                    f.get("message").filter(|m| !m.trim().is_empty()).cloned().unwrap_or_else(|| "Edits".into());
                 let author = self.settings.lock().await.author();
                 let saved = s.ws.save(&message, &author)?;
-                Ok(Response::json(serde_json::json!({ "saved": saved.map(|c| c.to_string()), "status": self.status_line(&s).await })))
+                Ok(Response::json(
+                    serde_json::json!({ "saved": saved.map(|c| c.to_string()), "status": self.status_line(&s).await }),
+                ))
             }
             ("GET", "/publish") => {
-                let changes: Vec<String> = s.ws.changes()?.iter().map(|c| format!("{c:?}")).collect();
+                let changes: Vec<String> =
+                    s.ws.changes()?
+                        .iter()
+                        .map(|c| match c {
+                            desktop_core::worktree::Change::Added(p) => format!("New: {p}"),
+                            desktop_core::worktree::Change::Modified(p) => format!("Changed: {p}"),
+                            desktop_core::worktree::Change::Deleted(p) => format!("Removed: {p}"),
+                        })
+                        .collect();
                 let problems = s.ws.check("main")?;
                 let view = views::publish(&changes, s.ws.unpublished("main")?, &problems);
                 Ok(Response::html(views::page("Publish", "publish", &status, view)))
             }
             ("POST", "/api/publish") => self.publish(&s, &form(&r.body)).await,
-            ("GET", "/history") => Ok(Response::html(views::page("History", "history", &status, views::history(&s.ws.history(200)?)))),
+            ("GET", "/history") => {
+                Ok(Response::html(views::page("History", "history", &status, views::history(&s.ws.history(200)?))))
+            }
             _ => Ok(Response::error(404, "no such screen")),
         }
     }
@@ -232,7 +255,9 @@ impl App {
             settings.key = get("key").map(|k| expand(&k));
             settings.host_key_fingerprint = get("fingerprint");
             match (settings.remote.clone(), connect(&settings).await) {
-                (Some(url), Ok(remote)) => Workspace::clone_from(&remote, &url, &folder).await.map(drop).map_err(anyhow::Error::from),
+                (Some(url), Ok(remote)) => {
+                    Workspace::clone_from(&remote, &url, &folder).await.map(drop).map_err(anyhow::Error::from)
+                }
                 (None, _) => Err(anyhow::anyhow!("Give the server's address.")),
                 (_, Err(e)) => Err(e),
             }
@@ -260,8 +285,10 @@ impl App {
                 None => page.remove("date"),
             }
             page.set("draft", Value::Bool(f.get("draft").is_some()))?;
-            let tags: Vec<String> =
-                f.get("tags").map(|t| t.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()).unwrap_or_default();
+            let tags: Vec<String> = f
+                .get("tags")
+                .map(|t| t.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+                .unwrap_or_default();
             if tags.is_empty() {
                 page.remove("tags");
             } else {
@@ -287,25 +314,35 @@ impl App {
     async fn publish(&self, s: &Session, f: &HashMap<String, String>) -> anyhow::Result<Response> {
         let settings = self.settings.lock().await.clone();
         let branch = if f.get("branch").map(String::as_str) == Some("admin") { "admin" } else { "main" };
-        let message = f.get("message").filter(|m| !m.trim().is_empty()).cloned().unwrap_or_else(|| "Edits from WhisperCMS Desktop".into());
+        let message = f
+            .get("message")
+            .filter(|m| !m.trim().is_empty())
+            .cloned()
+            .unwrap_or_else(|| "Edits from WhisperCMS Desktop".into());
         s.ws.save(&message, &settings.author())?;
         let remote = match connect(&settings).await {
             Ok(r) => r,
             Err(e) => {
                 let text = format!("Offline: your changes are saved on this computer and will publish when the server is reachable ({e}).");
-                return Ok(Response::json(serde_json::json!({ "html": format!("<p class=\"problems\">{}</p>", escape(&text)), "status": self.status_line(s).await })));
+                return Ok(Response::json(
+                    serde_json::json!({ "html": format!("<p class=\"problems\">{}</p>", escape(&text)), "status": self.status_line(s).await }),
+                ));
             }
         };
         let mut outcome = s.ws.publish(&remote, branch).await?;
         if outcome == desktop_core::sync::Published::Behind {
-            if let desktop_core::sync::CaughtUp::Updated { .. } = s.ws.catch_up(&remote, branch, &settings.author()).await? {
+            if let desktop_core::sync::CaughtUp::Updated { .. } =
+                s.ws.catch_up(&remote, branch, &settings.author()).await?
+            {
                 outcome = s.ws.publish(&remote, branch).await?;
             }
         }
         if let Remote::Ssh(c) = remote {
             c.close().await;
         }
-        Ok(Response::json(serde_json::json!({ "html": views::published(&outcome), "status": self.status_line(s).await })))
+        Ok(Response::json(
+            serde_json::json!({ "html": views::published(&outcome), "status": self.status_line(s).await }),
+        ))
     }
 }
 
@@ -318,7 +355,10 @@ async fn connect(settings: &Settings) -> anyhow::Result<Remote> {
         return Ok(Remote::Http(HttpConnection::connect(&url, HttpOptions { token, ..HttpOptions::default() }).await?));
     }
     let key = settings.key.clone().ok_or_else(|| anyhow::anyhow!("no SSH key is set"))?;
-    let fingerprint = settings.host_key_fingerprint.clone().ok_or_else(|| anyhow::anyhow!("the server's key fingerprint is not set"))?;
+    let fingerprint = settings
+        .host_key_fingerprint
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the server's key fingerprint is not set"))?;
     Ok(Remote::Ssh(Connection::connect(&url, &SshOptions::new(key, HostKeyPolicy::Fingerprint(fingerprint))).await?))
 }
 

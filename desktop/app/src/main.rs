@@ -42,8 +42,9 @@ fn main() -> anyhow::Result<()> {
             let is_app = request.host != "preview";
             handle.spawn(async move {
                 let answer = app.handle(request).await;
-                let mut response =
-                    http::Response::builder().status(answer.status).header(http::header::CONTENT_TYPE, answer.content_type);
+                let mut response = http::Response::builder()
+                    .status(answer.status)
+                    .header(http::header::CONTENT_TYPE, answer.content_type);
                 if is_app {
                     response = response.header("Content-Security-Policy", CSP);
                 }

@@ -55,13 +55,13 @@ pub fn pages(list: &[PageInfo], query: &str) -> AnyView {
         .into_iter()
         .map(|p| {
             let href = format!("/edit?path={}", p.path);
-            let depth = p.path.matches('/').count().saturating_sub(1);
-            let style = format!("padding-left: {}rem", 0.75 + depth as f32);
+            // (A class, not a style attribute: the app's CSP allows no inline styles.)
+            let depth = format!("depth-{}", p.path.matches('/').count().saturating_sub(1).min(6));
             let badge = if p.draft { Some(view! { <span class="badge">"draft"</span> }) } else { None };
             let section = if p.section { Some(view! { <span class="badge section">"section"</span> }) } else { None };
             let problem = p.problem.clone().map(|why| view! { <span class="badge problem" title=why>"problem"</span> });
             view! {
-                <li style=style>
+                <li class=depth>
                     <a href=href><span class="title">{p.title.clone()}</span></a>
                     {section}{badge}{problem}
                     <span class="path">{p.path.clone()}</span>
@@ -123,7 +123,7 @@ pub fn editor(e: Editor) -> AnyView {
                 <input type="hidden" name="path" value=e.path.clone()/>
                 {front}
                 <label class="grow">"Text (Markdown)"<textarea name="body" id="body" spellcheck="true">{e.body.clone()}</textarea></label>
-                <p class="muted"><span id="saved">"All changes are kept on this computer."</span>" "<span class="path">{e.path.clone()}</span></p>
+                <p class="muted"><span id="saved">"Changes are kept on this computer as you type."</span>" "<span class="path">{e.path.clone()}</span></p>
                 <div id="problems">{problems}</div>
             </form>
             <section class="preview" aria-label="Preview">

@@ -28,14 +28,19 @@ async fn first_run_edit_preview_and_publish_offline() {
     let folder = tmp.path().join("site");
     let folder_text = folder.display().to_string();
     let setup = app
-        .handle(post("/api/setup", &[("how", "new"), ("folder", &folder_text), ("name", "Ada"), ("email", "ada@example.org")]))
+        .handle(post(
+            "/api/setup",
+            &[("how", "new"), ("folder", &folder_text), ("name", "Ada"), ("email", "ada@example.org")],
+        ))
         .await;
     assert!(text(&setup).contains("/pages"), "{}", text(&setup));
     assert!(std::fs::read_to_string(&settings).unwrap().contains("Ada"), "the settings are written");
 
     // The content tree, with search.
     let pages = text(&app.handle(get("/pages")).await);
-    assert!(pages.starts_with("<!DOCTYPE html>") && pages.contains("Hello, world") && pages.contains("content/about.md"));
+    assert!(
+        pages.starts_with("<!DOCTYPE html>") && pages.contains("Hello, world") && pages.contains("content/about.md")
+    );
     let found = text(&app.handle(get("/pages?q=hello")).await);
     assert!(found.contains("Hello, world") && !found.contains("content/about.md"), "{found}");
 
@@ -47,7 +52,13 @@ async fn first_run_edit_preview_and_publish_offline() {
     let answer = app
         .handle(post(
             "/api/page",
-            &[("path", "content/about.md"), ("title", "About us <3"), ("date", ""), ("tags", "a, b"), ("body", "Hello *there*.")],
+            &[
+                ("path", "content/about.md"),
+                ("title", "About us <3"),
+                ("date", ""),
+                ("tags", "a, b"),
+                ("body", "Hello *there*."),
+            ],
         ))
         .await;
     let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
@@ -55,19 +66,30 @@ async fn first_run_edit_preview_and_publish_offline() {
     let on_disk = std::fs::read_to_string(folder.join("content/about.md")).unwrap();
     assert!(on_disk.contains("title = \"About us <3\"") && on_disk.contains("tags = [\"a\", \"b\"]"), "{on_disk}");
     let preview = app
-        .handle(Request { method: "GET".into(), host: "preview".into(), path: "/about/".into(), query: String::new(), body: vec![] })
+        .handle(Request {
+            method: "GET".into(),
+            host: "preview".into(),
+            path: "/about/".into(),
+            query: String::new(),
+            body: vec![],
+        })
         .await;
     assert_eq!(preview.status, 200);
-    assert!(text(&preview).contains("About us &lt;3") && text(&preview).contains("<em>there</em>"), "{}", text(&preview));
+    assert!(
+        text(&preview).contains("About us &lt;3") && text(&preview).contains("<em>there</em>"),
+        "{}",
+        text(&preview)
+    );
 
     // A broken date shows its problem in the editor's answer.
-    let answer = app.handle(post("/api/page", &[("path", "content/about.md"), ("title", "x"), ("date", "someday")])).await;
+    let answer =
+        app.handle(post("/api/page", &[("path", "content/about.md"), ("title", "x"), ("date", "someday")])).await;
     assert_eq!(answer.status, 500, "an unparsable date is refused before it is written");
     assert!(text(&answer).contains("not a date"), "{}", text(&answer));
 
     // Publish screen, then publishing with no server set: offline, nothing lost.
     let publish = text(&app.handle(get("/publish")).await);
-    assert!(publish.contains("1 unsaved change(s)"), "{publish}");
+    assert!(publish.contains("1 unsaved change(s)") && publish.contains("Changed: content/about.md"), "{publish}");
     let answer = app.handle(post("/api/publish", &[("message", "Retitle about"), ("branch", "main")])).await;
     let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
     assert!(json["html"].as_str().unwrap().contains("Offline"), "{json}");
