@@ -3,8 +3,9 @@
 //! The site is a Git repository in a folder of the user's (a normal clone: `git` works there
 //! too). The core reads and writes the files of that folder and moves Git underneath:
 //!
-//! - [`workspace`]: open a site folder, create one from the starter, or clone one from a server
-//!   (SSH or HTTPS, with `githost`'s client);
+//! - [`workspace`]: an open site folder: its branch, its saves, what the server had;
+//! - [`setup`]: a new site folder, cloned from a server (SSH or HTTPS, with `githost`'s client)
+//!   or started from the starter site;
 //! - [`worktree`]: the folder as a Git tree (hashing only files whose size or time changed), what
 //!   changed since the last save, and writing a commit's files into the folder;
 //! - [`pages`]: the content tree, and pages read and written with their front matter kept as
@@ -23,6 +24,7 @@ pub mod check;
 pub mod pages;
 pub mod preview;
 pub mod save;
+pub mod setup;
 pub mod sync;
 pub mod workspace;
 pub mod worktree;
