@@ -12,7 +12,7 @@ ensure_cargo
 ensure_packages "${BASE_PACKAGES[@]}" "${DESKTOP_PACKAGES[@]}"
 use_shared_target_dir
 TARGET="${CARGO_TARGET_DIR:-target}/release"
-cargo build --release --quiet --bin whispercms-desktop
+cargo build --release --quiet -p whispercms-desktop --bin whispercms-desktop
 ARGS=()
 if [ "${1:-}" = "--demo" ]; then
   cargo build --release --quiet --bin whispercms-server
