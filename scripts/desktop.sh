@@ -12,10 +12,11 @@ ensure_cargo
 ensure_packages "${BASE_PACKAGES[@]}" "${DESKTOP_PACKAGES[@]}"
 use_shared_target_dir
 TARGET="${CARGO_TARGET_DIR:-target}/release"
-cargo build --release --quiet -p whispercms-desktop --bin whispercms-desktop
+# Both binaries in one build: built apart, cargo resolves their shared dependencies' features
+# differently and each alternation rebuilds them.
+cargo build --release --quiet -p whispercms-desktop -p whispercms-server
 ARGS=()
 if [ "${1:-}" = "--demo" ]; then
-  cargo build --release --quiet --bin whispercms-server
   DATA="$PWD/whispercms-demo"
   "$TARGET/whispercms-server" demo --data-dir "$DATA" > "$DATA.out" 2>&1 &
   SERVER=$!
