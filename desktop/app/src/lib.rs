@@ -158,11 +158,11 @@ impl App {
                     body: include_bytes!("../assets/app.js").to_vec(),
                 })
             }
-            ("GET", "/welcome") => return self.welcome(None).await,
+            ("GET", "/welcome") => return self.welcome().await,
             ("POST", "/api/setup") => return self.setup(&form(&r.body)).await,
             _ => {}
         }
-        let Some(s) = self.session().await else { return self.welcome(None).await };
+        let Some(s) = self.session().await else { return self.welcome().await };
         let status = self.status_line(&s).await;
         let query = form(r.query.as_bytes());
         match (r.method.as_str(), r.path.as_str()) {
@@ -233,10 +233,10 @@ impl App {
         }
     }
 
-    async fn welcome(&self, error: Option<String>) -> anyhow::Result<Response> {
+    async fn welcome(&self) -> anyhow::Result<Response> {
         let settings = self.settings.lock().await.clone();
         let status = if self.session().await.is_some() { "A site is open." } else { "No site open yet." };
-        Ok(Response::html(views::page("Your site", "welcome", status, views::welcome(&settings, error))))
+        Ok(Response::html(views::page("Your site", "welcome", status, views::welcome(&settings))))
     }
 
     /// The wizard's answer: clone the site (or start a new one), remember it, open it.

@@ -204,9 +204,8 @@ pub fn history(saves: &[Saved]) -> AnyView {
 
 /// The first-run wizard (and the site screen): where the site comes from. Fields start with what
 /// the settings already say.
-pub fn welcome(settings: &crate::Settings, error: Option<String>) -> AnyView {
+pub fn welcome(settings: &crate::Settings) -> AnyView {
     let current = settings.site.as_ref().map(|s| view! { <p>"Open now: "<code>{s.display().to_string()}</code></p> });
-    let error = error.map(|e| view! { <p class="problems" role="alert">{e}</p> });
     let remote = settings.remote.clone().unwrap_or_default();
     let key = settings.key.as_ref().map(|k| k.display().to_string()).unwrap_or_default();
     let fingerprint = settings.host_key_fingerprint.clone().unwrap_or_default();
@@ -214,7 +213,6 @@ pub fn welcome(settings: &crate::Settings, error: Option<String>) -> AnyView {
     view! {
         <header class="bar"><h1>"Your site"</h1></header>
         {current}
-        {error}
         <form id="setup" class="setup">
             <fieldset>
                 <legend>"Get the site from your server"</legend>

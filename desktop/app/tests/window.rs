@@ -133,14 +133,15 @@ impl Driver {
         self.call("GET", &format!("/element/{e}/text"), None).as_str().unwrap_or_default().to_string()
     }
 
-    /// Wait until `css`'s text satisfies `ok`.
+    /// Wait until `css`'s text satisfies `ok`; fail with the text if it never does.
     fn wait_text(&self, css: &str, ok: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let t = self.text(css);
-            if ok(&t) || Instant::now() > deadline {
+            if ok(&t) {
                 return t;
             }
+            assert!(Instant::now() < deadline, "{css} never showed what was awaited: {t}");
             std::thread::sleep(Duration::from_millis(200));
         }
     }

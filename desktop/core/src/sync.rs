@@ -111,12 +111,8 @@ impl Workspace {
         let mut command = PushCommand::update(name.as_str(), head);
         // A lease: what we last saw there. Someone else's newer publish is never overwritten.
         command.expect = Some(theirs);
-        command.force = true;
         if let Some(theirs) = theirs {
-            let repo = self.local();
-            let ours_contains_theirs = githost::refs::is_ancestor_objects(&repo.objects, theirs, head)?;
-            command.force = !ours_contains_theirs;
-            if !ours_contains_theirs {
+            if !githost::refs::is_ancestor_objects(&self.local().objects, theirs, head)? {
                 return Ok(Published::Behind);
             }
         }
