@@ -56,7 +56,9 @@ pub fn pages(list: &[PageInfo], query: &str) -> AnyView {
         .map(|p| {
             let href = format!("/edit?path={}", p.path);
             // (A class, not a style attribute: the app's CSP allows no inline styles.)
-            let depth = format!("depth-{}", p.path.matches('/').count().saturating_sub(1).min(6));
+            // A section's own page stands at its folder's level, above its pages.
+            let level = p.path.matches('/').count().saturating_sub(1 + usize::from(p.section));
+            let depth = format!("depth-{}", level.min(6));
             let badge = if p.draft { Some(view! { <span class="badge">"draft"</span> }) } else { None };
             let section = if p.section { Some(view! { <span class="badge section">"section"</span> }) } else { None };
             let problem = p.problem.clone().map(|why| view! { <span class="badge problem" title=why>"problem"</span> });
