@@ -10,7 +10,11 @@
 //!   changed since the last save, and writing a commit's files into the folder;
 //! - [`pages`]: the content tree, and pages read and written with their front matter kept as
 //!   written (`toml_edit`: comments, order and unknown keys survive an edit);
+//! - [`media`]: pictures and files imported beside a page or into `static/`, scaled down when
+//!   they are large photos, and listed with the pages that use them;
 //! - [`save`]: *Save* — a commit of the folder as it is — and the history;
+//! - [`history`]: what a save changed, *Undo this change* and *Restore* of a removed page,
+//!   each a new save on top;
 //! - [`preview`]: the folder rendered by the server's own runtime, offline;
 //! - [`check`]: the problems the server would refuse, found with the server's own validation
 //!   (`hooks`) before anything is sent;
@@ -21,6 +25,8 @@
 //! else works offline.
 
 pub mod check;
+pub mod history;
+pub mod media;
 pub mod pages;
 pub mod preview;
 pub mod save;

@@ -169,6 +169,45 @@ impl Page {
         }
     }
 
+    /// Replace the YAML front matter's text (a page whose front matter is YAML).
+    pub fn set_yaml(&mut self, yaml: &str) -> Result<()> {
+        match &mut self.front {
+            Front::Yaml(y) => {
+                *y = yaml.replace("\r\n", "\n");
+                Ok(())
+            }
+            _ => Err(Error::Page { path: self.path.clone(), reason: "the front matter is not YAML".into() }),
+        }
+    }
+
+    fn has_alias(&self, url: &str) -> bool {
+        match &self.front {
+            Front::Toml(_) => self.get_list("aliases").unwrap_or_default().iter().any(|a| a == url),
+            Front::Yaml(y) => y.contains(url),
+            Front::None => false,
+        }
+    }
+
+    /// Add `url` to the page's `aliases`.
+    fn add_alias(&mut self, url: &str) -> Result<()> {
+        if let Front::Yaml(y) = &mut self.front {
+            if y.lines().any(|l| l.starts_with("aliases:")) {
+                return Err(Error::Page {
+                    path: self.path.clone(),
+                    reason: format!("its YAML front matter has aliases already: add {url:?} to them by hand, then move it"),
+                });
+            }
+            if !y.is_empty() && !y.ends_with('\n') {
+                y.push('\n');
+            }
+            y.push_str(&format!("aliases: [{url:?}]\n"));
+            return Ok(());
+        }
+        let mut aliases = self.get_list("aliases").unwrap_or_default();
+        aliases.push(url.to_string());
+        self.set("aliases", Value::List(aliases))
+    }
+
     /// Set a front matter value, keeping everything else as it is.
     pub fn set(&mut self, key: &str, value: Value) -> Result<()> {
         let bad = |reason: String| Error::Page { path: self.path.clone(), reason };
@@ -277,6 +316,111 @@ impl Page {
     }
 }
 
+/// What a move did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    /// Where the page is now.
+    pub path: String,
+    /// Its address before.
+    pub old_url: String,
+    /// Its address now.
+    pub new_url: String,
+    /// Whether the old address was added to `aliases` (it redirects to the new one).
+    pub alias_added: bool,
+}
+
+/// The folder a page bundle's `index.md` stands for, if `path` is one.
+fn bundle_dir(path: &str) -> Option<&str> {
+    path.strip_suffix("/index.md")
+}
+
+/// Move (or rename) the page at `from` to `to`, both `content/….md`. Its old address keeps
+/// working: when the address changes, the old one is added to the page's `aliases`, which the
+/// server answers with a redirect. A page bundle (`…/index.md`) moves with its folder; a
+/// single-file page may become one (`content/a.md` → `content/a/index.md`, same address). A
+/// section's own page (`_index.md`) does not move alone.
+pub fn move_page(ws: &Workspace, from: &str, to: &str) -> Result<Moved> {
+    let bad = |path: &str, reason: &str| Error::Page { path: path.into(), reason: reason.into() };
+    let (src, dst) = (page_file(ws, from)?, page_file(ws, to)?);
+    if from.ends_with("/_index.md") || to.ends_with("/_index.md") {
+        return Err(bad(from, "a section's own page stays in its section folder"));
+    }
+    if bundle_dir(from).is_some() && bundle_dir(to).is_none() {
+        return Err(bad(to, "a page bundle moves as a folder: give the new folder's index.md"));
+    }
+    if dst.exists() || bundle_dir(to).is_some_and(|d| ws.dir().join(d).exists()) {
+        return Err(bad(to, "something is already there"));
+    }
+    let text = std::fs::read_to_string(&src).map_err(Error::fs(&src))?;
+    let old_url = url_of(from, &text);
+    let new_url = url_of(to, &text);
+    let mut page = Page::parse(from, &text)?;
+    let alias_added = old_url != new_url && !page.has_alias(&old_url);
+    if alias_added {
+        page.add_alias(&old_url)?;
+    }
+    page.path = to.to_string();
+    match (bundle_dir(from), bundle_dir(to)) {
+        (Some(a), Some(b)) => {
+            let (a, b) = (ws.dir().join(a), ws.dir().join(b));
+            if let Some(parent) = b.parent() {
+                std::fs::create_dir_all(parent).map_err(Error::fs(parent))?;
+            }
+            std::fs::rename(&a, &b).map_err(Error::fs(&a))?;
+            page.write(ws)?;
+        }
+        _ => {
+            page.write(ws)?;
+            std::fs::remove_file(&src).map_err(Error::fs(&src))?;
+            remove_empty_parents(ws, &src);
+        }
+    }
+    Ok(Moved { path: to.to_string(), old_url, new_url, alias_added })
+}
+
+/// Delete the page at `path` (a bundle with its folder). A section's own page goes only when
+/// the section has no other page. *History* can bring it back.
+pub fn delete_page(ws: &Workspace, path: &str) -> Result<()> {
+    let file = page_file(ws, path)?;
+    if !file.is_file() {
+        return Err(Error::Page { path: path.into(), reason: "no such page".into() });
+    }
+    if let Some(section) = path.strip_suffix("/_index.md") {
+        let others = list(ws)?.into_iter().any(|p| p.path != path && p.path.starts_with(&format!("{section}/")));
+        if others {
+            return Err(Error::Page { path: path.into(), reason: "the section still has pages: move or delete them first".into() });
+        }
+    }
+    match bundle_dir(path) {
+        Some(dir) => {
+            let dir = ws.dir().join(dir);
+            std::fs::remove_dir_all(&dir).map_err(Error::fs(&dir))?;
+        }
+        None => std::fs::remove_file(&file).map_err(Error::fs(&file))?,
+    }
+    remove_empty_parents(ws, &file);
+    Ok(())
+}
+
+/// Remove the folders above `file` that are left empty, up to `content/`.
+fn remove_empty_parents(ws: &Workspace, file: &Path) {
+    let stop = ws.dir().join("content");
+    let mut parent = file.parent();
+    while let Some(p) = parent.filter(|p| p.starts_with(&stop) && *p != stop) {
+        match std::fs::remove_dir(p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {} // a bundle's own folder, gone
+            Err(_) => break, // not empty
+        }
+        parent = p.parent();
+    }
+}
+
+/// The address the site gives the page at `path` with this text (`/` if it cannot be read).
+pub fn url_of(path: &str, text: &str) -> String {
+    site_runtime::content::document::parse(path, text).map(|d| d.url).unwrap_or_else(|_| "/".into())
+}
+
 /// The file of `path`, refusing anything outside `content/`.
 fn page_file(ws: &Workspace, path: &str) -> Result<std::path::PathBuf> {
     let safe = path.starts_with("content/")
@@ -330,5 +474,62 @@ mod tests {
         assert!(Page::parse("content/x.md", "+++\ntitle = \n+++\n").is_err());
         let err = Page::parse("content/x.md", "+++\nnever closed\n").unwrap_err().to_string();
         assert!(err.contains("never closed") && err.starts_with("content/x.md"), "{err}");
+    }
+
+    fn site() -> (tempfile::TempDir, Workspace) {
+        let tmp = tempfile::tempdir().unwrap();
+        let author = crate::save::Author { name: "Ada".into(), email: "ada@example.org".into() };
+        let ws = Workspace::create_from_starter(tmp.path().join("site"), &author).unwrap();
+        (tmp, ws)
+    }
+
+    #[test]
+    fn a_moved_page_keeps_its_old_address_as_an_alias() {
+        let (_tmp, ws) = site();
+        let moved = move_page(&ws, "content/about.md", "content/company/about-us.md").unwrap();
+        assert!(moved.alias_added);
+        assert_eq!((moved.old_url.as_str(), moved.new_url.as_str()), ("/about/", "/company/about-us/"));
+        assert!(!ws.dir().join("content/about.md").exists());
+        let page = Page::read(&ws, "content/company/about-us.md").unwrap();
+        assert_eq!(page.get_list("aliases"), Some(vec!["/about/".to_string()]));
+        // Moving back: the old address is its own again, and the alias already there is kept once.
+        let back = move_page(&ws, "content/company/about-us.md", "content/about.md").unwrap();
+        assert!(back.alias_added);
+        assert!(!ws.dir().join("content/company").exists(), "the emptied folder is gone");
+        // The server's own checks accept the result (no address claimed twice).
+        ws.save("moves", &crate::save::Author { name: "Ada".into(), email: "a@b".into() }).unwrap();
+        assert_eq!(ws.check("main").unwrap(), vec![]);
+        // Refusals leave everything in place.
+        assert!(move_page(&ws, "content/about.md", "content/blog/_index.md").is_err());
+        assert!(move_page(&ws, "content/about.md", "../x.md").is_err());
+        assert!(move_page(&ws, "content/about.md", "content/blog/index.md").is_err(), "content/blog/ is taken");
+        assert!(ws.dir().join("content/about.md").exists());
+    }
+
+    #[test]
+    fn a_bundle_moves_with_its_files_and_yaml_gets_its_alias_as_text() {
+        let (_tmp, ws) = site();
+        let dir = ws.dir().join("content/trip");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("index.md"), "---\ntitle: Trip\n---\nPhotos.\n").unwrap();
+        std::fs::write(dir.join("photo.jpg"), b"jpeg").unwrap();
+        let moved = move_page(&ws, "content/trip/index.md", "content/travel/iceland/index.md").unwrap();
+        assert!(moved.alias_added);
+        assert!(ws.dir().join("content/travel/iceland/photo.jpg").exists());
+        let text = std::fs::read_to_string(ws.dir().join("content/travel/iceland/index.md")).unwrap();
+        assert_eq!(text, format!("---\ntitle: Trip\naliases: [{:?}]\n---\nPhotos.\n", moved.old_url));
+        assert_eq!(url_of("content/travel/iceland/index.md", &text), moved.new_url);
+        delete_page(&ws, "content/travel/iceland/index.md").unwrap();
+        assert!(!ws.dir().join("content/travel").exists());
+    }
+
+    #[test]
+    fn a_section_page_goes_only_when_its_section_is_empty() {
+        let (_tmp, ws) = site();
+        let err = delete_page(&ws, "content/blog/_index.md").unwrap_err().to_string();
+        assert!(err.contains("still has pages"), "{err}");
+        assert!(delete_page(&ws, "content/nope.md").is_err());
+        delete_page(&ws, "content/about.md").unwrap();
+        assert!(!ws.dir().join("content/about.md").exists());
     }
 }

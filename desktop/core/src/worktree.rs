@@ -271,6 +271,56 @@ pub fn diff(old: &Files, new: &Files) -> Vec<Change> {
     out
 }
 
+/// What changed from the tree `old` to the tree `new` (either may be none: empty), in path
+/// order. Subtrees with the same id are skipped unread, so the cost follows the change, not the
+/// site's size.
+pub fn diff_trees(repo: &gix::Repository, old: Option<ObjectId>, new: Option<ObjectId>) -> Result<Vec<Change>> {
+    fn entries(repo: &gix::Repository, tree: Option<ObjectId>) -> Result<BTreeMap<String, (EntryKind, ObjectId)>> {
+        let mut out = BTreeMap::new();
+        if let Some(id) = tree {
+            let tree = repo.find_tree(id).map_err(Error::git)?;
+            for e in &tree.decode().map_err(Error::git)?.entries {
+                let name = e.filename.to_str().map_err(|_| Error::Git("a file name is not UTF-8".into()))?;
+                out.insert(name.to_string(), (e.mode.kind(), e.oid.to_owned()));
+            }
+        }
+        Ok(out)
+    }
+    fn walk(
+        repo: &gix::Repository,
+        prefix: &str,
+        old: Option<ObjectId>,
+        new: Option<ObjectId>,
+        out: &mut Vec<Change>,
+    ) -> Result<()> {
+        if old == new {
+            return Ok(());
+        }
+        let (a, b) = (entries(repo, old)?, entries(repo, new)?);
+        let names: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        for name in names {
+            let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+            let tree = |e: Option<&(EntryKind, ObjectId)>| e.filter(|(k, _)| *k == EntryKind::Tree).map(|(_, id)| *id);
+            let file = |e: Option<&(EntryKind, ObjectId)>| {
+                e.filter(|(k, _)| !matches!(k, EntryKind::Tree | EntryKind::Commit)).copied()
+            };
+            let (ea, eb) = (a.get(name), b.get(name));
+            walk(repo, &path, tree(ea), tree(eb), out)?;
+            match (file(ea), file(eb)) {
+                (None, Some(_)) => out.push(Change::Added(path)),
+                (Some(_), None) => out.push(Change::Deleted(path)),
+                (Some(x), Some(y)) if x != y => out.push(Change::Modified(path)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(repo, "", old, new, &mut out)?;
+    out.sort_by(|a, b| a.path().cmp(b.path()));
+    Ok(out)
+}
+
 /// Make the folder `dir`, which holds `from`, hold `to` instead: changed files rewritten (each
 /// atomically), removed ones deleted with the folders they leave empty.
 pub fn checkout(repo: &gix::Repository, dir: &Path, from: &Files, to: &Files) -> Result<()> {
@@ -391,6 +441,10 @@ mod tests {
         to.remove("content/old/gone.md");
         let id = repo.write_blob(b"new").unwrap().detach();
         to.insert("content/new/page.md".into(), File { kind: EntryKind::Blob, id });
+        let (a, b) = (write_tree(&repo, &from).unwrap(), write_tree(&repo, &to).unwrap());
+        assert_eq!(diff_trees(&repo, Some(a), Some(b)).unwrap(), diff(&from, &to), "trees agree with files");
+        assert_eq!(diff_trees(&repo, None, Some(a)).unwrap().len(), from.len());
+        assert!(diff_trees(&repo, Some(a), Some(a)).unwrap().is_empty());
         checkout(&repo, dir, &from, &to).unwrap();
         assert!(!dir.join("content/old").exists(), "an emptied folder goes too");
         assert_eq!(std::fs::read_to_string(dir.join("content/new/page.md")).unwrap(), "new");
