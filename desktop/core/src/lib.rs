@@ -12,6 +12,8 @@
 //!   written (`toml_edit`: comments, order and unknown keys survive an edit);
 //! - [`media`]: pictures and files imported beside a page or into `static/`, scaled down when
 //!   they are large photos, and listed with the pages that use them;
+//! - [`site`]: the site's settings (`site.toml`), themes and plugins, changed through
+//!   `toml_edit`; [`people`]: who may publish (`access/users.toml`), with their keys and roles;
 //! - [`save`]: *Save* — a commit of the folder as it is — and the history;
 //! - [`history`]: what a save changed, *Undo this change* and *Restore* of a removed page,
 //!   each a new save on top;
@@ -27,10 +29,12 @@
 pub mod check;
 pub mod history;
 pub mod media;
+pub mod people;
 pub mod pages;
 pub mod preview;
 pub mod save;
 pub mod setup;
+pub mod site;
 pub mod sync;
 pub mod workspace;
 pub mod worktree;

@@ -42,7 +42,7 @@ pub use fetch::{clone, FetchOutcome, FetchRequest, RefChange, RefSpec, Vet};
 pub use host_key::HostKeyPolicy;
 pub use http::{HttpConnection, HttpOptions, Token};
 pub use push::{PushCommand, PushOutcome, PushRequest, RefStatus};
-pub use ssh::{Connection, SshOptions};
+pub use ssh::{host_fingerprint, Connection, SshOptions};
 pub use url::RemoteUrl;
 
 /// Everything that can go wrong talking to a remote. The texts are meant for the person who set

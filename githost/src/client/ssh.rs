@@ -86,6 +86,41 @@ impl client::Handler for Handler {
     }
 }
 
+/// The `SHA256:…` fingerprint of the host key `url`'s server shows, without authenticating:
+/// what a first connection shows the person, to check with the server's administrator before
+/// it is pinned (trust on first use, confirmed by a person rather than assumed).
+pub async fn host_fingerprint(url: &RemoteUrl, timeout: Duration) -> Result<String> {
+    if url.is_http() {
+        return Err(ClientError::Url { url: url.original.clone(), reason: "not an SSH address".into() });
+    }
+    let refusal = Arc::new(Mutex::new(None));
+    // No fingerprint matches the empty pin, so the handshake stops at the host key, which the
+    // refusal names.
+    let handler = Handler {
+        policy: HostKeyPolicy::Fingerprint(String::new()),
+        host: url.host.clone(),
+        port: url.port,
+        refusal: refusal.clone(),
+    };
+    let addr = format!("{}:{}", url.host, url.port);
+    let handshake = async {
+        let socket = tokio::net::TcpStream::connect((url.host.as_str(), url.port))
+            .await
+            .map_err(|source| ClientError::Connect { addr: addr.clone(), source })?;
+        let outcome = client::connect_stream(Arc::new(client::Config::default()), socket, handler).await;
+        let refused = refusal.lock().ok().and_then(|mut r| r.take());
+        match (refused, outcome) {
+            (Some(ClientError::HostKeyChanged { fingerprint, .. }), _) => Ok(fingerprint),
+            (Some(other), _) => Err(other),
+            (None, Err(e)) => Err(ClientError::Ssh(e.to_string())),
+            (None, Ok(_)) => Err(ClientError::Ssh("the server showed no host key".into())),
+        }
+    };
+    tokio::time::timeout(timeout, handshake)
+        .await
+        .map_err(|_| ClientError::Timeout { what: format!("asking {addr} for its host key"), after: timeout })?
+}
+
 /// An authenticated SSH connection to one remote. Cheap to keep open; each [`run`](Self::run)
 /// opens a channel of its own.
 pub struct Connection {

@@ -256,6 +256,9 @@ async fn host_keys_are_checked_and_keys_refused_clearly() {
     let Err(err) = githost::client::Connection::connect(&url, &options).await else { panic!("connected") };
     let githost::client::HostKeyPolicy::Fingerprint(right) = remote.pin() else { unreachable!() };
     assert!(matches!(err, ClientError::HostKeyChanged { .. }) && err.to_string().contains(&right), "{err}");
+    // What a first connection shows, to be checked and pinned, is that same fingerprint.
+    let shown = githost::client::host_fingerprint(&url, std::time::Duration::from_secs(10)).await.unwrap();
+    assert_eq!(shown, right);
     // An empty known_hosts: unknown host, with the fingerprint.
     let known = remote.tmp.path().join("known_hosts");
     std::fs::write(&known, "").unwrap();
