@@ -2,13 +2,14 @@
 // own wcms://localhost/api/…; nothing leaves the computer but a publish, which the backend does.
 "use strict";
 
-async function post(path, form) {
-  const body = new URLSearchParams(new FormData(form));
-  return post_params(path, body);
-}
-
 async function post_params(path, body) {
   const response = await fetch(path, { method: "POST", body, headers: { "Content-Type": "application/x-www-form-urlencoded" } });
+  if (!response.ok) throw new Error(await response.text());
+  return response.json();
+}
+
+async function post_bytes(path, file) {
+  const response = await fetch(path, { method: "POST", body: await file.arrayBuffer(), headers: { "Content-Type": "application/octet-stream" } });
   if (!response.ok) throw new Error(await response.text());
   return response.json();
 }
@@ -17,16 +18,56 @@ function status(text) {
   if (text) document.getElementById("status").textContent = text;
 }
 
+// Where a form shows its answer: its own `.result`, else its section's, else the page's.
+function result_of(form) {
+  return form.querySelector(".result") || (form.parentElement && form.parentElement.querySelector(".result")) || document.getElementById("result");
+}
+
+// Show an action's answer: `go` navigates, `fill` sets fields, `html` shows, `error` explains.
+function answer_in(form, answer) {
+  if (answer.go) { location.href = answer.go; return; }
+  const out = result_of(form);
+  if (answer.fill) {
+    for (const [name, value] of Object.entries(answer.fill)) {
+      const field = form.querySelector(`[name="${name}"]`);
+      if (field) field.value = value;
+    }
+  }
+  if (answer.error) {
+    if (out) { out.className = "result problems"; out.setAttribute("role", "alert"); out.textContent = answer.error; } else alert(answer.error);
+  } else if (answer.html !== undefined && out) {
+    out.className = "result"; out.innerHTML = answer.html;
+  }
+  status(answer.status);
+}
+
+// Every form with `data-post` posts there (a button's own `data-post` wins) and shows the answer.
+for (const form of document.querySelectorAll("form[data-post]")) {
+  const send = async (submitter) => {
+    if (form.dataset.confirm && !confirm(form.dataset.confirm)) return;
+    const body = new URLSearchParams(new FormData(form));
+    if (submitter && submitter.name) body.set(submitter.name, submitter.value);
+    const path = (submitter && submitter.dataset.post) || form.dataset.post;
+    const out = result_of(form);
+    if (out) { out.className = "result muted"; out.textContent = "Working…"; }
+    try { answer_in(form, await post_params(path, body)); } catch (err) { answer_in(form, { error: err.message }); }
+  };
+  form.addEventListener("submit", (e) => { e.preventDefault(); send(e.submitter); });
+  if (form.dataset.submitOnChange !== undefined) form.addEventListener("change", () => send(null));
+}
+
 // The editor: every change kept on disk 400 ms after typing stops, the preview redrawn.
 const page = document.getElementById("page");
 if (page) {
   const saved = document.getElementById("saved");
   const preview = document.getElementById("preview");
+  const body = document.getElementById("body");
   let timer = null;
   const keep = async () => {
+    clearTimeout(timer);
     saved.textContent = "Keeping your changes…";
     try {
-      const answer = await post("/api/page", page);
+      const answer = await post_params("/api/page", new URLSearchParams(new FormData(page)));
       saved.textContent = "Kept at " + new Date().toLocaleTimeString() + ".";
       document.getElementById("problems").innerHTML = answer.problems;
       // The preview is another origin (wcms://preview): reload it by address, a new `_preview`
@@ -42,22 +83,128 @@ if (page) {
   document.addEventListener("keydown", async (e) => {
     if ((e.ctrlKey || e.metaKey) && e.key === "s") {
       e.preventDefault();
-      clearTimeout(timer);
       await keep();
       const answer = await post_params("/api/save", new URLSearchParams({ message: "Edit " + page.dataset.path }));
       saved.textContent = answer.saved ? "Saved." : "Nothing new to save.";
       status(answer.status);
     }
   });
+  // Pictures and files beside the page: kept first, then imported, then shown in the text.
+  const upload = document.getElementById("upload");
+  upload.addEventListener("change", async () => {
+    await keep();
+    for (const file of upload.files) {
+      saved.textContent = "Adding " + file.name + "…";
+      const path = page.dataset.path;
+      try {
+        const answer = await post_bytes(`/api/upload?page=${encodeURIComponent(path)}&name=${encodeURIComponent(file.name)}`, file);
+        if (answer.error) { saved.textContent = answer.error; continue; }
+        if (answer.page && answer.page !== path) {
+          // The page became a bundle (same address): it is edited at its new path now.
+          page.dataset.path = answer.page;
+          page.querySelector('[name="path"]').value = answer.page;
+          for (const field of document.querySelectorAll('.page-actions [name="path"]')) field.value = answer.page;
+          history.replaceState(null, "", "/edit?path=" + encodeURIComponent(answer.page));
+        }
+        const at = body.selectionEnd;
+        body.value = body.value.slice(0, at) + "\n" + answer.markdown + "\n" + body.value.slice(at);
+        saved.textContent = file.name + (answer.resized ? " added (scaled down)." : " added.");
+      } catch (err) {
+        saved.textContent = "Not added: " + err.message;
+      }
+    }
+    upload.value = "";
+    await keep();
+  });
 }
 
-// New page.
-const newPage = document.getElementById("new-page");
-if (newPage) {
-  newPage.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    try { location.href = (await post("/api/new", newPage)).edit; } catch (err) { alert(err.message); }
+// Media for the whole site.
+const siteUpload = !page && document.getElementById("upload");
+if (siteUpload) {
+  siteUpload.addEventListener("change", async () => {
+    const out = document.getElementById("upload-result");
+    for (const file of siteUpload.files) {
+      out.textContent = "Adding " + file.name + "…";
+      try {
+        const answer = await post_bytes(`/api/upload?name=${encodeURIComponent(file.name)}`, file);
+        if (answer.error) { out.textContent = answer.error; return; }
+      } catch (err) { out.textContent = "Not added: " + err.message; return; }
+    }
+    location.reload();
   });
+}
+
+// The page list: every row is data; only the rows in view are drawn (10,000 rows of HTML take
+// a web view seconds), again as the list scrolls or the search changes.
+const data = document.getElementById("pages-data");
+if (data) {
+  const all = JSON.parse(data.textContent);
+  const list = document.getElementById("list");
+  const find = document.getElementById("find");
+  const count = document.getElementById("count");
+  const scroller = document.getElementById("main");
+  const ROW = 40; // px, the height of `.tree li` in app.css
+  let shown = all;
+  const badge = (cls, text, title) => {
+    const b = document.createElement("span");
+    b.className = "badge" + (cls ? " " + cls : "");
+    b.textContent = text;
+    if (title) b.title = title;
+    return b;
+  };
+  const row = (p) => {
+    const li = document.createElement("li");
+    li.className = "depth-" + Math.min(p.d, 6);
+    const a = document.createElement("a");
+    a.href = "/edit?path=" + p.p;
+    const t = document.createElement("span");
+    t.className = "title";
+    t.textContent = p.t;
+    a.append(t);
+    li.append(a);
+    if (p.s) li.append(badge("section", "section"));
+    if (p.r) li.append(badge("", "draft"));
+    if (p.x) li.append(badge("problem", "problem", p.x));
+    const path = document.createElement("span");
+    path.className = "path";
+    path.textContent = p.p;
+    li.append(path);
+    return li;
+  };
+  const spacer = (px) => {
+    const li = document.createElement("li");
+    li.className = "spacer";
+    li.setAttribute("aria-hidden", "true");
+    li.style.height = px + "px"; // CSSOM, which the CSP allows (style attributes it does not)
+    return li;
+  };
+  let drawn = [-1, -1];
+  const draw = (force) => {
+    const top = Math.max(0, scroller.scrollTop - list.offsetTop);
+    const first = Math.max(0, Math.floor(top / ROW) - 10);
+    const last = Math.min(shown.length, first + Math.ceil(scroller.clientHeight / ROW) + 20);
+    if (!force && drawn[0] === first && drawn[1] === last) return;
+    drawn = [first, last];
+    const rows = shown.slice(first, last).map(row);
+    list.replaceChildren(spacer(first * ROW), ...rows, spacer((shown.length - last) * ROW));
+  };
+  const filter = () => {
+    const q = find.value.trim().toLowerCase();
+    shown = q ? all.filter((p) => p.t.toLowerCase().includes(q) || p.p.toLowerCase().includes(q)) : all;
+    count.textContent = `${shown.length} of ${all.length} pages`;
+    scroller.scrollTop = 0;
+    draw(true);
+  };
+  let frame = 0;
+  scroller.addEventListener("scroll", () => { cancelAnimationFrame(frame); frame = requestAnimationFrame(() => draw(false)); });
+  window.addEventListener("resize", () => draw(true));
+  find.addEventListener("input", filter);
+  // Enter opens the first page found.
+  document.getElementById("search").addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (shown.length) location.href = "/edit?path=" + shown[0].p;
+  });
+  if (find.value) filter(); else draw(true);
 }
 
 // Publish, or send for review; Ctrl+Enter publishes from anywhere on the publish screen.
@@ -78,19 +225,6 @@ if (publish) {
   };
   publish.addEventListener("submit", (e) => { e.preventDefault(); send(e.submitter ? e.submitter.value : "main"); });
   document.addEventListener("keydown", (e) => { if ((e.ctrlKey || e.metaKey) && e.key === "Enter") { e.preventDefault(); send("main"); } });
-}
-
-// The first-run wizard.
-const setup = document.getElementById("setup");
-if (setup) {
-  setup.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const body = new URLSearchParams(new FormData(setup));
-    body.set("how", e.submitter ? e.submitter.value : "clone");
-    const answer = await post_params("/api/setup", body);
-    if (answer.go) location.href = answer.go;
-    else alert(answer.error);
-  });
 }
 
 // Ctrl+K finds a page.

@@ -2,21 +2,21 @@
 //! own `wcms://` scheme. The window (`main.rs`, Tauri) only forwards requests here; no network
 //! port is opened and the web view has no other way to the files, Git or keys.
 //!
-//! - `wcms://localhost/…`: the app's screens (HTML rendered by [`views`]), its two assets, and
-//!   its actions (`POST /api/…`, called by `assets/app.js`);
+//! - `wcms://localhost/…`: the app's screens (HTML rendered by [`screens`]), its two assets, and
+//!   its actions (`POST /api/…`, called by `assets/app.js`, answered in JSON: `go` to navigate,
+//!   `html` to show, `error` to explain);
 //! - `wcms://preview/…`: the site itself, rendered from the folder by the server's own runtime
-//!   ([`desktop_core::preview`]), shown in the editor's preview frame.
+//!   ([`desktop_core::preview`]), shown in the editor's preview frame and the media library.
 //!
 //! Handling is plain Rust without a window, so the screens are tested without a display.
 
+mod screens;
 pub mod settings;
-pub mod views;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use desktop_core::pages::{Page, Value};
 use desktop_core::preview::Preview;
 use desktop_core::Workspace;
 use githost::client::{Connection, HostKeyPolicy, HttpConnection, HttpOptions, Remote, RemoteUrl, SshOptions, Token};
@@ -35,6 +35,18 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
+impl Request {
+    /// The query's fields.
+    pub fn query(&self) -> HashMap<String, String> {
+        form(self.query.as_bytes())
+    }
+
+    /// The body's fields (a form post).
+    pub fn form(&self) -> HashMap<String, String> {
+        form(&self.body)
+    }
+}
+
 /// The answer.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -44,23 +56,33 @@ pub struct Response {
 }
 
 impl Response {
-    fn html(body: String) -> Response {
+    pub(crate) fn html(body: String) -> Response {
         Response { status: 200, content_type: "text/html; charset=utf-8".into(), body: body.into_bytes() }
     }
 
-    fn json(value: serde_json::Value) -> Response {
+    pub(crate) fn json(value: serde_json::Value) -> Response {
         Response { status: 200, content_type: "application/json".into(), body: value.to_string().into_bytes() }
     }
 
-    fn error(status: u16, message: &str) -> Response {
+    /// An action's answer: go to `path`.
+    pub(crate) fn go(path: &str) -> Response {
+        Response::json(serde_json::json!({ "go": path }))
+    }
+
+    /// An action's answer: why it could not be done, in words for the person.
+    pub(crate) fn refused(message: impl std::fmt::Display) -> Response {
+        Response::json(serde_json::json!({ "error": message.to_string() }))
+    }
+
+    pub(crate) fn error(status: u16, message: &str) -> Response {
         Response { status, content_type: "text/plain; charset=utf-8".into(), body: message.as_bytes().to_vec() }
     }
 }
 
 /// An open site and its preview.
-struct Session {
-    ws: Workspace,
-    preview: Preview,
+pub(crate) struct Session {
+    pub(crate) ws: Workspace,
+    pub(crate) preview: Preview,
 }
 
 /// The app's state.
@@ -76,7 +98,7 @@ fn form(bytes: &[u8]) -> HashMap<String, String> {
 }
 
 /// `~/x` → the home folder's `x`.
-fn expand(path: &str) -> PathBuf {
+pub(crate) fn expand(path: &str) -> PathBuf {
     match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
         (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
         _ => PathBuf::from(path),
@@ -105,8 +127,28 @@ impl App {
         Ok(Session { ws, preview })
     }
 
-    async fn session(&self) -> Option<Arc<Session>> {
+    pub(crate) async fn session(&self) -> Option<Arc<Session>> {
         self.session.lock().await.clone()
+    }
+
+    /// Open the site in `folder` and remember it with `settings`.
+    pub(crate) async fn adopt(&self, mut settings: Settings, folder: PathBuf) -> anyhow::Result<()> {
+        let session = Self::open_session(&folder)?;
+        settings.site = Some(folder);
+        settings.save(&self.settings_path)?;
+        *self.settings.lock().await = settings;
+        *self.session.lock().await = Some(Arc::new(session));
+        Ok(())
+    }
+
+    /// Where a key made by the app goes: beside its settings (`~/.config/whispercms/id_ed25519`),
+    /// apart from the person's own `~/.ssh` keys.
+    pub(crate) fn new_key_path(&self) -> PathBuf {
+        self.settings_path.parent().map(|d| d.join("id_ed25519")).unwrap_or_else(|| PathBuf::from("id_ed25519"))
+    }
+
+    pub(crate) async fn settings(&self) -> Settings {
+        self.settings.lock().await.clone()
     }
 
     /// Answer one request.
@@ -131,7 +173,8 @@ impl App {
         Ok(Response { status: answer.status, content_type: answer.content_type, body: answer.body })
     }
 
-    async fn status_line(&self, s: &Session) -> String {
+    /// The line at the bottom of every screen: what is kept here and what is published.
+    pub(crate) async fn status_line(&self, s: &Session) -> String {
         let changes = s.ws.changes().map(|c| c.len()).unwrap_or(0);
         let unpublished = s.ws.unpublished("main").unwrap_or(0);
         match (changes, unpublished) {
@@ -143,211 +186,48 @@ impl App {
     }
 
     async fn app(&self, r: &Request) -> anyhow::Result<Response> {
+        let asset = |content_type: &str, body: &[u8]| Response {
+            status: 200,
+            content_type: content_type.into(),
+            body: body.to_vec(),
+        };
         match (r.method.as_str(), r.path.as_str()) {
-            ("GET", "/app.css") => {
-                return Ok(Response {
-                    status: 200,
-                    content_type: "text/css".into(),
-                    body: include_bytes!("../assets/app.css").to_vec(),
-                })
-            }
-            ("GET", "/app.js") => {
-                return Ok(Response {
-                    status: 200,
-                    content_type: "text/javascript".into(),
-                    body: include_bytes!("../assets/app.js").to_vec(),
-                })
-            }
-            ("GET", "/welcome") => return self.welcome().await,
-            ("POST", "/api/setup") => return self.setup(&form(&r.body)).await,
+            ("GET", "/app.css") => return Ok(asset("text/css", include_bytes!("../assets/app.css"))),
+            ("GET", "/app.js") => return Ok(asset("text/javascript", include_bytes!("../assets/app.js"))),
+            ("GET", "/welcome") => return screens::welcome::show(self).await,
+            ("POST", "/api/setup") => return screens::welcome::setup(self, &r.form()).await,
+            ("POST", "/api/key") => return screens::welcome::new_key(self, &r.form()).await,
+            ("POST", "/api/host-key") => return screens::welcome::host_key(&r.form()).await,
             _ => {}
         }
-        let Some(s) = self.session().await else { return self.welcome().await };
-        let status = self.status_line(&s).await;
-        let query = form(r.query.as_bytes());
+        let Some(s) = self.session().await else { return screens::welcome::show(self).await };
+        let s = &*s;
         match (r.method.as_str(), r.path.as_str()) {
-            ("GET", "/") | ("GET", "/pages") => {
-                let list = desktop_core::pages::list(&s.ws)?;
-                let q = query.get("q").cloned().unwrap_or_default();
-                Ok(Response::html(views::page("Pages", "pages", &status, views::pages(&list, &q))))
-            }
-            ("GET", "/edit") => {
-                let path = query.get("path").cloned().unwrap_or_default();
-                let page = Page::read(&s.ws, &path)?;
-                let text = page.to_text();
-                let url = site_url(&path, &text);
-                let problems: Vec<_> = s.ws.check("main")?.into_iter().filter(|p| p.path == path).collect();
-                let e = views::Editor {
-                    title: page.get("title").unwrap_or_default(),
-                    date: page.get("date").unwrap_or_default(),
-                    draft: page.get("draft").as_deref() == Some("true"),
-                    tags: page.get_list("tags").unwrap_or_default().join(", "),
-                    body: page.body.trim_start_matches('\n').to_string(),
-                    yaml: page.yaml().map(str::to_string),
-                    preview_url: format!("wcms://preview{url}"),
-                    problems,
-                    path,
-                };
-                Ok(Response::html(views::page(&e.title.clone(), "pages", &status, views::editor(e))))
-            }
-            ("POST", "/api/page") => self.write_page(&s, &form(&r.body)).await,
-            ("POST", "/api/new") => {
-                let f = form(&r.body);
-                let page = Page::new_in(
-                    &s.ws,
-                    f.get("section").map(String::as_str).unwrap_or("content"),
-                    f.get("title").map(String::as_str).unwrap_or(""),
-                )?;
-                page.write(&s.ws)?;
-                Ok(Response::json(serde_json::json!({ "edit": format!("/edit?path={}", page.path) })))
-            }
-            ("POST", "/api/save") => {
-                let f = form(&r.body);
-                let message =
-                    f.get("message").filter(|m| !m.trim().is_empty()).cloned().unwrap_or_else(|| "Edits".into());
-                let author = self.settings.lock().await.author();
-                let saved = s.ws.save(&message, &author)?;
-                Ok(Response::json(
-                    serde_json::json!({ "saved": saved.map(|c| c.to_string()), "status": self.status_line(&s).await }),
-                ))
-            }
-            ("GET", "/publish") => {
-                let changes: Vec<String> =
-                    s.ws.changes()?
-                        .iter()
-                        .map(|c| match c {
-                            desktop_core::worktree::Change::Added(p) => format!("New: {p}"),
-                            desktop_core::worktree::Change::Modified(p) => format!("Changed: {p}"),
-                            desktop_core::worktree::Change::Deleted(p) => format!("Removed: {p}"),
-                        })
-                        .collect();
-                let problems = s.ws.check("main")?;
-                let view = views::publish(&changes, s.ws.unpublished("main")?, &problems);
-                Ok(Response::html(views::page("Publish", "publish", &status, view)))
-            }
-            ("POST", "/api/publish") => self.publish(&s, &form(&r.body)).await,
-            ("GET", "/history") => {
-                Ok(Response::html(views::page("History", "history", &status, views::history(&s.ws.history(200)?))))
-            }
+            ("GET", "/") | ("GET", "/pages") => screens::pages::show(self, s, &r.query()).await,
+            ("GET", "/edit") => screens::editor::show(self, s, &r.query()).await,
+            ("POST", "/api/page") => screens::editor::keep(self, s, &r.form()).await,
+            ("POST", "/api/new") => screens::editor::create(s, &r.form()),
+            ("POST", "/api/move") => screens::editor::move_to(s, &r.form()),
+            ("POST", "/api/delete") => screens::editor::delete(s, &r.form()),
+            ("POST", "/api/upload") => screens::media::upload(s, &r.query(), &r.body),
+            ("GET", "/media") => screens::media::show(self, s).await,
+            ("POST", "/api/save") => screens::publish::save(self, s, &r.form()).await,
+            ("GET", "/publish") => screens::publish::show(self, s).await,
+            ("POST", "/api/publish") => screens::publish::publish(self, s, &r.form()).await,
+            ("GET", "/history") => screens::history::show(self, s).await,
+            ("GET", "/history/save") => screens::history::save(self, s, &r.query()).await,
+            ("POST", "/api/undo") => screens::history::undo(self, s, &r.form()).await,
+            ("POST", "/api/restore") => screens::history::restore(self, s, &r.form()).await,
+            ("GET", "/site") => screens::site::show(self, s).await,
+            ("POST", "/api/site") => screens::site::change(s, &r.form()),
+            ("POST", "/api/person") => screens::site::person(s, &r.form()),
             _ => Ok(Response::error(404, "no such screen")),
         }
-    }
-
-    async fn welcome(&self) -> anyhow::Result<Response> {
-        let settings = self.settings.lock().await.clone();
-        let status = if self.session().await.is_some() { "A site is open." } else { "No site open yet." };
-        Ok(Response::html(views::page("Your site", "welcome", status, views::welcome(&settings))))
-    }
-
-    /// The wizard's answer: clone the site (or start a new one), remember it, open it.
-    async fn setup(&self, f: &HashMap<String, String>) -> anyhow::Result<Response> {
-        let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let Some(folder) = get("folder").map(|p| expand(&p)) else {
-            return Ok(Response::json(serde_json::json!({ "error": "Choose a folder for the site." })));
-        };
-        let mut settings = self.settings.lock().await.clone();
-        settings.name = get("name").unwrap_or_default();
-        settings.email = get("email").unwrap_or_default();
-        let outcome = if get("how").as_deref() == Some("new") {
-            Workspace::create_from_starter(&folder, &settings.author()).map(drop).map_err(anyhow::Error::from)
-        } else {
-            settings.remote = get("remote");
-            settings.key = get("key").map(|k| expand(&k));
-            settings.host_key_fingerprint = get("fingerprint");
-            match (settings.remote.clone(), connect(&settings).await) {
-                (Some(url), Ok(remote)) => {
-                    Workspace::clone_from(&remote, &url, &folder).await.map(drop).map_err(anyhow::Error::from)
-                }
-                (None, _) => Err(anyhow::anyhow!("Give the server's address.")),
-                (_, Err(e)) => Err(e),
-            }
-        };
-        if let Err(e) = outcome {
-            return Ok(Response::json(serde_json::json!({ "error": e.to_string() })));
-        }
-        settings.site = Some(folder.clone());
-        settings.save(&self.settings_path)?;
-        *self.settings.lock().await = settings;
-        *self.session.lock().await = Some(Arc::new(Self::open_session(&folder)?));
-        Ok(Response::json(serde_json::json!({ "go": "/pages" })))
-    }
-
-    /// Autosave of the editor: the page written to disk (not committed), its problems.
-    async fn write_page(&self, s: &Session, f: &HashMap<String, String>) -> anyhow::Result<Response> {
-        let path = f.get("path").cloned().unwrap_or_default();
-        let mut page = Page::read(&s.ws, &path)?;
-        if page.yaml().is_none() {
-            if let Some(t) = f.get("title") {
-                page.set("title", Value::Text(t.clone()))?;
-            }
-            match f.get("date").map(|d| d.trim()).filter(|d| !d.is_empty()) {
-                Some(d) => page.set("date", Value::Date(d.to_string()))?,
-                None => page.remove("date"),
-            }
-            page.set("draft", Value::Bool(f.get("draft").is_some()))?;
-            let tags: Vec<String> = f
-                .get("tags")
-                .map(|t| t.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
-                .unwrap_or_default();
-            if tags.is_empty() {
-                page.remove("tags");
-            } else {
-                page.set("tags", Value::List(tags))?;
-            }
-        }
-        if let Some(body) = f.get("body") {
-            page.body = format!("\n{}", body.trim_start_matches('\n'));
-        }
-        page.write(&s.ws)?;
-        let problems: Vec<_> = s.ws.check("main")?.into_iter().filter(|p| p.path == path).collect();
-        let rendered = views::problem_list(&problems);
-        use leptos::prelude::RenderHtml as _;
-        Ok(Response::json(serde_json::json!({
-            "saved": true,
-            "url": format!("wcms://preview{}", site_url(&path, &page.to_text())),
-            "problems": rendered.to_html(),
-            "status": self.status_line(s).await,
-        })))
-    }
-
-    /// Save what is unsaved, then publish to `branch`; catch up once if someone published first.
-    async fn publish(&self, s: &Session, f: &HashMap<String, String>) -> anyhow::Result<Response> {
-        let settings = self.settings.lock().await.clone();
-        let branch = if f.get("branch").map(String::as_str) == Some("admin") { "admin" } else { "main" };
-        let message = f
-            .get("message")
-            .filter(|m| !m.trim().is_empty())
-            .cloned()
-            .unwrap_or_else(|| "Edits from WhisperCMS Desktop".into());
-        s.ws.save(&message, &settings.author())?;
-        let remote = match connect(&settings).await {
-            Ok(r) => r,
-            Err(e) => {
-                let text = format!("Offline: your changes are saved on this computer and will publish when the server is reachable ({e}).");
-                return Ok(Response::json(
-                    serde_json::json!({ "html": format!("<p class=\"problems\">{}</p>", escape(&text)), "status": self.status_line(s).await }),
-                ));
-            }
-        };
-        let mut outcome = s.ws.publish(&remote, branch).await?;
-        if outcome == desktop_core::sync::Published::Behind {
-            if let desktop_core::sync::CaughtUp::Updated { .. } =
-                s.ws.catch_up(&remote, branch, &settings.author()).await?
-            {
-                outcome = s.ws.publish(&remote, branch).await?;
-            }
-        }
-        if let Remote::Ssh(c) = remote {
-            c.close().await;
-        }
-        Ok(Response::json(
-            serde_json::json!({ "html": views::published(&outcome), "status": self.status_line(s).await }),
-        ))
     }
 }
 
 /// Connect to the settings' server.
-async fn connect(settings: &Settings) -> anyhow::Result<Remote> {
+pub(crate) async fn connect(settings: &Settings) -> anyhow::Result<Remote> {
     let url = settings.remote.as_deref().ok_or_else(|| anyhow::anyhow!("no server is set"))?;
     let url = RemoteUrl::parse(url)?;
     if url.is_http() {
@@ -360,13 +240,4 @@ async fn connect(settings: &Settings) -> anyhow::Result<Remote> {
         .clone()
         .ok_or_else(|| anyhow::anyhow!("the server's key fingerprint is not set"))?;
     Ok(Remote::Ssh(Connection::connect(&url, &SshOptions::new(key, HostKeyPolicy::Fingerprint(fingerprint))).await?))
-}
-
-/// The URL the site serves the page at `path` (its text as it is now).
-fn site_url(path: &str, text: &str) -> String {
-    site_runtime::content::document::parse(path, text).map(|d| d.url).unwrap_or_else(|_| "/".into())
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }

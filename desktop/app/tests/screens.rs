@@ -16,6 +16,26 @@ fn text(r: &desktop_app::Response) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
 }
 
+/// The rows the page list draws into its HTML (the rest is data for the windowed list).
+fn list_rows(html: &str) -> String {
+    let start = html.find("id=\"list\"").expect("a list");
+    html[start..start + html[start..].find("</ul>").unwrap()].to_string()
+}
+
+fn json(r: &desktop_app::Response) -> serde_json::Value {
+    assert_eq!(r.status, 200, "{}", text(r));
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {}", text(r)))
+}
+
+/// A new app on a new site from the starter.
+async fn new_site(tmp: &std::path::Path) -> App {
+    let app = App::new(tmp.join("config/desktop.toml")).unwrap();
+    let folder = tmp.join("site").display().to_string();
+    let answer = json(&app.handle(post("/api/setup", &[("how", "new"), ("folder", &folder), ("name", "Ada")])).await);
+    assert_eq!(answer["go"], "/pages");
+    app
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_run_edit_preview_and_publish_offline() {
     let tmp = tempfile::tempdir().unwrap();
@@ -42,7 +62,9 @@ async fn first_run_edit_preview_and_publish_offline() {
         pages.starts_with("<!DOCTYPE html>") && pages.contains("Hello, world") && pages.contains("content/about.md")
     );
     let found = text(&app.handle(get("/pages?q=hello")).await);
-    assert!(found.contains("Hello, world") && !found.contains("content/about.md"), "{found}");
+    let drawn = list_rows(&found);
+    assert!(drawn.contains("Hello, world") && !drawn.contains("content/about.md"), "{drawn}");
+    assert!(found.contains("1 of 6 pages"), "{found}");
 
     // The editor: front matter as a form, the preview frame on the site's own URL.
     let editor = text(&app.handle(get("/edit?path=content/about.md")).await);
@@ -97,4 +119,184 @@ async fn first_run_edit_preview_and_publish_offline() {
     assert!(history.contains("Retitle about"), "the save happened: {history}");
     assert!(text(&app.handle(get("/app.css")).await).contains("--accent"));
     assert_eq!(app.handle(get("/nothing")).await.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_list_carries_every_page_and_hostile_titles_stay_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = new_site(tmp.path()).await;
+    let site = tmp.path().join("site");
+    std::fs::write(site.join("content/blog/evil.md"), "+++\ntitle = \"</script><script>alert(1)</script>\"\n+++\n")
+        .unwrap();
+    let html = text(&app.handle(get("/pages")).await);
+    let data_at = html.find("id=\"pages-data\"").unwrap();
+    let data = &html[html[data_at..].find('>').unwrap() + data_at + 1..];
+    let data = &data[..data.find("</script>").unwrap()];
+    let rows: serde_json::Value = serde_json::from_str(data).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 7);
+    assert!(rows.as_array().unwrap().iter().any(|r| r["t"] == "</script><script>alert(1)</script>"));
+    assert!(!html.contains("<script>alert(1)"), "a title never becomes markup");
+    // A new page from the list's form opens the editor on it.
+    let answer = json(&app.handle(post("/api/new", &[("title", "Fresh start"), ("section", "content/blog")])).await);
+    assert_eq!(answer["go"], "/edit?path=content/blog/fresh-start.md");
+    let answer = json(&app.handle(post("/api/new", &[("title", "  "), ("section", "content/blog")])).await);
+    assert!(answer["error"].as_str().unwrap().contains("title"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn move_delete_history_undo_and_restore() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = new_site(tmp.path()).await;
+    let site = tmp.path().join("site");
+    // Move: the editor opens at the new place; the old address redirects in the preview.
+    let answer =
+        json(&app.handle(post("/api/move", &[("path", "content/about.md"), ("to", "content/company/about")])).await);
+    assert_eq!(answer["go"], "/edit?path=content/company/about.md");
+    let old = app
+        .handle(Request {
+            method: "GET".into(),
+            host: "preview".into(),
+            path: "/about/".into(),
+            query: String::new(),
+            body: vec![],
+        })
+        .await;
+    assert!(
+        matches!(old.status, 301 | 302 | 308) || text(&old).contains("/company/about/"),
+        "{} {}",
+        old.status,
+        text(&old)
+    );
+    let refused =
+        json(&app.handle(post("/api/move", &[("path", "content/company/about.md"), ("to", "../../x")])).await);
+    assert!(refused["error"].is_string(), "{refused}");
+    app.handle(post("/api/save", &[("message", "Move about")])).await;
+
+    // Delete, save; History lists the page as removed and restores it.
+    let answer = json(&app.handle(post("/api/delete", &[("path", "content/company/about.md")])).await);
+    assert_eq!(answer["go"], "/pages");
+    app.handle(post("/api/save", &[("message", "Remove about")])).await;
+    let history = text(&app.handle(get("/history")).await);
+    assert!(history.contains("Removed pages") && history.contains("content/company/about.md"), "{history}");
+    let from = history.split("name=\"from\" value=\"").nth(1).unwrap()[..40].to_string();
+    let answer =
+        json(&app.handle(post("/api/restore", &[("path", "content/company/about.md"), ("from", &from)])).await);
+    assert_eq!(answer["go"], "/edit?path=content/company/about.md");
+    assert!(site.join("content/company/about.md").exists());
+
+    // A save shows its diff; undoing it is a new save, and a bad id is an error, not a crash.
+    let id = history.split("/history/save?id=").nth(1).unwrap()[..40].to_string();
+    let one = text(&app.handle(get(&format!("/history/save?id={id}"))).await);
+    assert!(one.contains("Remove about") && one.contains("class=\"del\"") && one.contains("Undo this change"), "{one}");
+    let undo = json(&app.handle(post("/api/undo", &[("id", &id)])).await);
+    assert!(undo["error"].as_str().unwrap().contains("changed again"), "restored since: {undo}");
+    assert_eq!(app.handle(get("/history/save?id=nothex")).await.status, 500);
+    assert_eq!(app.handle(get(&format!("/history/save?id={}", "0".repeat(40)))).await.status, 404);
+    let latest = text(&app.handle(get("/history")).await);
+    let restore_id = latest.split("/history/save?id=").nth(1).unwrap()[..40].to_string();
+    assert_eq!(json(&app.handle(post("/api/undo", &[("id", &restore_id)])).await)["go"], "/history");
+    assert!(!site.join("content/company/about.md").exists(), "undoing the restore removes it again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_upload_beside_a_page_and_for_the_site() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = new_site(tmp.path()).await;
+    let site = tmp.path().join("site");
+    let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"4\" height=\"4\"/>".to_vec();
+    let upload = |query: &str, body: Vec<u8>| Request {
+        method: "POST".into(),
+        host: "localhost".into(),
+        path: "/api/upload".into(),
+        query: query.into(),
+        body,
+    };
+    let answer = json(&app.handle(upload("page=content%2Fabout.md&name=Logo%20Big.svg", svg.clone())).await);
+    assert_eq!(answer["page"], "content/about/index.md", "{answer}");
+    assert_eq!(answer["markdown"], "![logo big](logo-big.svg)");
+    assert_eq!(std::fs::read(site.join("content/about/logo-big.svg")).unwrap(), svg);
+    // The preview serves it where the page's Markdown points.
+    let served = app
+        .handle(Request {
+            method: "GET".into(),
+            host: "preview".into(),
+            path: "/about/logo-big.svg".into(),
+            query: String::new(),
+            body: vec![],
+        })
+        .await;
+    assert_eq!((served.status, served.body.clone()), (200, svg.clone()));
+    let answer = json(&app.handle(upload("name=Price%20list.pdf", b"%PDF-1.7".to_vec())).await);
+    assert_eq!(answer["path"], "static/media/price-list.pdf");
+    let refused = json(&app.handle(upload("name=page.md", b"+++".to_vec())).await);
+    assert!(refused["error"].is_string());
+    let media = text(&app.handle(get("/media")).await);
+    assert!(
+        media.contains("content/about/logo-big.svg") && media.contains("wcms://preview/about/logo-big.svg"),
+        "{media}"
+    );
+    assert!(media.contains("static/media/price-list.pdf") && media.contains("Not used by any page"), "{media}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_settings_plugins_and_people() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = new_site(tmp.path()).await;
+    let site = tmp.path().join("site");
+    let screen = text(&app.handle(get("/site")).await);
+    assert!(
+        screen.contains("Whisper Notes") && screen.contains("reading-time") && screen.contains("The built-in theme"),
+        "{screen}"
+    );
+    let general = [
+        ("what", "general"),
+        ("title", "Shed notes"),
+        ("description", "d"),
+        ("base_url", "https://shed.example"),
+        ("default_language", "en"),
+        ("paginate_by", "8"),
+    ];
+    assert_eq!(json(&app.handle(post("/api/site", &general)).await)["go"], "/site");
+    let toml = std::fs::read_to_string(site.join("site.toml")).unwrap();
+    assert!(toml.contains("title = \"Shed notes\"") && toml.contains("paginate_by = 8"), "{toml}");
+    let bad = json(&app.handle(post("/api/site", &[("what", "general"), ("title", "x"), ("paginate_by", "0")])).await);
+    assert!(bad["error"].is_string(), "{bad}");
+    // A plugin off (the checkbox absent), a setting typed like its default.
+    json(&app.handle(post("/api/site", &[("what", "plugin"), ("name", "toc")])).await);
+    assert!(!std::fs::read_to_string(site.join("site.toml")).unwrap().contains("\"toc\""));
+    json(
+        &app.handle(post(
+            "/api/site",
+            &[("what", "setting"), ("name", "reading-time"), ("key", "words_per_minute"), ("value", "300")],
+        ))
+        .await,
+    );
+    assert!(std::fs::read_to_string(site.join("site.toml")).unwrap().contains("words_per_minute = 300"));
+    // The preview follows at once.
+    let home = app
+        .handle(Request {
+            method: "GET".into(),
+            host: "preview".into(),
+            path: "/".into(),
+            query: String::new(),
+            body: vec![],
+        })
+        .await;
+    assert!(text(&home).contains("Shed notes"));
+    // People: a new key made here, the person added with it.
+    let key = json(&app.handle(post("/api/key", &[("email", "ada@example.org")])).await);
+    let key_path = key["fill"]["key"].as_str().unwrap().to_string();
+    assert!(key_path.starts_with(&tmp.path().display().to_string()), "made beside the settings: {key_path}");
+    let public = std::fs::read_to_string(format!("{key_path}.pub")).unwrap();
+    assert!(key["html"].as_str().unwrap().contains(public.trim()));
+    let answer = json(
+        &app.handle(post("/api/person", &[("id", "ada"), ("name", "Ada"), ("key", public.trim()), ("admin", "1")]))
+            .await,
+    );
+    assert_eq!(answer["go"], "/site#people");
+    let users = std::fs::read_to_string(site.join("access/users.toml")).unwrap();
+    assert!(users.contains("id = \"ada\"") && users.contains("roles = [\"admin\"]"), "{users}");
+    let bad = json(&app.handle(post("/api/person", &[("id", "bob"), ("key", "ssh-ed25519 junk")])).await);
+    assert!(bad["error"].as_str().unwrap().contains("not an OpenSSH public key"), "{bad}");
+    assert!(text(&app.handle(get("/site")).await).contains("Ada (ada)"));
 }

@@ -287,11 +287,8 @@ mod tests {
         assert!(ws.changes().unwrap().is_empty(), "the folder is the undo's save");
         assert_eq!(ws.history(1).unwrap()[0].summary, "Undo \"Rewrite about\"");
         // git agrees with the folder.
-        let status = std::process::Command::new("git")
-            .args(["status", "--porcelain"])
-            .current_dir(ws.dir())
-            .output()
-            .unwrap();
+        let status =
+            std::process::Command::new("git").args(["status", "--porcelain"]).current_dir(ws.dir()).output().unwrap();
         assert_eq!(String::from_utf8_lossy(&status.stdout), "");
         // Undoing twice: nothing left to undo; undoing the undo brings the change back.
         assert_eq!(ws.undo(edit, &author()).unwrap(), Undo::ChangedSince(vec![about.into(), "content/new.md".into()]));

@@ -29,8 +29,8 @@
 pub mod check;
 pub mod history;
 pub mod media;
-pub mod people;
 pub mod pages;
+pub mod people;
 pub mod preview;
 pub mod save;
 pub mod setup;

@@ -135,7 +135,8 @@ pub fn import(ws: &Workspace, name: &str, bytes: &[u8], into: &Place) -> Result<
         }
     };
     // A name not taken yet: `photo.jpg`, `photo-2.jpg`, …
-    let (stem, ext) = clean.rsplit_once('.').map(|(s, e)| (s.to_string(), format!(".{e}"))).unwrap_or((clean.clone(), String::new()));
+    let (stem, ext) =
+        clean.rsplit_once('.').map(|(s, e)| (s.to_string(), format!(".{e}"))).unwrap_or((clean.clone(), String::new()));
     let mut file = clean.clone();
     let mut n = 2;
     while ws.dir().join(&folder).join(&file).exists() {
@@ -229,7 +230,8 @@ mod tests {
     #[test]
     fn a_photo_goes_beside_its_page_which_becomes_a_bundle() {
         let (_tmp, ws) = site();
-        let url_before = pages::url_of("content/about.md", &std::fs::read_to_string(ws.dir().join("content/about.md")).unwrap());
+        let url_before =
+            pages::url_of("content/about.md", &std::fs::read_to_string(ws.dir().join("content/about.md")).unwrap());
         let big = png(3000, 1500);
         let first = import(&ws, "Team Photo.PNG", &big, &Place::Page("content/about.md".into())).unwrap();
         assert_eq!(first.path, "content/about/team-photo.png");

@@ -194,7 +194,9 @@ impl Page {
             if y.lines().any(|l| l.starts_with("aliases:")) {
                 return Err(Error::Page {
                     path: self.path.clone(),
-                    reason: format!("its YAML front matter has aliases already: add {url:?} to them by hand, then move it"),
+                    reason: format!(
+                        "its YAML front matter has aliases already: add {url:?} to them by hand, then move it"
+                    ),
                 });
             }
             if !y.is_empty() && !y.ends_with('\n') {
@@ -388,7 +390,10 @@ pub fn delete_page(ws: &Workspace, path: &str) -> Result<()> {
     if let Some(section) = path.strip_suffix("/_index.md") {
         let others = list(ws)?.into_iter().any(|p| p.path != path && p.path.starts_with(&format!("{section}/")));
         if others {
-            return Err(Error::Page { path: path.into(), reason: "the section still has pages: move or delete them first".into() });
+            return Err(Error::Page {
+                path: path.into(),
+                reason: "the section still has pages: move or delete them first".into(),
+            });
         }
     }
     match bundle_dir(path) {
@@ -410,7 +415,7 @@ fn remove_empty_parents(ws: &Workspace, file: &Path) {
         match std::fs::remove_dir(p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {} // a bundle's own folder, gone
-            Err(_) => break, // not empty
+            Err(_) => break,                                         // not empty
         }
         parent = p.parent();
     }

@@ -107,7 +107,11 @@ mod tests {
     fn people_are_added_changed_and_removed_and_comments_stay() {
         let (_tmp, ws) = site();
         std::fs::create_dir_all(ws.dir().join("access")).unwrap();
-        std::fs::write(ws.dir().join(PATH), "# Who may publish\n[[user]]\nid = \"ada\" # the owner\nroles = [\"admin\"]\n").unwrap();
+        std::fs::write(
+            ws.dir().join(PATH),
+            "# Who may publish\n[[user]]\nid = \"ada\" # the owner\nroles = [\"admin\"]\n",
+        )
+        .unwrap();
         let (k1, k2) = (key(), key());
         upsert(&ws, "bob", "Bob", Some(&k1), &["editor".into()]).unwrap();
         upsert(&ws, "bob", "Bob B.", Some(&k2), &["editor".into(), "publisher".into()]).unwrap();

@@ -260,7 +260,8 @@ pub fn set_plugin_setting(ws: &Workspace, name: &str, key: &str, text: &str) -> 
         .into_iter()
         .find(|p| p.name == name)
         .ok_or_else(|| bad(format!("no plugin {name:?} in the site")))?;
-    let current = plugin.settings.iter().find(|s| s.key == key).ok_or_else(|| bad(format!("{name} has no setting {key:?}")))?;
+    let current =
+        plugin.settings.iter().find(|s| s.key == key).ok_or_else(|| bad(format!("{name} has no setting {key:?}")))?;
     let text = text.trim();
     let value: toml_edit::Value = match &current.value {
         serde_json::Value::Bool(_) => match text {
@@ -310,7 +311,8 @@ mod tests {
         let (_tmp, ws) = site();
         let path = ws.dir().join(PATH);
         let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, format!("# Our site\n{}", text.replace("paginate_by = 5", "paginate_by = 5 # five"))).unwrap();
+        std::fs::write(&path, format!("# Our site\n{}", text.replace("paginate_by = 5", "paginate_by = 5 # five")))
+            .unwrap();
         let mut g = general(&ws).unwrap();
         assert_eq!(g.title, "Whisper Notes");
         g.title = "Notes \"from\" the shed".into();

@@ -1,0 +1,174 @@
+//! The editor: a page's front matter as a form, its Markdown, and the preview beside them,
+//! rendered by the site's own theme and plugins. Edits are kept on disk as the person types
+//! (not yet saved); pictures are added beside the page; the page can be moved (its old address
+//! kept as an alias) or deleted (History brings it back).
+
+use std::collections::HashMap;
+
+use leptos::prelude::*;
+
+use desktop_core::check::Problem;
+use desktop_core::pages::{self, Page, Value};
+
+use crate::{App, Response, Session};
+
+/// What the editor shows.
+pub struct Editor {
+    pub path: String,
+    pub title: String,
+    pub date: String,
+    pub draft: bool,
+    pub tags: String,
+    pub body: String,
+    pub yaml: Option<String>,
+    pub preview_url: String,
+    pub problems: Vec<Problem>,
+}
+
+/// The problems the server would find in the page at `path`.
+fn problems_of(s: &Session, path: &str) -> anyhow::Result<Vec<Problem>> {
+    Ok(s.ws.check("main")?.into_iter().filter(|p| p.path == path).collect())
+}
+
+pub async fn show(app: &App, s: &Session, query: &HashMap<String, String>) -> anyhow::Result<Response> {
+    let path = query.get("path").cloned().unwrap_or_default();
+    let page = Page::read(&s.ws, &path)?;
+    let e = Editor {
+        title: page.get("title").unwrap_or_default(),
+        date: page.get("date").unwrap_or_default(),
+        draft: page.get("draft").as_deref() == Some("true"),
+        tags: page.get_list("tags").unwrap_or_default().join(", "),
+        body: page.body.trim_start_matches('\n').to_string(),
+        yaml: page.yaml().map(str::to_string),
+        preview_url: format!("wcms://preview{}", pages::url_of(&path, &page.to_text())),
+        problems: problems_of(s, &path)?,
+        path,
+    };
+    let status = app.status_line(s).await;
+    Ok(Response::html(super::page(&e.title.clone(), "pages", &status, view(e))))
+}
+
+/// Autosave of the editor: the page written to disk (not committed), its problems.
+pub async fn keep(app: &App, s: &Session, f: &HashMap<String, String>) -> anyhow::Result<Response> {
+    let path = f.get("path").cloned().unwrap_or_default();
+    let mut page = Page::read(&s.ws, &path)?;
+    if let Some(yaml) = f.get("yaml").filter(|_| page.yaml().is_some()) {
+        page.set_yaml(yaml)?;
+    } else if page.yaml().is_none() {
+        if let Some(t) = f.get("title") {
+            page.set("title", Value::Text(t.clone()))?;
+        }
+        match f.get("date").map(|d| d.trim()).filter(|d| !d.is_empty()) {
+            Some(d) => page.set("date", Value::Date(d.to_string()))?,
+            None => page.remove("date"),
+        }
+        page.set("draft", Value::Bool(f.get("draft").is_some()))?;
+        let tags: Vec<String> = f
+            .get("tags")
+            .map(|t| t.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+            .unwrap_or_default();
+        if tags.is_empty() {
+            page.remove("tags");
+        } else {
+            page.set("tags", Value::List(tags))?;
+        }
+    }
+    if let Some(body) = f.get("body") {
+        page.body = format!("\n{}", body.trim_start_matches('\n').replace("\r\n", "\n"));
+    }
+    page.write(&s.ws)?;
+    let rendered = super::problem_list(&problems_of(s, &path)?);
+    Ok(Response::json(serde_json::json!({
+        "saved": true,
+        "url": format!("wcms://preview{}", pages::url_of(&path, &page.to_text())),
+        "problems": rendered.to_html(),
+        "status": app.status_line(s).await,
+    })))
+}
+
+/// A new page in a section, from its archetype; the editor opens on it.
+pub fn create(s: &Session, f: &HashMap<String, String>) -> anyhow::Result<Response> {
+    let section = f.get("section").map(String::as_str).unwrap_or("content");
+    let title = f.get("title").map(String::as_str).unwrap_or("").trim();
+    if title.is_empty() {
+        return Ok(Response::refused("Give the new page a title."));
+    }
+    let page = match Page::new_in(&s.ws, section, title) {
+        Ok(p) => p,
+        Err(e) => return Ok(Response::refused(e)),
+    };
+    page.write(&s.ws)?;
+    Ok(Response::go(&format!("/edit?path={}", page.path)))
+}
+
+/// Move or rename the page; the editor reopens at its new place.
+pub fn move_to(s: &Session, f: &HashMap<String, String>) -> anyhow::Result<Response> {
+    let (from, to) = (f.get("path").cloned().unwrap_or_default(), f.get("to").cloned().unwrap_or_default());
+    let to = to.trim();
+    let to = if to.ends_with(".md") { to.to_string() } else { format!("{to}.md") };
+    match pages::move_page(&s.ws, &from, &to) {
+        Ok(_) => Ok(Response::go(&format!("/edit?path={to}"))),
+        Err(e) => Ok(Response::refused(e)),
+    }
+}
+
+/// Delete the page (kept in History until then).
+pub fn delete(s: &Session, f: &HashMap<String, String>) -> anyhow::Result<Response> {
+    match pages::delete_page(&s.ws, f.get("path").map(String::as_str).unwrap_or("")) {
+        Ok(()) => Ok(Response::go("/pages")),
+        Err(e) => Ok(Response::refused(e)),
+    }
+}
+
+pub fn view(e: Editor) -> AnyView {
+    let problems = super::problem_list(&e.problems);
+    let front = match e.yaml.clone() {
+        Some(yaml) => view! {
+            <label>"Front matter (YAML, edited as text)"<textarea name="yaml" rows="6">{yaml}</textarea></label>
+        }
+        .into_any(),
+        None => view! {
+            <label>"Title"<input name="title" value=e.title.clone() required/></label>
+            <div class="row">
+                <label>"Date"<input name="date" value=e.date.clone() placeholder="2026-12-01"/></label>
+                <label class="check"><input type="checkbox" name="draft" value="true" checked=e.draft/>"Draft"</label>
+            </div>
+            <label>"Tags"<input name="tags" value=e.tags.clone() placeholder="comma, separated"/></label>
+        }
+        .into_any(),
+    };
+    let to = e.path.trim_end_matches(".md").to_string();
+    view! {
+        <div class="editor">
+            <div class="fields">
+                <form id="page" class="fields" data-path=e.path.clone()>
+                    <input type="hidden" name="path" value=e.path.clone()/>
+                    {front}
+                    <label class="grow">"Text (Markdown)"<textarea name="body" id="body" spellcheck="true">{e.body.clone()}</textarea></label>
+                </form>
+                <div class="tools">
+                    <label class="upload">"Add a picture or file"<input type="file" id="upload" multiple/></label>
+                    <span class="muted"><span id="saved">"Changes are kept on this computer as you type."</span></span>
+                </div>
+                <div id="problems">{problems}</div>
+                <details class="page-actions">
+                    <summary>"Move, rename or delete this page"</summary>
+                    <form data-post="/api/move" class="row">
+                        <input type="hidden" name="path" value=e.path.clone()/>
+                        <label>"New place (its old address will redirect here)"<input name="to" value=to/></label>
+                        <button type="submit">"Move"</button>
+                    </form>
+                    <form data-post="/api/delete" data-confirm="Delete this page? History can bring it back.">
+                        <input type="hidden" name="path" value=e.path.clone()/>
+                        <button type="submit" class="danger">"Delete this page"</button>
+                    </form>
+                    <p class="muted result" aria-live="polite"></p>
+                </details>
+            </div>
+            <section class="preview" aria-label="Preview">
+                <iframe id="preview" title="Preview with the site's theme" src=e.preview_url.clone()></iframe>
+            </section>
+        </div>
+    }
+    .into_any()
+}

@@ -1,0 +1,138 @@
+//! *Publish*: what changed since the last publish, the problems the server would find, and the
+//! two ways out: *Publish* (to `main`, live) and *Send for review* (to `admin`, the preview).
+//! Offline, saves wait on this computer; someone else's publish is caught up with first.
+
+use std::collections::HashMap;
+
+use leptos::prelude::*;
+
+use desktop_core::check::Problem;
+use desktop_core::sync::{CaughtUp, Published};
+use desktop_core::worktree::Change;
+use githost::client::Remote;
+
+use crate::{App, Response, Session};
+
+pub async fn show(app: &App, s: &Session) -> anyhow::Result<Response> {
+    let changes: Vec<String> =
+        s.ws.changes()?
+            .iter()
+            .map(|c| match c {
+                Change::Added(p) => format!("New: {p}"),
+                Change::Modified(p) => format!("Changed: {p}"),
+                Change::Deleted(p) => format!("Removed: {p}"),
+            })
+            .collect();
+    let problems = s.ws.check("main")?;
+    let status = app.status_line(s).await;
+    Ok(Response::html(super::page("Publish", "publish", &status, view(&changes, s.ws.unpublished("main")?, &problems))))
+}
+
+/// *Save* (Ctrl+S): a commit of the folder as it is, nothing sent.
+pub async fn save(app: &App, s: &Session, f: &HashMap<String, String>) -> anyhow::Result<Response> {
+    let message = f.get("message").filter(|m| !m.trim().is_empty()).cloned().unwrap_or_else(|| "Edits".into());
+    let saved = s.ws.save(&message, &app.settings().await.author())?;
+    Ok(Response::json(serde_json::json!({ "saved": saved.map(|c| c.to_string()), "status": app.status_line(s).await })))
+}
+
+/// Save what is unsaved, then publish to `branch`; catch up once if someone published first.
+pub async fn publish(app: &App, s: &Session, f: &HashMap<String, String>) -> anyhow::Result<Response> {
+    let settings = app.settings().await;
+    let branch = if f.get("branch").map(String::as_str) == Some("admin") { "admin" } else { "main" };
+    let message = f
+        .get("message")
+        .filter(|m| !m.trim().is_empty())
+        .cloned()
+        .unwrap_or_else(|| "Edits from WhisperCMS Desktop".into());
+    s.ws.save(&message, &settings.author())?;
+    let remote = match crate::connect(&settings).await {
+        Ok(r) => r,
+        Err(e) => {
+            let pending = s.ws.unpublished(branch).unwrap_or(0);
+            let text = format!(
+                "Offline: {pending} save(s) are kept on this computer and will publish when the server is reachable ({e})."
+            );
+            return Ok(Response::json(serde_json::json!({
+                "html": view! { <p class="problems">{text}</p> }.to_html(),
+                "status": app.status_line(s).await,
+            })));
+        }
+    };
+    let mut outcome = s.ws.publish(&remote, branch).await?;
+    let mut caught_up = None;
+    if outcome == Published::Behind {
+        let c = s.ws.catch_up(&remote, branch, &settings.author()).await?;
+        if let CaughtUp::Updated { .. } = c {
+            outcome = s.ws.publish(&remote, branch).await?;
+        }
+        caught_up = Some(c);
+    }
+    if let Remote::Ssh(c) = remote {
+        c.close().await;
+    }
+    Ok(Response::json(
+        serde_json::json!({ "html": published(&outcome, caught_up.as_ref()), "status": app.status_line(s).await }),
+    ))
+}
+
+pub fn view(changes: &[String], unpublished: usize, problems: &[Problem]) -> AnyView {
+    let items = changes.iter().map(|c| view! { <li>{c.clone()}</li> }).collect_view();
+    let summary = match (changes.len(), unpublished) {
+        (0, 0) => "Everything is published.".to_string(),
+        (c, u) => format!("{c} unsaved change(s), {u} save(s) not yet published."),
+    };
+    view! {
+        <header class="bar"><h1>"Publish"</h1></header>
+        <p>{summary}</p>
+        <ul class="changes">{items}</ul>
+        {super::problem_list(problems)}
+        <form id="publish" class="publish">
+            <label>"What changed (for the history)"<input name="message" placeholder="Update the about page"/></label>
+            <div class="row">
+                <button type="submit" name="branch" value="main" class="primary">"Publish (Ctrl+Enter)"</button>
+                <button type="submit" name="branch" value="admin">"Send for review"</button>
+            </div>
+        </form>
+        <div id="result" aria-live="polite"></div>
+    }
+    .into_any()
+}
+
+/// What a publish did, in words.
+pub fn published(outcome: &Published, caught_up: Option<&CaughtUp>) -> String {
+    let before = match caught_up {
+        Some(CaughtUp::Updated { changed, .. }) => Some(format!(
+            "Someone else had published meanwhile; their changes ({} file(s)) are now in your folder too.",
+            changed.len()
+        )),
+        _ => None,
+    }
+    .map(|t| view! { <p class="muted">{t}</p> });
+    let main = match (outcome, caught_up) {
+        (Published::Done { commit, messages }, _) => {
+            let lines = messages.iter().map(|m| view! { <li>{m.clone()}</li> }).collect_view();
+            let id = super::short(commit);
+            view! { <div class="ok"><p>"Published. The server said:"</p><ul class="server">{lines}</ul><p class="muted">"commit "{id}</p></div> }.into_any()
+        }
+        (Published::UpToDate, _) => view! { <p class="ok">"Already published: nothing new to send."</p> }.into_any(),
+        (Published::Behind, Some(CaughtUp::Conflict { paths })) => {
+            let files = paths.iter().map(|p| view! { <li>{p.clone()}</li> }).collect_view();
+            view! {
+                <div class="problems" role="alert">
+                    <p>"Someone else published changes to the same pages as you meanwhile. Nothing was changed on either side. These need a look:"</p>
+                    <ul>{files}</ul>
+                    <p>"Open History to see their change, copy what you want to keep into your version, then publish again."</p>
+                </div>
+            }
+            .into_any()
+        }
+        (Published::Behind, _) => {
+            view! { <p class="problems">"Someone else published meanwhile. Try again in a moment."</p> }.into_any()
+        }
+        (Published::Refused { reason, problems, .. }, _) => {
+            let list = super::problem_list(problems);
+            view! { <div class="problems" role="alert"><p>"The server refused to publish: "{reason.clone()}</p>{list}</div> }.into_any()
+        }
+    };
+    view! { {before}{main} }.to_html()
+}
