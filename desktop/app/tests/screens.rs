@@ -87,6 +87,8 @@ async fn first_run_edit_preview_and_publish_offline() {
     assert_eq!(json["saved"], true, "{json}");
     let on_disk = std::fs::read_to_string(folder.join("content/about.md")).unwrap();
     assert!(on_disk.contains("title = \"About us <3\"") && on_disk.contains("tags = [\"a\", \"b\"]"), "{on_disk}");
+    // Nothing the writer did not touch changes: no `draft` key appears, no blank line is added.
+    assert!(!on_disk.contains("draft") && on_disk.contains("+++\nHello *there*."), "{on_disk}");
     let preview = app
         .handle(Request {
             method: "GET".into(),

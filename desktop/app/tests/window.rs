@@ -260,8 +260,12 @@ fn first_run_clone_edit_preview_publish_in_the_real_window() {
     let session = created["value"]["sessionId"].as_str().unwrap().to_string();
     let driver = Driver { port, session, display: display.clone() };
 
-    // 1. The wizard: the server is known; choose a folder and get the site.
+    // 1. The wizard: the server is known; asked for its key, it shows the one pinned; choose a
+    //    folder and get the site.
     driver.find("#setup");
+    driver.click("button[data-post='/api/host-key']");
+    let shown = driver.wait_text("#setup .result", |t| t.contains("SHA256:") || t.contains("could not"));
+    assert!(shown.contains(&fingerprint), "{shown}");
     driver.screenshot("wizard");
     let folder = tmp.path().join("My Site");
     driver.type_into("input[name=folder]", &folder.display().to_string());
@@ -302,6 +306,15 @@ fn first_run_clone_edit_preview_publish_in_the_real_window() {
     driver.click("a[href='/history']");
     driver.wait_text("main", |t| t.contains("Retitle the about page"));
     driver.screenshot("history");
+    driver.click("ul.history a.title");
+    driver.wait_text("main", |t| t.contains("Undo this change"));
+    driver.screenshot("history-save");
+    driver.click("a[href='/media']");
+    driver.wait_text("main", |t| t.contains("whisper.svg"));
+    driver.screenshot("media");
+    driver.click("a[href='/site']");
+    driver.wait_text("main", |t| t.contains("reading-time"));
+    driver.screenshot("site");
     let _ = http(port, "DELETE", &format!("/session/{}", driver.session), None);
     drop(server);
 }

@@ -62,7 +62,11 @@ pub async fn keep(app: &App, s: &Session, f: &HashMap<String, String>) -> anyhow
             Some(d) => page.set("date", Value::Date(d.to_string()))?,
             None => page.remove("date"),
         }
-        page.set("draft", Value::Bool(f.get("draft").is_some()))?;
+        // A page without `draft` stays without it until it becomes one (no noise in its history).
+        let draft = f.get("draft").is_some();
+        if draft || page.get("draft").is_some() {
+            page.set("draft", Value::Bool(draft))?;
+        }
         let tags: Vec<String> = f
             .get("tags")
             .map(|t| t.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
@@ -74,7 +78,10 @@ pub async fn keep(app: &App, s: &Session, f: &HashMap<String, String>) -> anyhow
         }
     }
     if let Some(body) = f.get("body") {
-        page.body = format!("\n{}", body.trim_start_matches('\n').replace("\r\n", "\n"));
+        // The form shows the text without the blank line after the front matter; whether there
+        // was one is kept as the writer had it.
+        let blank = if page.body.starts_with('\n') { "\n" } else { "" };
+        page.body = format!("{blank}{}", body.trim_start_matches('\n').replace("\r\n", "\n"));
     }
     page.write(&s.ws)?;
     let rendered = super::problem_list(&problems_of(s, &path)?);

@@ -44,7 +44,10 @@ fn size(bytes: u64) -> String {
 }
 
 pub fn view(list: &[Media]) -> AnyView {
-    let count = format!("{} files", list.len());
+    let count = match list.len() {
+        1 => "1 file".to_string(),
+        n => format!("{n} files"),
+    };
     let items = list
         .iter()
         .map(|m| {
