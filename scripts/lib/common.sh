@@ -28,7 +28,23 @@ use_shared_target_dir() {
     local dir=/var/cache/whispercms-target
     if mkdir -p "$dir" 2>/dev/null && [ -w "$dir" ]; then
       export CARGO_TARGET_DIR="$dir"
+      prune_target_dir "$dir"
     fi
+  fi
+}
+
+# The shared target dir grows with every fresh clone (path dependencies hash by path, so each
+# clone's crates are new artifacts) and with incremental caches; when the disk runs short (a
+# build then dies with "No space left on device"), drop what any build can remake: the
+# incremental caches and artifacts no build has read for three days.
+prune_target_dir() {
+  local dir="$1" free
+  free=$(df -Pk "$dir" | awk 'NR==2 {print int($4 / 1048576)}')
+  if [ "${free:-0}" -lt 15 ]; then
+    echo "only ${free} GiB free: pruning $dir (incremental caches, artifacts unread for 3 days)" >&2
+    rm -rf "$dir"/*/incremental
+    find "$dir"/*/deps "$dir"/*/build "$dir"/*/examples -mindepth 1 -maxdepth 1 -atime +3 \
+      -exec rm -rf {} + 2>/dev/null || true
   fi
 }
 
