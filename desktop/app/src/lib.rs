@@ -90,6 +90,8 @@ pub struct App {
     settings_path: PathBuf,
     settings: Mutex<Settings>,
     session: Mutex<Option<Arc<Session>>>,
+    /// The extension fetched and shown last, until it is added or another is fetched.
+    pub(crate) offer: Mutex<Option<desktop_core::extensions::Offer>>,
 }
 
 /// Parse an `application/x-www-form-urlencoded` body or query.
@@ -109,7 +111,12 @@ impl App {
     /// The app with the settings at `settings_path` (the site they name is opened).
     pub fn new(settings_path: PathBuf) -> anyhow::Result<App> {
         let settings = Settings::load(&settings_path)?;
-        let app = App { settings_path, settings: Mutex::new(settings.clone()), session: Mutex::new(None) };
+        let app = App {
+            settings_path,
+            settings: Mutex::new(settings.clone()),
+            session: Mutex::new(None),
+            offer: Mutex::new(None),
+        };
         if let Some(site) = &settings.site {
             match Self::open_session(site) {
                 Ok(s) => *app.session.try_lock()? = Some(Arc::new(s)),
@@ -221,6 +228,8 @@ impl App {
             ("GET", "/site") => screens::site::show(self, s).await,
             ("POST", "/api/site") => screens::site::change(s, &r.form()),
             ("POST", "/api/person") => screens::site::person(s, &r.form()),
+            ("POST", "/api/extension") => screens::extensions::inspect(self, s, &r.form()).await,
+            ("POST", "/api/extension/add") => screens::extensions::add(self, s, &r.form()).await,
             _ => Ok(Response::error(404, "no such screen")),
         }
     }

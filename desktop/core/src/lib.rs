@@ -14,6 +14,8 @@
 //!   they are large photos, and listed with the pages that use them;
 //! - [`site`]: the site's settings (`site.toml`), themes and plugins, changed through
 //!   `toml_edit`; [`people`]: who may publish (`access/users.toml`), with their keys and roles;
+//! - [`extensions`]: a plugin or theme fetched from its own Git repository, its manifest and
+//!   the capabilities it asks for shown first, then vendored with its source recorded;
 //! - [`save`]: *Save* — a commit of the folder as it is — and the history;
 //! - [`history`]: what a save changed, *Undo this change* and *Restore* of a removed page,
 //!   each a new save on top;
@@ -27,6 +29,7 @@
 //! else works offline.
 
 pub mod check;
+pub mod extensions;
 pub mod history;
 pub mod media;
 pub mod pages;

@@ -4,6 +4,7 @@
 //! page.
 
 pub(crate) mod editor;
+pub(crate) mod extensions;
 pub(crate) mod history;
 pub(crate) mod media;
 pub(crate) mod pages;

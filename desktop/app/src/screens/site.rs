@@ -18,8 +18,12 @@ pub async fn show(app: &App, s: &Session) -> anyhow::Result<Response> {
     let plugins = site::plugins(&s.ws)?;
     let people = people::list(&s.ws);
     let status = app.status_line(s).await;
+    let sources: Vec<Option<(String, String)>> = plugins
+        .iter()
+        .map(|p| desktop_core::extensions::source_of(&s.ws, desktop_core::extensions::Kind::Plugin, &p.name))
+        .collect();
     let content = match (general, people) {
-        (Ok(g), Ok(p)) => view(&g, &themes, &plugins, &p),
+        (Ok(g), Ok(p)) => view(&g, &themes, &plugins, &sources, &p),
         (Err(e), _) | (_, Err(e)) => view! {
             <header class="bar"><h1>"Site"</h1></header>
             <div class="problems" role="alert"><p>"The site's settings cannot be read, so they cannot be shown as a form:"</p><p>{e.to_string()}</p><p>"Fix the file in a text editor (History can bring back an earlier version)."</p></div>
@@ -130,7 +134,10 @@ fn themes_form(themes: &[ThemeInfo]) -> impl IntoView {
     }
 }
 
-fn plugin_card(p: &PluginInfo) -> impl IntoView {
+fn plugin_card(p: &PluginInfo, source: Option<&(String, String)>) -> impl IntoView {
+    let source = source.map(|(url, commit)| {
+        view! { <p class="muted">{format!("Added from {url} (commit {})", &commit[..commit.len().min(10)])}</p> }
+    });
     let about = match (&p.manifest, &p.problem) {
         (_, Some(problem)) => view! { <p class="problems">{problem.clone()}</p> }.into_any(),
         (Some(m), None) => {
@@ -168,6 +175,7 @@ fn plugin_card(p: &PluginInfo) -> impl IntoView {
                 <noscript><button type="submit">"Apply"</button></noscript>
             </form>
             {about}
+            {source}
             {settings}
             <p class="muted result" aria-live="polite"></p>
         </li>
@@ -212,8 +220,14 @@ fn people_list(people: &[User]) -> impl IntoView {
     }
 }
 
-pub fn view(g: &General, themes: &[ThemeInfo], plugins: &[PluginInfo], people: &[User]) -> AnyView {
-    let cards = plugins.iter().map(plugin_card).collect_view();
+pub fn view(
+    g: &General,
+    themes: &[ThemeInfo],
+    plugins: &[PluginInfo],
+    sources: &[Option<(String, String)>],
+    people: &[User],
+) -> AnyView {
+    let cards = plugins.iter().zip(sources).map(|(p, s)| plugin_card(p, s.as_ref())).collect_view();
     view! {
         <header class="bar"><h1>"Site"</h1></header>
         <p class="muted">"Changes here are kept in the site's folder like page edits, and go live when you publish. The server checks that your role may change them."</p>
@@ -223,6 +237,9 @@ pub fn view(g: &General, themes: &[ThemeInfo], plugins: &[PluginInfo], people: &
         {themes_form(themes)}
         <h2>"Plugins"</h2>
         <ul class="plugins">{cards}</ul>
+        <h2>"Add a plugin or theme"</h2>
+        <p class="muted">"From its Git repository: the app shows what it is and what it may do before anything is added; it is kept in the site with where it came from, and goes live when you publish."</p>
+        {super::extensions::form()}
         <h2 id="people">"People"</h2>
         {people_list(people)}
     }
