@@ -221,6 +221,8 @@ impl App {
             ("POST", "/api/save") => screens::publish::save(self, s, &r.form()).await,
             ("GET", "/publish") => screens::publish::show(self, s).await,
             ("POST", "/api/publish") => screens::publish::publish(self, s, &r.form()).await,
+            ("GET", "/conflicts") => screens::publish::conflicts(self, s, &r.query()).await,
+            ("POST", "/api/resolve") => screens::publish::resolve(self, s, &r.form()).await,
             ("GET", "/history") => screens::history::show(self, s).await,
             ("GET", "/history/save") => screens::history::save(self, s, &r.query()).await,
             ("POST", "/api/undo") => screens::history::undo(self, s, &r.form()).await,

@@ -302,3 +302,49 @@ async fn site_settings_plugins_and_people() {
     assert!(bad["error"].as_str().unwrap().contains("not an OpenSSH public key"), "{bad}");
     assert!(text(&app.handle(get("/site")).await).contains("Ada (ada)"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_sides_changed_a_page_compare_and_choose() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = new_site(tmp.path()).await;
+    let site = tmp.path().join("site");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(["-c", "user.name=Bob", "-c", "user.email=bob@example.org"])
+            .args(args)
+            .current_dir(&site)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    // What the server has (as last fetched): Bob's edit of the about page, made with git.
+    git(&["checkout", "-q", "-b", "bob"]);
+    std::fs::write(site.join("content/about.md"), "+++\ntitle = \"Bob's about\"\n+++\nBob wrote this.\n").unwrap();
+    git(&["commit", "-qam", "Bob's edit"]);
+    git(&["update-ref", "refs/remotes/origin/main", "bob"]);
+    git(&["checkout", "-q", "main"]);
+    // Ours: the same page, in the app.
+    json(
+        &app.handle(post(
+            "/api/page",
+            &[("path", "content/about.md"), ("title", "Ada's about"), ("body", "Ada wrote this.")],
+        ))
+        .await,
+    );
+    json(&app.handle(post("/api/save", &[("message", "Ada's edit")])).await);
+
+    let screen = text(&app.handle(get("/conflicts?branch=main")).await);
+    assert!(screen.contains("Ada wrote this.") && screen.contains("Bob wrote this."), "{screen}");
+    assert!(screen.contains("name=\"keep:content/about.md\""), "{screen}");
+    let missing = json(&app.handle(post("/api/resolve", &[("branch", "main")])).await);
+    assert!(missing["error"].as_str().unwrap().contains("choose"), "{missing}");
+    let done =
+        json(&app.handle(post("/api/resolve", &[("branch", "main"), ("keep:content/about.md", "theirs")])).await);
+    assert_eq!(done["go"], "/publish");
+    let about = std::fs::read_to_string(site.join("content/about.md")).unwrap();
+    assert!(about.contains("Bob wrote this."), "{about}");
+    assert!(text(&app.handle(get("/conflicts?branch=main")).await).contains("Nothing to choose"));
+    // git agrees: a merge of both, nothing left uncommitted.
+    let log = std::process::Command::new("git").args(["log", "-1", "--format=%P"]).current_dir(&site).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&log.stdout).split_whitespace().count(), 2);
+}

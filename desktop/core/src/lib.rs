@@ -14,6 +14,8 @@
 //!   they are large photos, and listed with the pages that use them;
 //! - [`site`]: the site's settings (`site.toml`), themes and plugins, changed through
 //!   `toml_edit`; [`people`]: who may publish (`access/users.toml`), with their keys and roles;
+//! - [`conflict`]: the files both this computer and the server changed, both versions side by
+//!   side, and the person's choice joined as a merge save;
 //! - [`extensions`]: a plugin or theme fetched from its own Git repository, its manifest and
 //!   the capabilities it asks for shown first, then vendored with its source recorded;
 //! - [`save`]: *Save* — a commit of the folder as it is — and the history;
@@ -29,6 +31,7 @@
 //! else works offline.
 
 pub mod check;
+pub mod conflict;
 pub mod extensions;
 pub mod history;
 pub mod media;

@@ -207,7 +207,7 @@ fn paths(changes: &[Change]) -> Vec<String> {
 }
 
 /// The newest commit both `a` and `b` descend from, if any.
-fn merge_base(repo: &gix::Repository, a: ObjectId, b: ObjectId) -> Result<Option<ObjectId>> {
+pub(crate) fn merge_base(repo: &gix::Repository, a: ObjectId, b: ObjectId) -> Result<Option<ObjectId>> {
     let mut of_b = HashSet::new();
     for info in repo.rev_walk([b]).all().map_err(Error::git)? {
         of_b.insert(info.map_err(Error::git)?.id);

@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use desktop_core::conflict::Choice;
 use desktop_core::pages::{Page, Value};
 use desktop_core::save::Author;
 use desktop_core::sync::{CaughtUp, Published};
@@ -195,6 +196,15 @@ async fn someone_else_published_first() {
     );
     assert_eq!(bob.head().unwrap(), before);
     assert!(Page::read(&bob, "content/about.md").unwrap().get("title").unwrap().contains("Bob"));
+    // Bob compares and keeps his version: a merge save the server takes as a fast-forward.
+    let conflicts = bob.conflicts("main").unwrap();
+    assert_eq!(conflicts.len(), 1);
+    assert!(conflicts[0].theirs.as_deref().unwrap().contains("Ada again"));
+    let keep = std::collections::BTreeMap::from([("content/about.md".to_string(), Choice::Mine)]);
+    bob.resolve("main", &keep, &author("Bob")).unwrap();
+    assert!(matches!(bob.publish(&conn, "main").await.unwrap(), Published::Done { .. }));
+    let (_, about) = server.get("/about/");
+    assert!(about.contains("Bob&#39;s about") || about.contains("Bob's about"), "{about}");
 
     // Unsaved edits are never overwritten by catching up.
     edit_title(&ada, "content/blog/_index.md", "Unsaved");

@@ -2,11 +2,12 @@
 //! two ways out: *Publish* (to `main`, live) and *Send for review* (to `admin`, the preview).
 //! Offline, saves wait on this computer; someone else's publish is caught up with first.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use leptos::prelude::*;
 
 use desktop_core::check::Problem;
+use desktop_core::conflict::{Choice, Conflict};
 use desktop_core::sync::{CaughtUp, Published};
 use desktop_core::worktree::Change;
 use githost::client::Remote;
@@ -98,6 +99,78 @@ pub fn view(changes: &[String], unpublished: usize, problems: &[Problem]) -> Any
     .into_any()
 }
 
+/// Both versions of each file both sides changed, side by side, with a choice per file.
+pub async fn conflicts(app: &App, s: &Session, query: &HashMap<String, String>) -> anyhow::Result<Response> {
+    let branch = if query.get("branch").map(String::as_str) == Some("admin") { "admin" } else { "main" };
+    let list = s.ws.conflicts(branch)?;
+    let status = app.status_line(s).await;
+    Ok(Response::html(super::page("Choose", "publish", &status, conflicts_view(branch, &list))))
+}
+
+/// The choices made: `keep:<path>` = `mine` or `theirs` for each file.
+pub async fn resolve(app: &App, s: &Session, f: &HashMap<String, String>) -> anyhow::Result<Response> {
+    let branch = if f.get("branch").map(String::as_str) == Some("admin") { "admin" } else { "main" };
+    let choices: BTreeMap<String, Choice> = f
+        .iter()
+        .filter_map(|(k, v)| {
+            let path = k.strip_prefix("keep:")?;
+            let choice = match v.as_str() {
+                "mine" => Choice::Mine,
+                "theirs" => Choice::Theirs,
+                _ => return None,
+            };
+            Some((path.to_string(), choice))
+        })
+        .collect();
+    match s.ws.resolve(branch, &choices, &app.settings().await.author()) {
+        Ok(_) => Ok(Response::go("/publish")),
+        Err(e) => Ok(Response::refused(e)),
+    }
+}
+
+fn conflicts_view(branch: &str, list: &[Conflict]) -> AnyView {
+    if list.is_empty() {
+        return view! {
+            <header class="bar"><h1>"Nothing to choose"</h1></header>
+            <p>"Your saves and the server's do not change the same files (as last fetched). "<a href="/publish">"Publish"</a></p>
+        }
+        .into_any();
+    }
+    let text = |t: &Option<String>| t.clone().unwrap_or_else(|| "(removed, or not text)".into());
+    let files = list
+        .iter()
+        .map(|c| {
+            let name = format!("keep:{}", c.path);
+            view! {
+                <section class="file">
+                    <h3>{c.path.clone()}</h3>
+                    <div class="sides">
+                        <label class="side">
+                            <span><input type="radio" name=name.clone() value="mine" required/>" Keep yours (this computer)"</span>
+                            <pre>{text(&c.mine)}</pre>
+                        </label>
+                        <label class="side">
+                            <span><input type="radio" name=name value="theirs"/>" Keep the one on the server"</span>
+                            <pre>{text(&c.theirs)}</pre>
+                        </label>
+                    </div>
+                </section>
+            }
+        })
+        .collect_view();
+    view! {
+        <header class="bar"><h1>"Choose which versions to keep"</h1></header>
+        <p>"Someone else published changes to these files while you changed them too. For each, keep one version; everything else from both sides is kept. You can copy text from the other version into yours afterwards (History keeps both)."</p>
+        <form data-post="/api/resolve">
+            <input type="hidden" name="branch" value=branch.to_string()/>
+            {files}
+            <button type="submit" class="primary">"Keep these and go on"</button>
+            <p class="result" aria-live="polite"></p>
+        </form>
+    }
+    .into_any()
+}
+
 /// What a publish did, in words.
 pub fn published(outcome: &Published, caught_up: Option<&CaughtUp>) -> String {
     let before = match caught_up {
@@ -119,9 +192,9 @@ pub fn published(outcome: &Published, caught_up: Option<&CaughtUp>) -> String {
             let files = paths.iter().map(|p| view! { <li>{p.clone()}</li> }).collect_view();
             view! {
                 <div class="problems" role="alert">
-                    <p>"Someone else published changes to the same pages as you meanwhile. Nothing was changed on either side. These need a look:"</p>
+                    <p>"Someone else published changes to the same pages as you meanwhile. Nothing was changed on either side. These need your choice:"</p>
                     <ul>{files}</ul>
-                    <p>"Open History to see their change, copy what you want to keep into your version, then publish again."</p>
+                    <p><a href="/conflicts?branch=main" class="button">"Compare both versions and choose"</a></p>
                 </div>
             }
             .into_any()
