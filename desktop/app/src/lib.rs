@@ -92,6 +92,11 @@ pub struct App {
     session: Mutex<Option<Arc<Session>>>,
     /// The extension fetched and shown last, until it is added or another is fetched.
     pub(crate) offer: Mutex<Option<desktop_core::extensions::Offer>>,
+    /// A publish asked for while the server was unreachable: the branch it goes to, tried
+    /// again by [`App::retry_pending`] until it gets an answer.
+    pub(crate) pending: Mutex<Option<String>>,
+    /// What the last publish tried in the background came to, for the status line.
+    last_retry: Mutex<Option<String>>,
 }
 
 /// Parse an `application/x-www-form-urlencoded` body or query.
@@ -116,6 +121,8 @@ impl App {
             settings: Mutex::new(settings.clone()),
             session: Mutex::new(None),
             offer: Mutex::new(None),
+            pending: Mutex::new(None),
+            last_retry: Mutex::new(None),
         };
         if let Some(site) = &settings.site {
             match Self::open_session(site) {
@@ -180,10 +187,44 @@ impl App {
         Ok(Response { status: answer.status, content_type: answer.content_type, body: answer.body })
     }
 
+    /// Try again a publish asked for offline (the window calls this every half minute). Returns
+    /// what happened, when something was tried.
+    pub async fn retry_pending(&self) -> Option<String> {
+        let branch = self.pending.lock().await.clone()?;
+        let s = self.session().await?;
+        let said = match screens::publish::send(self, &s, &branch, None).await {
+            Ok(screens::publish::Sent::Offline(_)) => return None, // still offline: nothing new to say
+            Ok(screens::publish::Sent::Answered(desktop_core::sync::Published::Done { .. }, _)) => {
+                format!("Back online: your saves were published ({branch}).")
+            }
+            Ok(screens::publish::Sent::Answered(desktop_core::sync::Published::UpToDate, _)) => {
+                *self.pending.lock().await = None;
+                format!("Back online: {branch} already had your saves.")
+            }
+            Ok(screens::publish::Sent::Answered(..)) => {
+                *self.pending.lock().await = None;
+                "Back online, but the server did not take your saves: open Publish to see why.".to_string()
+            }
+            Err(e) => {
+                *self.pending.lock().await = None;
+                format!("Publishing in the background failed: {e}. Open Publish to try again.")
+            }
+        };
+        tracing::info!(branch, outcome = %said, "background publish");
+        *self.last_retry.lock().await = Some(said.clone());
+        Some(said)
+    }
+
     /// The line at the bottom of every screen: what is kept here and what is published.
     pub(crate) async fn status_line(&self, s: &Session) -> String {
         let changes = s.ws.changes().map(|c| c.len()).unwrap_or(0);
         let unpublished = s.ws.unpublished("main").unwrap_or(0);
+        if let Some(said) = self.last_retry.lock().await.take() {
+            return said;
+        }
+        if self.pending.lock().await.is_some() {
+            return format!("Offline — {unpublished} save(s) will publish when you are back.");
+        }
         match (changes, unpublished) {
             (0, 0) => "In sync: everything is published.".into(),
             (c, 0) => format!("{c} change(s) kept on this computer, not published yet."),
@@ -221,6 +262,8 @@ impl App {
             ("POST", "/api/save") => screens::publish::save(self, s, &r.form()).await,
             ("GET", "/publish") => screens::publish::show(self, s).await,
             ("POST", "/api/publish") => screens::publish::publish(self, s, &r.form()).await,
+            ("GET", "/review") => screens::review::show(self, s).await,
+            ("POST", "/api/review/publish") => screens::review::publish(self, s).await,
             ("GET", "/conflicts") => screens::publish::conflicts(self, s, &r.query()).await,
             ("POST", "/api/resolve") => screens::publish::resolve(self, s, &r.form()).await,
             ("GET", "/history") => screens::history::show(self, s).await,

@@ -28,6 +28,15 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let app = Arc::new(App::new(settings_path)?);
     let handle = runtime.handle().clone();
+    // A publish asked for offline goes out by itself once the server answers again.
+    let retrying = app.clone();
+    runtime.spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
+        loop {
+            every.tick().await;
+            retrying.retry_pending().await;
+        }
+    });
     tauri::Builder::default()
         .register_asynchronous_uri_scheme_protocol("wcms", move |_ctx, request, responder| {
             let app = app.clone();

@@ -348,3 +348,44 @@ async fn both_sides_changed_a_page_compare_and_choose() {
     let log = std::process::Command::new("git").args(["log", "-1", "--format=%P"]).current_dir(&site).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&log.stdout).split_whitespace().count(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_review_board_and_a_publish_that_waits_for_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = new_site(tmp.path()).await;
+    let site = tmp.path().join("site");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git").args(args).current_dir(&site).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    // As last fetched: the starter is live, one save in review, one draft.
+    git(&["update-ref", "refs/remotes/origin/main", "HEAD"]);
+    json(&app.handle(post("/api/page", &[("path", "content/about.md"), ("title", "Reviewed about")])).await);
+    json(&app.handle(post("/api/save", &[("message", "Reviewed about")])).await);
+    git(&["update-ref", "refs/remotes/origin/admin", "HEAD"]);
+    json(&app.handle(post("/api/page", &[("path", "content/about.md"), ("title", "Draft about")])).await);
+    json(&app.handle(post("/api/save", &[("message", "Draft about")])).await);
+    let board = text(&app.handle(get("/review")).await);
+    let column = |name: &str| {
+        let start = board.find(&format!("aria-label=\"{name}\"")).unwrap();
+        board[start..start + board[start..].find("</section>").unwrap()].to_string()
+    };
+    assert!(column("Draft").contains("Draft about") && !column("Draft").contains("Reviewed about"), "{board}");
+    assert!(
+        column("In review").contains("Reviewed about") && column("In review").contains("Publish what is in review")
+    );
+    assert!(column("Live").contains("Start the site"), "{board}");
+
+    // No server reachable: the publish waits, the status line says so, a retry keeps waiting.
+    let settings = tmp.path().join("config/desktop.toml");
+    let mut text_settings = std::fs::read_to_string(&settings).unwrap();
+    text_settings.push_str("remote = \"ssh://git@127.0.0.1:1/site.git\"\n");
+    std::fs::write(&settings, text_settings).unwrap();
+    let app = App::new(settings).unwrap();
+    let answer = json(&app.handle(post("/api/publish", &[("branch", "main"), ("message", "x")])).await);
+    assert!(answer["html"].as_str().unwrap().contains("will publish by themselves"), "{answer}");
+    assert!(answer["status"].as_str().unwrap().starts_with("Offline — 2 save(s) will publish"), "{answer}");
+    assert_eq!(app.retry_pending().await, None, "still offline: nothing to say");
+    let review = json(&app.handle(post("/api/review/publish", &[])).await);
+    assert!(review["error"].as_str().unwrap().contains("cannot be reached"), "{review}");
+}

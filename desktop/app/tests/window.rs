@@ -315,6 +315,26 @@ fn first_run_clone_edit_preview_publish_in_the_real_window() {
     driver.click("a[href='/site']");
     driver.wait_text("main", |t| t.contains("reading-time"));
     driver.screenshot("site");
+    // 5. The review board: an edit sent for review, then published from review.
+    driver.click("a[href='/pages']");
+    driver.click("a[href='/edit?path=content/blog/hello-world.md']");
+    driver.type_into("input[name=title]", "Reviewed in the app");
+    driver.wait_text("#saved", |t| t.starts_with("Kept at"));
+    driver.click("a[href='/review']");
+    driver.wait_text("main", |t| t.contains("not saved yet"));
+    driver.click("form[data-post='/api/publish'] button");
+    let sent = driver
+        .wait_text("#result", |t| t.contains("Sent for review") || t.contains("refused") || t.contains("Offline"));
+    assert!(sent.contains("Sent for review"), "{sent}");
+    driver.click("a[href='/review']");
+    driver.wait_text("main", |t| t.contains("Publish what is in review"));
+    driver.screenshot("review");
+    driver.click("form[data-post='/api/review/publish'] button");
+    let live =
+        driver.wait_text("#result", |t| t.contains("Published") || t.contains("refused") || t.contains("changes"));
+    assert!(live.contains("Published"), "{live}");
+    let (_, page) = http(web_port, "GET", "/blog/hello-world/", None);
+    assert!(String::from_utf8_lossy(&page).contains("Reviewed in the app"));
     let _ = http(port, "DELETE", &format!("/session/{}", driver.session), None);
     drop(server);
 }

@@ -18,6 +18,8 @@
 //!   side, and the person's choice joined as a merge save;
 //! - [`extensions`]: a plugin or theme fetched from its own Git repository, its manifest and
 //!   the capabilities it asks for shown first, then vendored with its source recorded;
+//! - [`review`]: the review board — Draft (here), In review (the server's `admin`), Live
+//!   (`main`) — and publishing what is in review;
 //! - [`save`]: *Save* — a commit of the folder as it is — and the history;
 //! - [`history`]: what a save changed, *Undo this change* and *Restore* of a removed page,
 //!   each a new save on top;
@@ -38,6 +40,7 @@ pub mod media;
 pub mod pages;
 pub mod people;
 pub mod preview;
+pub mod review;
 pub mod save;
 pub mod setup;
 pub mod site;

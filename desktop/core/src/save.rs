@@ -80,6 +80,19 @@ impl Workspace {
         Ok(Some(commit))
     }
 
+    /// The save `id` (any commit of the repository: ours, or one fetched from the server).
+    pub fn saved(&self, id: ObjectId) -> Result<Saved> {
+        let repo = self.local();
+        let commit = repo.find_commit(id).map_err(Error::git)?;
+        let decoded = commit.decode().map_err(Error::git)?;
+        Ok(Saved {
+            id,
+            summary: decoded.message_summary().to_string(),
+            author: decoded.author().map(|a| a.name.to_string()).unwrap_or_default(),
+            time: decoded.committer().map(|c| c.seconds()).unwrap_or_default(),
+        })
+    }
+
     /// The saves of the working branch, newest first, at most `limit`.
     pub fn history(&self, limit: usize) -> Result<Vec<Saved>> {
         let Some(head) = self.head()? else { return Ok(Vec::new()) };
@@ -87,15 +100,7 @@ impl Workspace {
         let mut out = Vec::new();
         let walk = repo.rev_walk([head]).all().map_err(Error::git)?;
         for info in walk.take(limit) {
-            let info = info.map_err(Error::git)?;
-            let commit = repo.find_commit(info.id).map_err(Error::git)?;
-            let decoded = commit.decode().map_err(Error::git)?;
-            out.push(Saved {
-                id: info.id,
-                summary: decoded.message_summary().to_string(),
-                author: decoded.author().map(|a| a.name.to_string()).unwrap_or_default(),
-                time: decoded.committer().map(|c| c.seconds()).unwrap_or_default(),
-            });
+            out.push(self.saved(info.map_err(Error::git)?.id)?);
         }
         Ok(out)
     }

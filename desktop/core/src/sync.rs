@@ -103,6 +103,12 @@ impl Workspace {
     /// `admin` sends for review).
     pub async fn publish(&self, remote: &impl Transport, branch: &str) -> Result<Published> {
         let head = self.head()?.ok_or_else(|| Error::NotASite("nothing is saved yet".into()))?;
+        self.publish_commit(remote, branch, head).await
+    }
+
+    /// Push `head` (a save of ours, or what is in review) to the server's `branch`, with a lease
+    /// on what we last saw there.
+    pub async fn publish_commit(&self, remote: &impl Transport, branch: &str, head: ObjectId) -> Result<Published> {
         let theirs = self.remote_tip(branch)?;
         if theirs == Some(head) {
             return Ok(Published::UpToDate);

@@ -31,8 +31,7 @@ pub async fn show(app: &App, s: &Session) -> anyhow::Result<Response> {
 /// One save: what it changed, and its undo.
 pub async fn save(app: &App, s: &Session, query: &HashMap<String, String>) -> anyhow::Result<Response> {
     let id = id_of(query, "id")?;
-    let saved = s.ws.history(usize::MAX)?.into_iter().find(|x| x.id == id);
-    let Some(saved) = saved else { return Ok(Response::error(404, "no such save in this site's history")) };
+    let Ok(saved) = s.ws.saved(id) else { return Ok(Response::error(404, "no such save in this site's history")) };
     let changes = s.ws.changes_in(id)?;
     let status = app.status_line(s).await;
     Ok(Response::html(super::page(&saved.summary.clone(), "history", &status, save_view(&saved, &changes))))

@@ -9,6 +9,7 @@ pub(crate) mod history;
 pub(crate) mod media;
 pub(crate) mod pages;
 pub(crate) mod publish;
+pub(crate) mod review;
 pub(crate) mod site;
 pub(crate) mod welcome;
 
@@ -17,10 +18,11 @@ use leptos::prelude::*;
 use desktop_core::check::Problem;
 
 /// The sidebar: each screen and its address.
-const NAV: [(&str, &str); 6] = [
+const NAV: [(&str, &str); 7] = [
     ("/pages", "Pages"),
     ("/media", "Media"),
     ("/publish", "Publish"),
+    ("/review", "Review"),
     ("/history", "History"),
     ("/site", "Site"),
     ("/welcome", "Setup"),

@@ -46,34 +46,69 @@ pub async fn publish(app: &App, s: &Session, f: &HashMap<String, String>) -> any
         .cloned()
         .unwrap_or_else(|| "Edits from WhisperCMS Desktop".into());
     s.ws.save(&message, &settings.author())?;
+    let html = match send(app, s, branch, None).await? {
+        Sent::Offline(e) => {
+            let pending = s.ws.unpublished(branch).unwrap_or(0);
+            let text = format!(
+                "Offline: {pending} save(s) are kept on this computer and will publish by themselves when the server is \
+                 reachable again ({e})."
+            );
+            view! { <p class="problems">{text}</p> }.to_html()
+        }
+        Sent::Answered(outcome, caught_up) => published(branch, &outcome, caught_up.as_ref()),
+    };
+    Ok(Response::json(serde_json::json!({ "html": html, "status": app.status_line(s).await })))
+}
+
+/// How sending to the server went.
+pub(crate) enum Sent {
+    /// The server could not be reached; the publish waits (see [`App::retry_pending`]).
+    Offline(anyhow::Error),
+    /// The server answered (after catching up once, if it had to).
+    Answered(Published, Option<CaughtUp>),
+}
+
+/// Publish our last save (or `commit`, e.g. what is in review) to `branch`, catching up once if
+/// someone published first; offline, remember to try again.
+pub(crate) async fn send(app: &App, s: &Session, branch: &str, commit: Option<gix::ObjectId>) -> anyhow::Result<Sent> {
+    let settings = app.settings().await;
     let remote = match crate::connect(&settings).await {
         Ok(r) => r,
         Err(e) => {
-            let pending = s.ws.unpublished(branch).unwrap_or(0);
-            let text = format!(
-                "Offline: {pending} save(s) are kept on this computer and will publish when the server is reachable ({e})."
-            );
-            return Ok(Response::json(serde_json::json!({
-                "html": view! { <p class="problems">{text}</p> }.to_html(),
-                "status": app.status_line(s).await,
-            })));
+            if commit.is_none() {
+                *app.pending.lock().await = Some(branch.to_string());
+            }
+            return Ok(Sent::Offline(e));
         }
     };
-    let mut outcome = s.ws.publish(&remote, branch).await?;
+    let push = |commit: Option<gix::ObjectId>| {
+        let remote = &remote;
+        async move {
+            match commit {
+                Some(c) => s.ws.publish_commit(remote, branch, c).await,
+                None => s.ws.publish(remote, branch).await,
+            }
+        }
+    };
+    let mut outcome = push(commit).await?;
     let mut caught_up = None;
-    if outcome == Published::Behind {
+    if outcome == Published::Behind && commit.is_none() {
         let c = s.ws.catch_up(&remote, branch, &settings.author()).await?;
         if let CaughtUp::Updated { .. } = c {
-            outcome = s.ws.publish(&remote, branch).await?;
+            outcome = push(None).await?;
         }
         caught_up = Some(c);
+    } else if commit.is_some() {
+        // Bring the columns up to date whatever the answer.
+        let _ = desktop_core::sync::fetch(&s.ws, &remote).await;
     }
     if let Remote::Ssh(c) = remote {
         c.close().await;
     }
-    Ok(Response::json(
-        serde_json::json!({ "html": published(&outcome, caught_up.as_ref()), "status": app.status_line(s).await }),
-    ))
+    if matches!(outcome, Published::Done { .. } | Published::UpToDate) && commit.is_none() {
+        *app.pending.lock().await = None;
+    }
+    Ok(Sent::Answered(outcome, caught_up))
 }
 
 pub fn view(changes: &[String], unpublished: usize, problems: &[Problem]) -> AnyView {
@@ -172,7 +207,7 @@ fn conflicts_view(branch: &str, list: &[Conflict]) -> AnyView {
 }
 
 /// What a publish did, in words.
-pub fn published(outcome: &Published, caught_up: Option<&CaughtUp>) -> String {
+pub fn published(branch: &str, outcome: &Published, caught_up: Option<&CaughtUp>) -> String {
     let before = match caught_up {
         Some(CaughtUp::Updated { changed, .. }) => Some(format!(
             "Someone else had published meanwhile; their changes ({} file(s)) are now in your folder too.",
@@ -185,9 +220,10 @@ pub fn published(outcome: &Published, caught_up: Option<&CaughtUp>) -> String {
         (Published::Done { commit, messages }, _) => {
             let lines = messages.iter().map(|m| view! { <li>{m.clone()}</li> }).collect_view();
             let id = super::short(commit);
-            view! { <div class="ok"><p>"Published. The server said:"</p><ul class="server">{lines}</ul><p class="muted">"commit "{id}</p></div> }.into_any()
+            let done = if branch == "admin" { "Sent for review." } else { "Published." };
+            view! { <div class="ok"><p>{done}" The server said:"</p><ul class="server">{lines}</ul><p class="muted">"commit "{id}</p></div> }.into_any()
         }
-        (Published::UpToDate, _) => view! { <p class="ok">"Already published: nothing new to send."</p> }.into_any(),
+        (Published::UpToDate, _) => view! { <p class="ok">"Already there: nothing new to send."</p> }.into_any(),
         (Published::Behind, Some(CaughtUp::Conflict { paths })) => {
             let files = paths.iter().map(|p| view! { <li>{p.clone()}</li> }).collect_view();
             view! {
