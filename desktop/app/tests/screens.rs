@@ -141,6 +141,10 @@ async fn the_page_list_carries_every_page_and_hostile_titles_stay_text() {
     // A new page from the list's form opens the editor on it.
     let answer = json(&app.handle(post("/api/new", &[("title", "Fresh start"), ("section", "content/blog")])).await);
     assert_eq!(answer["go"], "/edit?path=content/blog/fresh-start.md");
+    let answer =
+        json(&app.handle(post("/api/new", &[("title", "Recipes"), ("section", "content"), ("as_section", "1")])).await);
+    assert_eq!(answer["go"], "/edit?path=content/recipes/_index.md");
+    assert!(text(&app.handle(get("/pages")).await).contains("<option value=\"content/recipes\""));
     let answer = json(&app.handle(post("/api/new", &[("title", "  "), ("section", "content/blog")])).await);
     assert!(answer["error"].as_str().unwrap().contains("title"), "{answer}");
 }

@@ -93,14 +93,20 @@ pub async fn keep(app: &App, s: &Session, f: &HashMap<String, String>) -> anyhow
     })))
 }
 
-/// A new page in a section, from its archetype; the editor opens on it.
+/// A new page in a section, from its archetype (or a new section, with its own page); the
+/// editor opens on it.
 pub fn create(s: &Session, f: &HashMap<String, String>) -> anyhow::Result<Response> {
     let section = f.get("section").map(String::as_str).unwrap_or("content");
     let title = f.get("title").map(String::as_str).unwrap_or("").trim();
     if title.is_empty() {
         return Ok(Response::refused("Give the new page a title."));
     }
-    let page = match Page::new_in(&s.ws, section, title) {
+    let made = if f.contains_key("as_section") {
+        pages::new_section(&s.ws, section, title)
+    } else {
+        Page::new_in(&s.ws, section, title)
+    };
+    let page = match made {
         Ok(p) => p,
         Err(e) => return Ok(Response::refused(e)),
     };

@@ -85,6 +85,7 @@ pub fn view(list: &[PageInfo], query: &str) -> AnyView {
             <form class="new" id="new-page" data-post="/api/new">
                 <input name="title" placeholder="New page title" aria-label="New page title" required/>
                 <select name="section" aria-label="In section">{options}</select>
+                <label class="check inline-check"><input type="checkbox" name="as_section" value="1"/>"as a section"</label>
                 <button type="submit">"New page"</button>
             </form>
         </header>
