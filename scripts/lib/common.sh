@@ -34,15 +34,19 @@ use_shared_target_dir() {
 }
 
 # The shared target dir grows with every fresh clone (path dependencies hash by path, so each
-# clone's crates are new artifacts) and with incremental caches; when the disk runs short (a
-# build then dies with "No space left on device"), drop what any build can remake: the
-# incremental caches and artifacts no build has read for three days.
+# clone's crates and test executables — 0.5 to 1 GB each with debug info — are new artifacts)
+# and with incremental caches; when the disk runs short (a build then dies with "No space left
+# on device"), drop what any build can remake: the incremental caches, test and example
+# executables not rebuilt in the last hour (a fresh clone rebuilds its own anyway), and
+# artifacts no build has read for three days.
 prune_target_dir() {
   local dir="$1" free
   free=$(df -Pk "$dir" | awk 'NR==2 {print int($4 / 1048576)}')
   if [ "${free:-0}" -lt 15 ]; then
-    echo "only ${free} GiB free: pruning $dir (incremental caches, artifacts unread for 3 days)" >&2
+    echo "only ${free} GiB free: pruning $dir (incremental caches, old executables, unread artifacts)" >&2
     rm -rf "$dir"/*/incremental
+    find "$dir"/*/deps "$dir"/*/examples -maxdepth 1 -type f -mmin +60 -regextype posix-extended -regex '.*-[0-9a-f]{16}' \
+      -delete 2>/dev/null || true
     find "$dir"/*/deps "$dir"/*/build "$dir"/*/examples -mindepth 1 -maxdepth 1 -atime +3 \
       -exec rm -rf {} + 2>/dev/null || true
   fi
