@@ -82,7 +82,22 @@ impl Response {
 /// An open site and its preview.
 pub(crate) struct Session {
     pub(crate) ws: Workspace,
-    pub(crate) preview: Preview,
+    /// Opened on first use (or by the warm-up thread the app starts), not before the first
+    /// screen: opening the runtime's index and theme is most of a start's time.
+    preview: std::sync::Mutex<Option<Arc<Preview>>>,
+}
+
+impl Session {
+    /// The site's preview, opened now if it is not yet.
+    pub(crate) fn preview(&self) -> anyhow::Result<Arc<Preview>> {
+        let mut slot = self.preview.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = &*slot {
+            return Ok(p.clone());
+        }
+        let p = Arc::new(Preview::open(&self.ws)?);
+        *slot = Some(p.clone());
+        Ok(p)
+    }
 }
 
 /// The app's state.
@@ -126,7 +141,11 @@ impl App {
         };
         if let Some(site) = &settings.site {
             match Self::open_session(site) {
-                Ok(s) => *app.session.try_lock()? = Some(Arc::new(s)),
+                Ok(s) => {
+                    let s = Arc::new(s);
+                    Self::warm_up(s.clone());
+                    *app.session.try_lock()? = Some(s);
+                }
                 Err(e) => {
                     tracing::warn!(site = %site.display(), error = %e, "the site folder of the settings cannot be opened")
                 }
@@ -137,8 +156,7 @@ impl App {
 
     fn open_session(dir: &std::path::Path) -> anyhow::Result<Session> {
         let ws = Workspace::open(dir)?;
-        let preview = Preview::open(&ws)?;
-        Ok(Session { ws, preview })
+        Ok(Session { ws, preview: std::sync::Mutex::new(None) })
     }
 
     pub(crate) async fn session(&self) -> Option<Arc<Session>> {
@@ -151,8 +169,19 @@ impl App {
         settings.site = Some(folder);
         settings.save(&self.settings_path)?;
         *self.settings.lock().await = settings;
-        *self.session.lock().await = Some(Arc::new(session));
+        let session = Arc::new(session);
+        Self::warm_up(session.clone());
+        *self.session.lock().await = Some(session);
         Ok(())
+    }
+
+    /// Open the preview on a thread of its own, so that it is ready when the editor asks.
+    fn warm_up(session: Arc<Session>) {
+        std::thread::spawn(move || {
+            if let Err(e) = session.preview() {
+                tracing::warn!(error = %e, "the preview could not be opened");
+            }
+        });
     }
 
     /// Where a key made by the app goes: beside its settings (`~/.config/whispercms/id_ed25519`),
@@ -177,13 +206,18 @@ impl App {
     async fn preview(&self, request: &Request) -> anyhow::Result<Response> {
         let Some(s) = self.session().await else { return Ok(Response::error(404, "no site is open")) };
         let session = s.clone();
-        tokio::task::spawn_blocking(move || session.preview.refresh(&session.ws)).await??;
+        let preview = tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<Preview>> {
+            let preview = session.preview()?;
+            preview.refresh(&session.ws)?;
+            Ok(preview)
+        })
+        .await??;
         // `_preview` only makes the frame reload (see assets/app.js); the site never sees it.
         let query: Vec<&str> =
             request.query.split('&').filter(|p| !p.is_empty() && !p.starts_with("_preview=")).collect();
         let target =
             if query.is_empty() { request.path.clone() } else { format!("{}?{}", request.path, query.join("&")) };
-        let answer = s.preview.get(&target).await?;
+        let answer = preview.get(&target).await?;
         Ok(Response { status: answer.status, content_type: answer.content_type, body: answer.body })
     }
 

@@ -14,7 +14,7 @@ use crate::worktree;
 use crate::{Error, Result, Workspace};
 
 /// A page or section in the content tree.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PageInfo {
     /// Its path in the site (`content/blog/hello.md`).
     pub path: String,
@@ -31,18 +31,27 @@ pub struct PageInfo {
 }
 
 /// Every page under `content/`, in path order.
+///
+/// What each page's front matter said is remembered in `.git/whispercms/pages-cache` by the
+/// file's size and modification time (as the stat cache of [`worktree`] remembers hashes): after
+/// the first time, listing 10,000 pages reads only the ones that changed.
 pub fn list(ws: &Workspace) -> Result<Vec<PageInfo>> {
     let root = ws.dir().join("content");
     let mut out = Vec::new();
     if !root.is_dir() {
         return Ok(out);
     }
+    let cache_file = ws.repository().git_dir().join("whispercms/pages-cache");
+    let cache = ListCache::load(&cache_file);
+    let mut fresh = ListCache::default();
+    let now = worktree::now_nanos();
     let mut stack = vec![root];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).map_err(Error::fs(&dir))? {
             let entry = entry.map_err(Error::fs(&dir))?;
             let path = entry.path();
-            if path.is_dir() {
+            let meta = entry.metadata().map_err(Error::fs(&path))?;
+            if meta.is_dir() {
                 stack.push(path);
                 continue;
             }
@@ -50,11 +59,54 @@ pub fn list(ws: &Workspace) -> Result<Vec<PageInfo>> {
                 continue;
             }
             let rel = relative(ws.dir(), &path)?;
-            out.push(info(&rel, &read_front(&path)?));
+            let (size, mtime) = (meta.len(), worktree::mtime_nanos(&meta));
+            let page = match cache.0.get(&rel) {
+                Some(c) if c.size == size && c.mtime == mtime => c.info.clone(),
+                _ => info(&rel, &read_front(&path)?),
+            };
+            // An edit within the same clock tick would not change the time: not remembered yet.
+            if now - mtime >= worktree::RACY_NANOS {
+                fresh.0.insert(rel, Cached { size, mtime, info: page.clone() });
+            }
+            out.push(page);
         }
+    }
+    if fresh != cache {
+        fresh.save(&cache_file);
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+/// One remembered page file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Cached {
+    size: u64,
+    mtime: i128,
+    info: PageInfo,
+}
+
+/// The list's cache: path → what was read, by size and time.
+#[derive(Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct ListCache(std::collections::HashMap<String, Cached>);
+
+impl ListCache {
+    /// A missing, damaged or foreign cache is an empty one (it is only a cache).
+    fn load(path: &Path) -> ListCache {
+        std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    /// Best effort: a cache that cannot be written is read again next time.
+    fn save(&self, path: &Path) {
+        let Ok(bytes) = serde_json::to_vec(self) else { return };
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let tmp = path.with_extension("tmp");
+        if std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)).is_err() {
+            tracing::debug!(path = %path.display(), "the page list's cache was not written");
+        }
+    }
 }
 
 /// The start of a page, up to the end of its front matter: all the list needs. Reading 4 KB
@@ -567,6 +619,32 @@ mod tests {
         assert_eq!(url_of("content/travel/iceland/index.md", &text), moved.new_url);
         delete_page(&ws, "content/travel/iceland/index.md").unwrap();
         assert!(!ws.dir().join("content/travel").exists());
+    }
+
+    #[test]
+    fn the_list_cache_follows_edits_and_survives_damage() {
+        let (_tmp, ws) = site();
+        let path = ws.dir().join("content/about.md");
+        let set_old = |p: &Path| {
+            let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+            std::fs::File::options().write(true).open(p).unwrap().set_modified(old).unwrap();
+        };
+        set_old(&path);
+        let first = list(&ws).unwrap();
+        let cache = ws.repository().git_dir().join("whispercms/pages-cache");
+        assert!(std::fs::read_to_string(&cache).unwrap().contains("content/about.md"));
+        assert_eq!(list(&ws).unwrap(), first, "from the cache, the same");
+        // An edit (a new size and time) is read again.
+        std::fs::write(&path, "+++\ntitle = \"Changed title\"\n+++\n").unwrap();
+        set_old(&path);
+        assert!(list(&ws).unwrap().iter().any(|p| p.title == "Changed title"));
+        // A damaged cache is an empty one.
+        std::fs::write(&cache, "{not json").unwrap();
+        assert!(list(&ws).unwrap().iter().any(|p| p.title == "Changed title"));
+        // A page edited within the racy window is never remembered, so never stale.
+        std::fs::write(&path, "+++\ntitle = \"Just now\"\n+++\n").unwrap();
+        assert!(list(&ws).unwrap().iter().any(|p| p.title == "Just now"));
+        assert!(!std::fs::read_to_string(&cache).unwrap().contains("Just now"));
     }
 
     #[test]

@@ -57,7 +57,7 @@ impl Change {
 
 /// Files a cached hash is trusted for: same size and modification time, and that time at least
 /// this long before the cache was written (an edit within the same clock tick is not missed).
-const RACY_NANOS: i128 = 2_000_000_000;
+pub(crate) const RACY_NANOS: i128 = 2_000_000_000;
 
 /// What the stat cache remembers of one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,11 +117,11 @@ fn save_cache(git_dir: &Path, cache: &BTreeMap<String, Stat>) -> Result<()> {
     std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)).map_err(Error::fs(&path))
 }
 
-fn now_nanos() -> i128 {
+pub(crate) fn now_nanos() -> i128 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0)
 }
 
-fn mtime_nanos(meta: &std::fs::Metadata) -> i128 {
+pub(crate) fn mtime_nanos(meta: &std::fs::Metadata) -> i128 {
     meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos() as i128).unwrap_or(0)
 }
 

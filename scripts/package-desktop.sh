@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds WhisperCMS Desktop as a Debian package (cargo-deb, installed from crates.io if missing)
+# and checks it as an installer would: its contents, `dpkg -i` on this machine (as root), every
+# shared library of the installed binary found, the desktop entry valid, then `dpkg -r`.
+# Prints the package's path. Usage: scripts/package-desktop.sh [--no-install-check]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib/common.sh
+ensure_cargo
+ensure_packages "${BASE_PACKAGES[@]}" "${DESKTOP_PACKAGES[@]}" desktop-file-utils
+use_shared_target_dir
+if ! command -v cargo-deb > /dev/null && [ ! -x "$HOME/.cargo/bin/cargo-deb" ]; then
+  cargo install --locked --quiet cargo-deb
+fi
+export PATH="$HOME/.cargo/bin:$PATH"
+DEB=$(cargo deb -p whispercms-desktop --quiet 2>/dev/null | tail -1)
+[ -f "$DEB" ] || { echo "cargo deb made no package" >&2; exit 1; }
+echo "== $DEB" >&2
+dpkg-deb --info "$DEB" | sed -n '/Package:/,/Description:/p' >&2
+CONTENTS=$(dpkg-deb --contents "$DEB")
+for f in ./usr/bin/whispercms-desktop ./usr/share/applications/org.whispercms.desktop.desktop \
+         ./usr/share/icons/hicolor/256x256/apps/org.whispercms.desktop.png; do
+  grep -q " $f\$" <<<"$CONTENTS" || { echo "missing from the package: $f" >&2; exit 1; }
+done
+desktop-file-validate desktop/app/packaging/org.whispercms.desktop.desktop
+if [ "${1:-}" != "--no-install-check" ] && [ "$(id -u)" = 0 ]; then
+  dpkg -i "$DEB" > /dev/null
+  trap 'dpkg -r whispercms-desktop > /dev/null 2>&1 || true' EXIT
+  missing=$(ldd /usr/bin/whispercms-desktop | grep "not found" || true)
+  [ -z "$missing" ] || { echo "the installed app lacks libraries: $missing" >&2; exit 1; }
+  echo "installed and checked: /usr/bin/whispercms-desktop (every library found), then removed" >&2
+fi
+echo "$DEB"
