@@ -13,6 +13,29 @@ use tauri::http;
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: wcms:; \
                    frame-src wcms://preview; connect-src 'self'; form-action 'self'; base-uri 'none'";
 
+/// WebKitGTK's caches are sized for a browser; the app shows a few local screens and one
+/// preview, so it asks for the document viewer's (no memory cache of past pages) and no
+/// back/forward page cache.
+#[cfg(target_os = "linux")]
+fn lighten(window: &tauri::WebviewWindow) {
+    use webkit2gtk::{CacheModel, SettingsExt as _, WebContextExt as _, WebViewExt};
+    let done = window.with_webview(|webview| {
+        let view = webview.inner();
+        if let Some(context) = view.context() {
+            context.set_cache_model(CacheModel::DocumentViewer);
+        }
+        if let Some(settings) = WebViewExt::settings(&view) {
+            settings.set_enable_page_cache(false);
+        }
+    });
+    if let Err(e) = done {
+        tracing::warn!(error = %e, "the web view's caches could not be set");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lighten(_window: &tauri::WebviewWindow) {}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -65,11 +88,12 @@ fn main() -> anyhow::Result<()> {
         })
         .setup(|app| {
             let url = tauri::WebviewUrl::CustomProtocol("wcms://localhost/".parse()?);
-            tauri::WebviewWindowBuilder::new(app, "main", url)
+            let window = tauri::WebviewWindowBuilder::new(app, "main", url)
                 .title("WhisperCMS Desktop")
                 .inner_size(1280.0, 800.0)
                 .min_inner_size(900.0, 600.0)
                 .build()?;
+            lighten(&window);
             Ok(())
         })
         .run(tauri::generate_context!())?;
