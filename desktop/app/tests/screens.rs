@@ -83,8 +83,8 @@ async fn first_run_edit_preview_and_publish_offline() {
             ],
         ))
         .await;
-    let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
-    assert_eq!(json["saved"], true, "{json}");
+    let kept: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(kept["saved"], true, "{kept}");
     let on_disk = std::fs::read_to_string(folder.join("content/about.md")).unwrap();
     assert!(on_disk.contains("title = \"About us <3\"") && on_disk.contains("tags = [\"a\", \"b\"]"), "{on_disk}");
     // Nothing the writer did not touch changes: no `draft` key appears, no blank line is added.
@@ -104,6 +104,21 @@ async fn first_run_edit_preview_and_publish_offline() {
         "{}",
         text(&preview)
     );
+
+    // A new slug: the address moves, the old one is kept as an alias; clearing it keeps both.
+    let answer = json(
+        &app.handle(post(
+            "/api/page",
+            &[("path", "content/about.md"), ("title", "About us <3"), ("slug", "who-we-are"), ("body", "Hello *there*.")],
+        ))
+        .await,
+    );
+    assert_eq!(answer["url"], "wcms://preview/who-we-are/");
+    let on_disk = std::fs::read_to_string(folder.join("content/about.md")).unwrap();
+    assert!(on_disk.contains("slug = \"who-we-are\"") && on_disk.contains("aliases = [\"/about/\"]"), "{on_disk}");
+    json(&app.handle(post("/api/page", &[("path", "content/about.md"), ("title", "About us <3"), ("slug", "")])).await);
+    let on_disk = std::fs::read_to_string(folder.join("content/about.md")).unwrap();
+    assert!(!on_disk.contains("slug") && on_disk.contains("\"/who-we-are/\""), "{on_disk}");
 
     // A broken date shows its problem in the editor's answer.
     let answer =

@@ -19,6 +19,8 @@ pub struct Editor {
     pub date: String,
     pub draft: bool,
     pub tags: String,
+    pub slug: String,
+    pub description: String,
     pub body: String,
     pub yaml: Option<String>,
     pub preview_url: String,
@@ -38,6 +40,8 @@ pub async fn show(app: &App, s: &Session, query: &HashMap<String, String>) -> an
         date: page.get("date").unwrap_or_default(),
         draft: page.get("draft").as_deref() == Some("true"),
         tags: page.get_list("tags").unwrap_or_default().join(", "),
+        slug: page.get("slug").unwrap_or_default(),
+        description: page.get("description").unwrap_or_default(),
         body: page.body.trim_start_matches('\n').to_string(),
         yaml: page.yaml().map(str::to_string),
         preview_url: format!("wcms://preview{}", pages::url_of(&path, &page.to_text())),
@@ -52,6 +56,7 @@ pub async fn show(app: &App, s: &Session, query: &HashMap<String, String>) -> an
 pub async fn keep(app: &App, s: &Session, f: &HashMap<String, String>) -> anyhow::Result<Response> {
     let path = f.get("path").cloned().unwrap_or_default();
     let mut page = Page::read(&s.ws, &path)?;
+    let before = page.to_text();
     if let Some(yaml) = f.get("yaml").filter(|_| page.yaml().is_some()) {
         page.set_yaml(yaml)?;
     } else if page.yaml().is_none() {
@@ -67,6 +72,14 @@ pub async fn keep(app: &App, s: &Session, f: &HashMap<String, String>) -> anyhow
         if draft || page.get("draft").is_some() {
             page.set("draft", Value::Bool(draft))?;
         }
+        // Text fields written only when given a value or already there (no empty keys appear).
+        for key in ["description", "slug"] {
+            match f.get(key).map(|v| v.trim()) {
+                Some(v) if !v.is_empty() => page.set(key, Value::Text(v.to_string()))?,
+                Some(_) => page.remove(key),
+                None => {}
+            }
+        }
         let tags: Vec<String> = f
             .get("tags")
             .map(|t| t.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
@@ -75,6 +88,15 @@ pub async fn keep(app: &App, s: &Session, f: &HashMap<String, String>) -> anyhow
             page.remove("tags");
         } else {
             page.set("tags", Value::List(tags))?;
+        }
+    }
+    // A new slug moves the page's address: the old one keeps working as an alias.
+    let (old_url, new_url) = (pages::url_of(&path, &before), pages::url_of(&path, &page.to_text()));
+    if old_url != new_url && page.yaml().is_none() {
+        let mut aliases = page.get_list("aliases").unwrap_or_default();
+        if !aliases.contains(&old_url) {
+            aliases.push(old_url);
+            page.set("aliases", Value::List(aliases))?;
         }
     }
     if let Some(body) = f.get("body") {
@@ -147,6 +169,11 @@ pub fn view(e: Editor) -> AnyView {
                 <label class="check"><input type="checkbox" name="draft" value="true" checked=e.draft/>"Draft"</label>
             </div>
             <label>"Tags"<input name="tags" value=e.tags.clone() placeholder="comma, separated"/></label>
+            <details class="more-fields">
+                <summary>"Address and summary"</summary>
+                <label>"Slug (the last part of the address; the old address keeps working)"<input name="slug" value=e.slug.clone() placeholder="from the file name"/></label>
+                <label>"Description (for search engines and lists)"<input name="description" value=e.description.clone()/></label>
+            </details>
         }
         .into_any(),
     };
