@@ -9,17 +9,10 @@ mod http_backend;
 use std::path::Path;
 use std::process::Command;
 
-use desktop_app::{App, Request};
+mod support;
 
-fn post(path: &str, form: &[(&str, &str)]) -> Request {
-    let body = serde_urlencoded::to_string(form).unwrap().into_bytes();
-    Request { method: "POST".into(), host: "localhost".into(), path: path.into(), query: String::new(), body }
-}
-
-fn json(r: &desktop_app::Response) -> serde_json::Value {
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    serde_json::from_slice(&r.body).unwrap()
-}
+use desktop_app::App;
+use support::{get, json, post, text};
 
 fn git(dir: &Path, args: &[&str]) {
     let out = Command::new("git")
@@ -78,16 +71,7 @@ async fn a_plugin_from_a_git_address_is_shown_then_added() {
     let added = json(&app.handle(post("/api/extension/add", &[("url", &url), ("commit", &commit)])).await);
     assert_eq!(added["go"], "/site");
     assert!(tmp.path().join("site/plugins/shout/SOURCE.toml").exists());
-    let site = app
-        .handle(Request {
-            method: "GET".into(),
-            host: "localhost".into(),
-            path: "/site".into(),
-            query: String::new(),
-            body: vec![],
-        })
-        .await;
-    let site = String::from_utf8_lossy(&site.body);
+    let site = text(&app.handle(get("/site")).await);
     assert!(site.contains(&format!("Added from {url}")), "{site}");
     // An SSH address of another server is refused (its host key was never checked).
     let ssh = json(&app.handle(post("/api/extension", &[("url", "ssh://git@127.0.0.1:1/x.git")])).await);

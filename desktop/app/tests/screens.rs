@@ -1,30 +1,14 @@
 //! The app's screens and actions without a window: requests as the web view sends them.
 
+mod support;
+
 use desktop_app::{App, Request};
-
-fn get(path: &str) -> Request {
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    Request { method: "GET".into(), host: "localhost".into(), path: path.into(), query: query.into(), body: vec![] }
-}
-
-fn post(path: &str, form: &[(&str, &str)]) -> Request {
-    let body = serde_urlencoded::to_string(form).unwrap().into_bytes();
-    Request { method: "POST".into(), host: "localhost".into(), path: path.into(), query: String::new(), body }
-}
-
-fn text(r: &desktop_app::Response) -> String {
-    String::from_utf8_lossy(&r.body).into_owned()
-}
+use support::{get, json, post, text};
 
 /// The rows the page list draws into its HTML (the rest is data for the windowed list).
 fn list_rows(html: &str) -> String {
     let start = html.find("id=\"list\"").expect("a list");
     html[start..start + html[start..].find("</ul>").unwrap()].to_string()
-}
-
-fn json(r: &desktop_app::Response) -> serde_json::Value {
-    assert_eq!(r.status, 200, "{}", text(r));
-    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {}", text(r)))
 }
 
 /// A new app on a new site from the starter.
@@ -109,7 +93,12 @@ async fn first_run_edit_preview_and_publish_offline() {
     let answer = json(
         &app.handle(post(
             "/api/page",
-            &[("path", "content/about.md"), ("title", "About us <3"), ("slug", "who-we-are"), ("body", "Hello *there*.")],
+            &[
+                ("path", "content/about.md"),
+                ("title", "About us <3"),
+                ("slug", "who-we-are"),
+                ("body", "Hello *there*."),
+            ],
         ))
         .await,
     );

@@ -9,79 +9,14 @@
 //! Needs `Xvfb`, `WebKitWebDriver` (Debian: xvfb, webkit2gtk-driver) and `tauri-driver`
 //! (crates.io); `scripts/test.sh` installs them.
 
-use std::io::{BufRead, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-
-/// Kills its process when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// One HTTP/1.1 exchange: (status, body). The body is read by its `Content-Length` (or its
-/// chunks), not to the end of the connection: a keep-alive server need not close it.
-fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Vec<u8>) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
-        payload.len()
-    )
-    .unwrap();
-    let mut reader = std::io::BufReader::new(s);
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line).unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    let status = status_line.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let (mut length, mut chunked) = (None, false);
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        let line = line.trim_end().to_lowercase();
-        if line.is_empty() {
-            break;
-        }
-        if let Some(v) = line.strip_prefix("content-length:") {
-            length = v.trim().parse::<usize>().ok();
-        }
-        if line.starts_with("transfer-encoding:") && line.contains("chunked") {
-            chunked = true;
-        }
-    }
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).unwrap();
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            let mut chunk = vec![0; n + 2];
-            reader.read_exact(&mut chunk).unwrap();
-            body.extend_from_slice(&chunk[..n]);
-        }
-    } else if let Some(n) = length {
-        body.resize(n, 0);
-        reader.read_exact(&mut body).unwrap();
-    } else {
-        reader.read_to_end(&mut body).unwrap();
-    }
-    (status, body)
-}
+use support::{free_port, http, tool, DemoServer, Running};
 
 /// A WebDriver session.
 struct Driver {
@@ -162,53 +97,13 @@ impl Driver {
     }
 }
 
-fn tool(name: &str) -> PathBuf {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .chain(std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin")))
-        .map(|d| d.join(name))
-        .find(|p| p.exists());
-    found.unwrap_or_else(|| panic!("{name} is needed (scripts/test.sh installs it)"))
-}
-
-/// The server binary, beside this test's directory (`cargo test --workspace` builds it).
-fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(Path::parent).unwrap().join("whispercms-server");
-    assert!(bin.exists(), "{} is missing: cargo build --bin whispercms-server", bin.display());
-    bin
-}
-
 #[test]
 fn first_run_clone_edit_preview_publish_in_the_real_window() {
     let tmp = tempfile::tempdir().unwrap();
     // The demo server.
     let data = tmp.path().join("server");
-    let mut server = Command::new(server_binary())
-        .args(["demo", "--data-dir"])
-        .arg(&data)
-        .args(["--ssh-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(server.stdout.take().unwrap()).lines();
-    let server = Running(server);
-    let (mut ssh, mut web) = (None, None);
-    while ssh.is_none() || web.is_none() {
-        let line = lines.next().expect("the server exited").unwrap();
-        let addr = |l: &str| l.rsplit(' ').next().unwrap().to_string();
-        if line.starts_with("ssh listening on ") {
-            ssh = Some(addr(&line));
-        } else if line.starts_with("http listening on ") {
-            web = Some(addr(&line));
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    let web_port: u16 = web.unwrap().rsplit(':').next().unwrap().parse().unwrap();
-    let out = Command::new("ssh-keygen").arg("-lf").arg(data.join("keys/ssh_host_ed25519.pub")).output().unwrap();
-    let fingerprint = String::from_utf8_lossy(&out.stdout).split_whitespace().nth(1).unwrap().to_string();
+    let server = DemoServer::start(&data, 0);
+    let (ssh, web_port, fingerprint) = (server.ssh.clone(), server.web_port, server.fingerprint.clone());
 
     // The app's settings as a first run with the server known (the wizard asks for the folder).
     let settings = tmp.path().join("desktop.toml");
@@ -216,7 +111,7 @@ fn first_run_clone_edit_preview_publish_in_the_real_window() {
         &settings,
         format!(
             "remote = \"ssh://git@{}/site.git\"\nkey = \"{}\"\nhost_key_fingerprint = \"{fingerprint}\"\nname = \"Ada\"\nemail = \"ada@example.org\"\n",
-            ssh.unwrap(),
+            ssh,
             data.join("keys/demo_ed25519").display()
         ),
     )
