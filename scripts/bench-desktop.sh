@@ -49,9 +49,15 @@ for run in 1 2 3; do
   done
   sleep 1
   rss=$(awk '/VmRSS/ {print int($2/1024)}' "/proc/$APP/status")
-  # With WebKit's own processes (web, network), which are the app's children.
+  # With WebKit's own processes (web, network), which are the app's children. RSS counts the
+  # shared libraries (WebKitGTK's are ~100 MB) once per process; PSS shares them out, so its
+  # sum is what the three processes cost together.
   total=$(ps -o rss= -p "$APP" --ppid "$APP" | awk '{s += $1} END {print int(s / 1024)}')
-  echo "window run $run: first screen painted after ${painted:-never} ms; app process ${rss} MiB, with WebKit's processes ${total} MiB" | tee -a "$W/window.txt"
+  pss=0
+  for p in "$APP" $(ps -o pid= --ppid "$APP"); do
+    pss=$((pss + $(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)))
+  done
+  echo "window run $run: first screen painted after ${painted:-never} ms; app process ${rss} MiB RSS; with WebKit's processes ${total} MiB RSS, $((pss / 1024)) MiB PSS" | tee -a "$W/window.txt"
   kill "$APP"; wait "$APP" 2>/dev/null || true
   # The sidebar must be gone before the next run looks for it.
   sleep 0.5
