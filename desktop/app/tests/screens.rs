@@ -177,6 +177,11 @@ async fn move_delete_history_undo_and_restore() {
         old.status,
         text(&old)
     );
+    // A section moves with its pages.
+    let section =
+        json(&app.handle(post("/api/move", &[("path", "content/blog/_index.md"), ("to", "content/journal")])).await);
+    assert_eq!(section["go"], "/edit?path=content/journal/_index.md");
+    assert!(site.join("content/journal/hello-world.md").exists() && !site.join("content/blog").exists());
     let refused =
         json(&app.handle(post("/api/move", &[("path", "content/company/about.md"), ("to", "../../x")])).await);
     assert!(refused["error"].is_string(), "{refused}");

@@ -452,6 +452,54 @@ pub fn move_page(ws: &Workspace, from: &str, to: &str) -> Result<Moved> {
     Ok(Moved { path: to.to_string(), old_url, new_url, alias_added })
 }
 
+/// Move (or rename) the section folder `from` (`content/recipes`) to `to` (`content/food`), with
+/// every page and file in it. Each page whose address changes keeps its old one as an alias.
+/// Returns what moved, page by page.
+pub fn move_section(ws: &Workspace, from: &str, to: &str) -> Result<Vec<Moved>> {
+    let bad = |path: &str, reason: &str| Error::Page { path: path.into(), reason: reason.into() };
+    let (from, to) = (from.trim_end_matches('/'), to.trim_end_matches('/'));
+    let index_of = |dir: &str| format!("{dir}/_index.md");
+    page_file(ws, &index_of(from))?;
+    page_file(ws, &index_of(to))?;
+    if from == "content" || !ws.dir().join(index_of(from)).is_file() {
+        return Err(bad(from, "not a section folder (a folder with its own _index.md)"));
+    }
+    if to.starts_with(&format!("{from}/")) {
+        return Err(bad(to, "a section cannot move inside itself"));
+    }
+    if ws.dir().join(to).exists() || ws.dir().join(format!("{to}.md")).exists() {
+        return Err(bad(to, "something is already there"));
+    }
+    // Every page's text and address before the move.
+    let before: Vec<(String, String)> = list(ws)?
+        .into_iter()
+        .filter(|p| p.path.starts_with(&format!("{from}/")))
+        .map(|p| {
+            let text = std::fs::read_to_string(ws.dir().join(&p.path)).map_err(Error::fs(ws.dir().join(&p.path)))?;
+            Ok((p.path, text))
+        })
+        .collect::<Result<_>>()?;
+    let (src, dst) = (ws.dir().join(from), ws.dir().join(to));
+    if let Some(parent) = dst.parent() {
+        std::fs::create_dir_all(parent).map_err(Error::fs(parent))?;
+    }
+    std::fs::rename(&src, &dst).map_err(Error::fs(&src))?;
+    let mut out = Vec::new();
+    for (old_path, text) in before {
+        let new_path = format!("{to}{}", &old_path[from.len()..]);
+        let (old_url, new_url) = (url_of(&old_path, &text), url_of(&new_path, &text));
+        let mut page = Page::parse(&new_path, &text)?;
+        let alias_added = old_url != new_url && !page.has_alias(&old_url);
+        if alias_added {
+            page.add_alias(&old_url)?;
+            page.write(ws)?;
+        }
+        out.push(Moved { path: new_path, old_url, new_url, alias_added });
+    }
+    remove_empty_parents(ws, &src.join("_index.md"));
+    Ok(out)
+}
+
 /// Delete the page at `path` (a bundle with its folder). A section's own page goes only when
 /// the section has no other page. *History* can bring it back.
 pub fn delete_page(ws: &Workspace, path: &str) -> Result<()> {
@@ -682,6 +730,27 @@ mod tests {
         let big = find("content/big.md");
         assert!(big.draft && big.title == "Big body" && big.problem.is_none(), "{big:?}");
         assert!(find("content/broken.md").problem.is_some());
+    }
+
+    #[test]
+    fn a_section_moves_with_its_pages_and_every_address_keeps_working() {
+        let (_tmp, ws) = site();
+        let moved = move_section(&ws, "content/blog", "content/journal").unwrap();
+        assert_eq!(moved.len(), 4, "the section's own page and its three posts");
+        assert!(moved.iter().all(|m| m.alias_added && m.new_url.starts_with("/journal/")), "{moved:?}");
+        assert!(!ws.dir().join("content/blog").exists());
+        let hello = Page::read(&ws, "content/journal/hello-world.md").unwrap();
+        assert_eq!(hello.get_list("aliases"), Some(vec!["/blog/hello-world/".to_string()]));
+        let author = crate::save::Author { name: "Ada".into(), email: "a@b".into() };
+        ws.save("move", &author).unwrap();
+        assert_eq!(ws.check("main").unwrap(), vec![], "the server accepts it: no address claimed twice");
+        assert!(move_section(&ws, "content/journal", "content/journal/inner").is_err());
+        assert!(move_section(&ws, "content/about", "content/x").is_err(), "not a section");
+        assert!(
+            move_section(&ws, "content/journal", "content/about").is_err()
+                || !ws.dir().join("content/about.md").exists()
+        );
+        assert!(move_section(&ws, "content/journal", "../x").is_err());
     }
 
     #[test]

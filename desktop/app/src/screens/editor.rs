@@ -140,6 +140,14 @@ pub fn create(s: &Session, f: &HashMap<String, String>) -> anyhow::Result<Respon
 pub fn move_to(s: &Session, f: &HashMap<String, String>) -> anyhow::Result<Response> {
     let (from, to) = (f.get("path").cloned().unwrap_or_default(), f.get("to").cloned().unwrap_or_default());
     let to = to.trim();
+    if let Some(section) = from.strip_suffix("/_index.md") {
+        // A section's own page moves with its folder and everything in it.
+        let to = to.trim_end_matches("/_index.md").trim_end_matches(".md");
+        return match pages::move_section(&s.ws, section, to) {
+            Ok(_) => Ok(Response::go(&format!("/edit?path={to}/_index.md"))),
+            Err(e) => Ok(Response::refused(e)),
+        };
+    }
     let to = if to.ends_with(".md") { to.to_string() } else { format!("{to}.md") };
     match pages::move_page(&s.ws, &from, &to) {
         Ok(_) => Ok(Response::go(&format!("/edit?path={to}"))),
@@ -177,7 +185,13 @@ pub fn view(e: Editor) -> AnyView {
         }
         .into_any(),
     };
-    let to = e.path.trim_end_matches(".md").to_string();
+    // A section moves as its folder.
+    let to = e.path.trim_end_matches("/_index.md").trim_end_matches(".md").to_string();
+    let move_label = if e.path.ends_with("/_index.md") {
+        "New place of the section's folder (its pages move along; old addresses redirect)"
+    } else {
+        "New place (its old address will redirect here)"
+    };
     view! {
         <div class="editor">
             <div class="fields">
@@ -195,7 +209,7 @@ pub fn view(e: Editor) -> AnyView {
                     <summary>"Move, rename or delete this page"</summary>
                     <form data-post="/api/move" class="row">
                         <input type="hidden" name="path" value=e.path.clone()/>
-                        <label>"New place (its old address will redirect here)"<input name="to" value=to/></label>
+                        <label>{move_label}<input name="to" value=to/></label>
                         <button type="submit">"Move"</button>
                     </form>
                     <form data-post="/api/delete" data-confirm="Delete this page? History can bring it back.">
