@@ -227,6 +227,12 @@ if (publish) {
   document.addEventListener("keydown", (e) => { if ((e.ctrlKey || e.metaKey) && e.key === "Enter") { e.preventDefault(); send("main"); } });
 }
 
+// A screen that showed before its status line was known asks for it now.
+const statusLine = document.getElementById("status");
+if (statusLine && statusLine.dataset.later !== undefined) {
+  fetch("/api/status").then((r) => r.json()).then((a) => status(a.status)).catch(() => {});
+}
+
 // Ctrl+K finds a page.
 document.addEventListener("keydown", (e) => {
   if ((e.ctrlKey || e.metaKey) && e.key === "k") {

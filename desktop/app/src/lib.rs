@@ -285,6 +285,7 @@ impl App {
         let Some(s) = self.session().await else { return screens::welcome::show(self).await };
         let s = &*s;
         match (r.method.as_str(), r.path.as_str()) {
+            ("GET", "/api/status") => Ok(Response::json(serde_json::json!({ "status": self.status_line(s).await }))),
             ("GET", "/") | ("GET", "/pages") => screens::pages::show(self, s, &r.query()).await,
             ("GET", "/edit") => screens::editor::show(self, s, &r.query()).await,
             ("POST", "/api/page") => screens::editor::keep(self, s, &r.form()).await,

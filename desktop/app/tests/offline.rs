@@ -48,8 +48,8 @@ async fn a_publish_asked_for_offline_goes_out_when_the_server_is_back() {
     assert!(String::from_utf8_lossy(&page).contains("Written on a train"));
     assert_eq!(app.retry_pending().await, None, "nothing is waiting any more");
     // The status line says it once, then the usual.
-    let first = text(&app.handle(get("/pages")).await);
+    let first = text(&app.handle(get("/api/status")).await);
     assert!(first.contains("Back online"), "{first}");
-    let then = text(&app.handle(get("/pages")).await);
+    let then = text(&app.handle(get("/api/status")).await);
     assert!(then.contains("In sync"), "{then}");
 }

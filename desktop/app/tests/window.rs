@@ -52,20 +52,38 @@ impl Driver {
         }
     }
 
+    /// `method` on `/element/<css's element>/<what>`, found again if a navigation replaced the
+    /// element between finding it and using it (WebDriver's "stale element reference").
+    fn on_element(&self, css: &str, method: &str, what: &str, body: Option<Value>) -> Value {
+        for _ in 0..50 {
+            let e = self.find(css);
+            eprintln!("webdriver: {method} {css} /{what}");
+            let full = format!("/session/{}/element/{e}/{what}", self.session);
+            let (status, bytes) = http(self.port, method, &full, body.as_ref());
+            let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            if status < 300 {
+                return value["value"].clone();
+            }
+            assert_eq!(
+                value["value"]["error"], "stale element reference",
+                "{method} {what} of {css}: {status} {value}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{css} kept being replaced");
+    }
+
     fn type_into(&self, css: &str, text: &str) {
-        let e = self.find(css);
-        self.call("POST", &format!("/element/{e}/clear"), Some(json!({})));
-        self.call("POST", &format!("/element/{e}/value"), Some(json!({"text": text})));
+        self.on_element(css, "POST", "clear", Some(json!({})));
+        self.on_element(css, "POST", "value", Some(json!({"text": text})));
     }
 
     fn click(&self, css: &str) {
-        let e = self.find(css);
-        self.call("POST", &format!("/element/{e}/click"), Some(json!({})));
+        self.on_element(css, "POST", "click", Some(json!({})));
     }
 
     fn text(&self, css: &str) -> String {
-        let e = self.find(css);
-        self.call("GET", &format!("/element/{e}/text"), None).as_str().unwrap_or_default().to_string()
+        self.on_element(css, "GET", "text", None).as_str().unwrap_or_default().to_string()
     }
 
     /// Wait until `css`'s text satisfies `ok`; fail with the text if it never does.

@@ -28,6 +28,9 @@ const NAV: [(&str, &str); 7] = [
     ("/welcome", "Setup"),
 ];
 
+/// The status line of a screen that lets the script fetch it (`GET /api/status`) after showing.
+pub const STATUS_LATER: &str = "Looking at what is published…";
+
 /// A whole page of the app: sidebar, content, the publish state always visible at the bottom.
 pub fn page(title: &str, active: &str, status: &str, content: AnyView) -> String {
     let links = NAV
@@ -51,7 +54,7 @@ pub fn page(title: &str, active: &str, status: &str, content: AnyView) -> String
                     {links}
                 </nav>
                 <main id="main">{content}</main>
-                <footer class="status" role="status" id="status">{status.to_string()}</footer>
+                <footer class="status" role="status" id="status" data-later=(status == STATUS_LATER).then_some("")>{status.to_string()}</footer>
                 <script src="/app.js"></script>
             </body>
         </html>

@@ -44,8 +44,10 @@ fn depth(p: &PageInfo) -> usize {
 pub async fn show(app: &App, s: &Session, query: &HashMap<String, String>) -> anyhow::Result<Response> {
     let list = desktop_core::pages::list(&s.ws)?;
     let q = query.get("q").cloned().unwrap_or_default();
-    let status = app.status_line(s).await;
-    Ok(Response::html(super::page("Pages", "pages", &status, view(&list, &q))))
+    // The first screen does not wait for the status line (a scan of the whole folder): the
+    // script asks for it once the page shows.
+    let _ = app;
+    Ok(Response::html(super::page("Pages", "pages", super::STATUS_LATER, view(&list, &q))))
 }
 
 /// Whether `p` matches the search `q` (lowercase): in its title or its path.
