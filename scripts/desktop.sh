@@ -34,7 +34,7 @@ host_key_fingerprint = "$FP"
 name = "Demo writer"
 email = "writer@example.org"
 TOML
-    echo "In the app: Site → Folder for the site: $PWD/whispercms-demo-site → Get the site." >&2
+    echo "In the app: Setup → Folder for the site: $PWD/whispercms-demo-site → Get the site." >&2
   fi
   ARGS=(--settings "$SETTINGS")
   echo "the live site: http://127.0.0.1:8080/" >&2

@@ -37,14 +37,22 @@ pub async fn new_key(app: &App, f: &HashMap<String, String>) -> anyhow::Result<R
     let public = key.public_key().to_openssh()?;
     Ok(Response::json(serde_json::json!({
         "fill": { "key": path.display().to_string() },
-        "html": key_view(&path, &public).to_html(),
+        "html": key_view(&path, &public, true).to_html(),
     })))
 }
 
-fn key_view(path: &std::path::Path, public: &str) -> AnyView {
+/// The public half of the key at `path`, to send to the site's administrator (`made`: it was
+/// just made here).
+fn key_view(path: &std::path::Path, public: &str, made: bool) -> AnyView {
+    let intro = if made { "Your key is ready (" } else { "Your key (" };
+    let ask = if made {
+        "). Send this line to your site's administrator, who adds it to the site's people:"
+    } else {
+        "). If your site's administrator does not have it yet, send them this line:"
+    };
     view! {
         <div class="ok">
-            <p>"Your key is ready ("<code>{path.display().to_string()}</code>"). Send this line to your site's administrator, who adds it to the site's people:"</p>
+            <p>{intro}<code>{path.display().to_string()}</code>{ask}</p>
             <textarea class="key" readonly rows="3">{public.to_string()}</textarea>
         </div>
     }
@@ -113,7 +121,7 @@ pub fn view(settings: &Settings) -> AnyView {
     let current = settings.site.as_ref().map(|s| view! { <p>"Open now: "<code>{s.display().to_string()}</code></p> });
     let remote = settings.remote.clone().unwrap_or_default();
     let key = settings.key.as_ref().map(|k| k.display().to_string()).unwrap_or_default();
-    let public = settings.key.as_deref().and_then(|k| public_key(k).map(|p| key_view(k, &p)));
+    let public = settings.key.as_deref().and_then(|k| public_key(k).map(|p| key_view(k, &p, false)));
     let fingerprint = settings.host_key_fingerprint.clone().unwrap_or_default();
     let folder = settings.site.as_ref().map(|k| k.display().to_string()).unwrap_or_default();
     view! {
