@@ -173,7 +173,7 @@ pub fn view(e: Editor) -> AnyView {
         None => view! {
             <label>"Title"<input name="title" value=e.title.clone() required/></label>
             <div class="row">
-                <label>"Date"<input name="date" value=e.date.clone() placeholder="2026-12-01"/></label>
+                <label>"Date"<input name="date" value=e.date.clone() placeholder="YYYY-MM-DD (none yet)"/></label>
                 <label class="check"><input type="checkbox" name="draft" value="true" checked=e.draft/>"Draft"</label>
             </div>
             <label>"Tags"<input name="tags" value=e.tags.clone() placeholder="comma, separated"/></label>
@@ -202,8 +202,8 @@ pub fn view(e: Editor) -> AnyView {
                 </form>
                 <div class="tools">
                     <label class="upload">"Add a picture or file"<input type="file" id="upload" multiple/></label>
-                    <span class="muted"><span id="saved">"Changes are kept on this computer as you type."</span></span>
                 </div>
+                <p class="muted saved"><span id="saved">"Changes are kept on this computer as you type."</span></p>
                 <div id="problems">{problems}</div>
                 <details class="page-actions">
                     <summary>"Move, rename or delete this page"</summary>
