@@ -209,6 +209,9 @@ fn strip_path(message: &str, path: &str) -> String {
     message.strip_prefix(&format!("{path}: ")).unwrap_or(message).to_string()
 }
 
+/// A token's shape: its prefix, how many characters of which class follow, what it is.
+type Shape = (&'static str, usize, fn(char) -> bool, &'static str);
+
 /// A description of the first obvious secret in `bytes`, if any: private keys in PEM/OpenSSH
 /// form and well-known access-token formats. Deliberately simple and precise (few false
 /// positives): it catches mistakes, it is not a scanner for determined leaks.
@@ -220,32 +223,50 @@ pub fn find_secret(bytes: &[u8]) -> Option<&'static str> {
             return Some("a private key");
         }
     }
-    let token = |prefix: &str, len: usize, upper_only: bool| {
-        text.match_indices(prefix).any(|(i, _)| {
-            let rest: String = text[i + prefix.len()..].chars().take(len).collect();
-            rest.len() == len
-                && rest.chars().all(|c| {
-                    if upper_only {
-                        c.is_ascii_uppercase() || c.is_ascii_digit()
-                    } else {
-                        c.is_ascii_alphanumeric()
-                    }
-                })
-        })
+    // `prefix` followed by at least `len` characters of `class` (the shapes providers document).
+    let token = |prefix: &str, len: usize, class: fn(char) -> bool| {
+        text.match_indices(prefix)
+            .any(|(i, _)| text[i + prefix.len()..].chars().take(len).filter(|c| class(*c)).count() == len)
     };
-    if token("AKIA", 16, true) {
-        return Some("an AWS access key id");
-    }
-    if token("ghp_", 36, false) || token("gho_", 36, false) || token("github_pat_", 22, false) {
-        return Some("a GitHub token");
-    }
-    if token("xoxb-", 10, false) || token("xoxp-", 10, false) {
-        return Some("a Slack token");
-    }
-    if token("sk_live_", 24, false) {
-        return Some("a Stripe secret key");
-    }
-    None
+    let upper = |c: char| c.is_ascii_uppercase() || c.is_ascii_digit();
+    let alnum = |c: char| c.is_ascii_alphanumeric();
+    let url_safe = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    let hex = |c: char| c.is_ascii_hexdigit();
+    let shapes: [Shape; 27] = [
+        ("AGE-SECRET-KEY-1", 58, upper, "an age secret key (the server's secrets identity never goes in the site)"),
+        ("AKIA", 16, upper, "an AWS access key id"),
+        ("ASIA", 16, upper, "an AWS temporary access key id"),
+        ("ghp_", 36, alnum, "a GitHub token"),
+        ("gho_", 36, alnum, "a GitHub token"),
+        ("ghu_", 36, alnum, "a GitHub token"),
+        ("ghs_", 36, alnum, "a GitHub token"),
+        ("ghr_", 36, alnum, "a GitHub token"),
+        ("github_pat_", 22, url_safe, "a GitHub token"),
+        ("glpat-", 20, url_safe, "a GitLab token"),
+        ("xoxb-", 10, url_safe, "a Slack token"),
+        ("xoxp-", 10, url_safe, "a Slack token"),
+        ("xoxa-", 10, url_safe, "a Slack token"),
+        ("xapp-", 10, url_safe, "a Slack token"),
+        ("https://hooks.slack.com/services/T", 20, |c| c.is_ascii_alphanumeric() || c == '/', "a Slack webhook URL"),
+        (
+            "https://discord.com/api/webhooks/",
+            20,
+            |c| c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-',
+            "a Discord webhook URL",
+        ),
+        ("sk_live_", 24, alnum, "a Stripe secret key"),
+        ("rk_live_", 24, alnum, "a Stripe restricted key"),
+        ("AIza", 35, url_safe, "a Google API key"),
+        ("sk-ant-", 40, url_safe, "an Anthropic API key"),
+        ("sk-proj-", 40, url_safe, "an OpenAI API key"),
+        ("npm_", 36, alnum, "an npm token"),
+        ("pypi-AgEIcHlwaS5vcmc", 50, url_safe, "a PyPI token"),
+        ("dop_v1_", 64, hex, "a DigitalOcean token"),
+        ("shpat_", 32, hex, "a Shopify token"),
+        ("hf_", 34, |c| c.is_ascii_alphabetic(), "a Hugging Face token"),
+        ("SG.", 22, url_safe, "a SendGrid API key"),
+    ];
+    shapes.iter().find(|(prefix, len, class, _)| token(prefix, *len, *class)).map(|(.., what)| *what)
 }
 
 #[cfg(test)]
@@ -258,6 +279,22 @@ mod tests {
         assert_eq!(find_secret(b"-----BEGIN RSA PRIVATE KEY-----"), Some("a private key"));
         assert_eq!(find_secret(b"key = AKIAIOSFODNN7EXAMPLE"), Some("an AWS access key id"));
         assert_eq!(find_secret(b"token: ghp_abcdefghijklmnopqrstuvwxyz0123456789"), Some("a GitHub token"));
+        let cases: [(&str, &str); 10] = [
+            ("AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ", "an age secret key"),
+            ("glpat-abcdefghij0123456789", "a GitLab token"),
+            ("url = \"https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXX\"", "a Slack webhook URL"),
+            ("AIzaSyA-abcdefghijklmnopqrstuvwxyz012345", "a Google API key"),
+            ("npm_abcdefghijklmnopqrstuvwxyz0123456789", "an npm token"),
+            ("dop_v1_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "a DigitalOcean token"),
+            ("rk_live_abcdefghijklmnopqrstuvwx", "a Stripe restricted key"),
+            ("hf_abcdefghijklmnopqrstuvwxyzABCDEFGH", "a Hugging Face token"),
+            ("SG.abcdefghijklmnopqrstuv.xyz", "a SendGrid API key"),
+            ("xapp-1-A0000-0000-abcdef", "a Slack token"),
+        ];
+        for (text, what) in cases {
+            let found = find_secret(text.as_bytes()).unwrap_or_else(|| panic!("missed {text}"));
+            assert!(found.starts_with(what), "{text}: {found}");
+        }
     }
 
     #[test]
@@ -268,6 +305,11 @@ mod tests {
             b"AKIA is a prefix",
             b"ghp_short",
             b"Write about sk_live_ keys in a blog post",
+            b"AIza is how Google keys start",
+            b"the hf_ prefix, npm_ and glpat- are documented",
+            b"https://hooks.slack.com/services/ is where webhooks live",
+            b"SG. short",
+            b"AGE-SECRET-KEY-1 is the prefix of an age identity",
             b"\xff\xfe binary",
         ] {
             assert_eq!(find_secret(text), None, "{:?}", String::from_utf8_lossy(text));
