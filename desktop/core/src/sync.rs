@@ -84,17 +84,13 @@ impl Workspace {
         let Some(head) = self.head()? else { return Ok(0) };
         let theirs = self.remote_tip(branch)?;
         let repo = self.local();
-        let mut known = HashSet::new();
-        if let Some(t) = theirs {
-            for info in repo.rev_walk([t]).all().map_err(Error::git)? {
-                known.insert(info.map_err(Error::git)?.id);
-            }
-        }
+        // Only the saves since the server's tip are walked (gix hides what `theirs` reaches), so
+        // the status line costs the unpublished saves, not the whole history.
+        let walk = repo.rev_walk([head]).with_hidden(theirs).all().map_err(Error::git)?;
         let mut count = 0;
-        for info in repo.rev_walk([head]).all().map_err(Error::git)? {
-            if !known.contains(&info.map_err(Error::git)?.id) {
-                count += 1;
-            }
+        for info in walk {
+            info.map_err(Error::git)?;
+            count += 1;
         }
         Ok(count)
     }
