@@ -141,11 +141,7 @@ impl App {
         };
         if let Some(site) = &settings.site {
             match Self::open_session(site) {
-                Ok(s) => {
-                    let s = Arc::new(s);
-                    Self::warm_up(s.clone());
-                    *app.session.try_lock()? = Some(s);
-                }
+                Ok(s) => *app.session.try_lock()? = Some(s),
                 Err(e) => {
                     tracing::warn!(site = %site.display(), error = %e, "the site folder of the settings cannot be opened")
                 }
@@ -154,9 +150,12 @@ impl App {
         Ok(app)
     }
 
-    fn open_session(dir: &std::path::Path) -> anyhow::Result<Session> {
+    /// Open the site in `dir`; its preview starts opening on a thread of its own.
+    fn open_session(dir: &std::path::Path) -> anyhow::Result<Arc<Session>> {
         let ws = Workspace::open(dir)?;
-        Ok(Session { ws, preview: std::sync::Mutex::new(None) })
+        let session = Arc::new(Session { ws, preview: std::sync::Mutex::new(None) });
+        Self::warm_up(session.clone());
+        Ok(session)
     }
 
     pub(crate) async fn session(&self) -> Option<Arc<Session>> {
@@ -169,8 +168,6 @@ impl App {
         settings.site = Some(folder);
         settings.save(&self.settings_path)?;
         *self.settings.lock().await = settings;
-        let session = Arc::new(session);
-        Self::warm_up(session.clone());
         *self.session.lock().await = Some(session);
         Ok(())
     }

@@ -6,23 +6,10 @@
 #[allow(dead_code)]
 mod http_backend;
 
-use std::path::Path;
-use std::process::Command;
-
 mod support;
 
 use desktop_app::App;
-use support::{get, json, post, text};
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(["-c", "user.name=T", "-c", "user.email=t@example.org", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
+use support::{get, git, json, post, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_from_a_git_address_is_shown_then_added() {

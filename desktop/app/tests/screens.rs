@@ -321,15 +321,7 @@ async fn both_sides_changed_a_page_compare_and_choose() {
     let tmp = tempfile::tempdir().unwrap();
     let app = new_site(tmp.path()).await;
     let site = tmp.path().join("site");
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args(["-c", "user.name=Bob", "-c", "user.email=bob@example.org"])
-            .args(args)
-            .current_dir(&site)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
+    let git = |args: &[&str]| support::git(&site, args);
     // What the server has (as last fetched): Bob's edit of the about page, made with git.
     git(&["checkout", "-q", "-b", "bob"]);
     std::fs::write(site.join("content/about.md"), "+++\ntitle = \"Bob's about\"\n+++\nBob wrote this.\n").unwrap();
@@ -367,10 +359,7 @@ async fn the_review_board_and_a_publish_that_waits_for_the_server() {
     let tmp = tempfile::tempdir().unwrap();
     let app = new_site(tmp.path()).await;
     let site = tmp.path().join("site");
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git").args(args).current_dir(&site).output().unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
+    let git = |args: &[&str]| support::git(&site, args);
     // As last fetched: the starter is live, one save in review, one draft.
     git(&["update-ref", "refs/remotes/origin/main", "HEAD"]);
     json(&app.handle(post("/api/page", &[("path", "content/about.md"), ("title", "Reviewed about")])).await);

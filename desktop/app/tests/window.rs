@@ -47,7 +47,12 @@ impl Driver {
             if let Some(id) = found["value"][ELEMENT].as_str().filter(|_| status < 300) {
                 return id.to_string();
             }
-            assert!(Instant::now() < deadline, "no element {css}: {}", String::from_utf8_lossy(&bytes));
+            if Instant::now() >= deadline {
+                // What the window shows instead, for the failure to explain itself.
+                let (_, page) = http(self.port, "GET", &format!("/session/{}/source", self.session), None);
+                let page = String::from_utf8_lossy(&page);
+                panic!("no element {css}: {}; the page: {:.3000}", String::from_utf8_lossy(&bytes), page);
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -76,6 +81,25 @@ impl Driver {
     fn type_into(&self, css: &str, text: &str) {
         self.on_element(css, "POST", "clear", Some(json!({})));
         self.on_element(css, "POST", "value", Some(json!({"text": text})));
+    }
+
+    /// Follow the link `a[href='HREF']`: click it, and click again if the window is still not
+    /// there after a while (a click that lands while the page is busy can be lost); fails if
+    /// the window never gets there.
+    fn go(&self, href: &str) {
+        let css = format!("a[href='{href}']");
+        for _ in 0..3 {
+            self.click(&css);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                let url = self.call("GET", "/url", None);
+                if url.as_str().is_some_and(|u| u.ends_with(href)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        panic!("the window never went to {href}");
     }
 
     fn click(&self, css: &str) {
@@ -188,7 +212,7 @@ fn first_run_clone_edit_preview_publish_in_the_real_window() {
     assert!(folder.join("content/about.md").is_file(), "cloned into the chosen folder");
     driver.screenshot("pages");
     // 3. The editor: a new title, kept as typed, shown by the preview.
-    driver.click("a[href='/edit?path=content/about.md']");
+    driver.go("/edit?path=content/about.md");
     driver.type_into("input[name=title]", "Written in the desktop app");
     let saved = driver.wait_text("#saved", |t| t.starts_with("Kept at") || t.starts_with("Not kept"));
     assert!(saved.starts_with("Kept at"), "{saved}");
@@ -206,7 +230,7 @@ fn first_run_clone_edit_preview_publish_in_the_real_window() {
         std::thread::sleep(Duration::from_millis(300));
     }
     // 4. Publish: the server takes it, and serves it.
-    driver.click("a[href='/publish']");
+    driver.go("/publish");
     driver.type_into("input[name=message]", "Retitle the about page");
     driver.click("button[value=main]");
     let result =
@@ -216,30 +240,30 @@ fn first_run_clone_edit_preview_publish_in_the_real_window() {
     let (status, page) = http(web_port, "GET", "/about/", None);
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&page).contains("Written in the desktop app"));
-    driver.click("a[href='/history']");
+    driver.go("/history");
     driver.wait_text("main", |t| t.contains("Retitle the about page"));
     driver.screenshot("history");
     driver.click("ul.history a.title");
     driver.wait_text("main", |t| t.contains("Undo this change"));
     driver.screenshot("history-save");
-    driver.click("a[href='/media']");
+    driver.go("/media");
     driver.wait_text("main", |t| t.contains("whisper.svg"));
     driver.screenshot("media");
-    driver.click("a[href='/site']");
+    driver.go("/site");
     driver.wait_text("main", |t| t.contains("reading-time"));
     driver.screenshot("site");
     // 5. The review board: an edit sent for review, then published from review.
-    driver.click("a[href='/pages']");
-    driver.click("a[href='/edit?path=content/blog/hello-world.md']");
+    driver.go("/pages");
+    driver.go("/edit?path=content/blog/hello-world.md");
     driver.type_into("input[name=title]", "Reviewed in the app");
     driver.wait_text("#saved", |t| t.starts_with("Kept at"));
-    driver.click("a[href='/review']");
+    driver.go("/review");
     driver.wait_text("main", |t| t.contains("not saved yet"));
     driver.click("form[data-post='/api/publish'] button");
     let sent = driver
         .wait_text("#result", |t| t.contains("Sent for review") || t.contains("refused") || t.contains("Offline"));
     assert!(sent.contains("Sent for review"), "{sent}");
-    driver.click("a[href='/review']");
+    driver.go("/review");
     driver.wait_text("main", |t| t.contains("Publish what is in review"));
     driver.screenshot("review");
     driver.click("form[data-post='/api/review/publish'] button");

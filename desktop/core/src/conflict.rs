@@ -77,10 +77,7 @@ impl Workspace {
     pub fn conflicts(&self, branch: &str) -> Result<Vec<Conflict>> {
         let Some(s) = self.sides(branch)? else { return Ok(Vec::new()) };
         let repo = self.local();
-        let text = |files: &Files, path: &str| -> Result<Option<String>> {
-            let Some(f) = files.get(path) else { return Ok(None) };
-            Ok(String::from_utf8(repo.find_blob(f.id).map_err(Error::git)?.data.clone()).ok())
-        };
+        let text = |files: &Files, path: &str| worktree::text_at(&repo, files, path);
         let theirs: HashSet<&str> = s.their_changes.iter().map(Change::path).collect();
         let mut out = Vec::new();
         for path in s.my_changes.iter().map(Change::path).filter(|p| theirs.contains(p)) {
@@ -148,9 +145,7 @@ impl Workspace {
 mod tests {
     use super::*;
 
-    fn author() -> Author {
-        Author { name: "Ada".into(), email: "ada@example.org".into() }
-    }
+    use crate::fixture::author;
 
     fn write(ws: &Workspace, path: &str, text: &str) {
         worktree::write_file(&ws.dir().join(path), text.as_bytes(), gix::objs::tree::EntryKind::Blob).unwrap();
@@ -158,8 +153,7 @@ mod tests {
 
     /// A site whose `origin/main` moved on (another writer's save) while we saved too.
     fn diverged() -> (tempfile::TempDir, Workspace, ObjectId) {
-        let tmp = tempfile::tempdir().unwrap();
-        let ws = Workspace::create_from_starter(tmp.path().join("site"), &author()).unwrap();
+        let (tmp, ws) = crate::fixture::site();
         let base = ws.head().unwrap().unwrap();
         // Theirs: about changed, a new page.
         write(&ws, "content/about.md", "+++\ntitle = \"Theirs\"\n+++\n");

@@ -115,11 +115,7 @@ impl Workspace {
         let changes = worktree::diff_trees(&repo, before, Some(after))?;
         let old = before.map(|t| worktree::files_of(&repo, t)).transpose()?.unwrap_or_default();
         let new = worktree::files_of(&repo, after)?;
-        let text = |files: &Files, path: &str| -> Result<Option<String>> {
-            let Some(f) = files.get(path) else { return Ok(None) };
-            let blob = repo.find_blob(f.id).map_err(Error::git)?;
-            Ok(String::from_utf8(blob.data.clone()).ok())
-        };
+        let text = |files: &Files, path: &str| worktree::text_at(&repo, files, path);
         changes
             .into_iter()
             .map(|change| {
@@ -244,15 +240,7 @@ impl Workspace {
 mod tests {
     use super::*;
 
-    fn author() -> Author {
-        Author { name: "Ada".into(), email: "ada@example.org".into() }
-    }
-
-    fn site() -> (tempfile::TempDir, Workspace) {
-        let tmp = tempfile::tempdir().unwrap();
-        let ws = Workspace::create_from_starter(tmp.path().join("site"), &author()).unwrap();
-        (tmp, ws)
-    }
+    use crate::fixture::{author, site};
 
     fn write(ws: &Workspace, path: &str, text: &str) {
         worktree::write_file(&ws.dir().join(path), text.as_bytes(), gix::objs::tree::EntryKind::Blob).unwrap();

@@ -50,6 +50,25 @@ pub mod worktree;
 
 pub use workspace::Workspace;
 
+/// What the unit tests share: a new site from the starter, and its writer.
+#[cfg(test)]
+pub(crate) mod fixture {
+    use crate::save::Author;
+    use crate::Workspace;
+
+    /// The writer of the tests' saves.
+    pub fn author() -> Author {
+        Author { name: "Ada".into(), email: "ada@example.org".into() }
+    }
+
+    /// A new site from the starter, in a temporary folder kept as long as the first value.
+    pub fn site() -> (tempfile::TempDir, Workspace) {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = Workspace::create_from_starter(tmp.path().join("site"), &author()).unwrap();
+        (tmp, ws)
+    }
+}
+
 /// What can go wrong, in words for the person using the app.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -172,20 +172,45 @@ fn bundle_page(ws: &Workspace, path: &str) -> Result<String> {
     Ok(bundle)
 }
 
+/// The files under the site's folders `roots`, with their sizes, in path order (a plain walk:
+/// listing needs no hashing, which `worktree::scan` would do for changed files).
+fn files_under(ws: &Workspace, roots: &[&str]) -> Result<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    let mut stack: Vec<(std::path::PathBuf, String)> =
+        roots.iter().map(|r| (ws.dir().join(r), r.to_string())).filter(|(p, _)| p.is_dir()).collect();
+    while let Some((dir, prefix)) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(Error::fs(&dir))? {
+            let entry = entry.map_err(Error::fs(&dir))?;
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            if name.starts_with('.') {
+                continue; // the app's temporaries and hidden files are no media
+            }
+            let meta = entry.metadata().map_err(Error::fs(entry.path()))?;
+            let rel = format!("{prefix}/{name}");
+            if meta.is_dir() {
+                stack.push((entry.path(), rel));
+            } else {
+                out.push((rel, meta.len()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Every media file of the site (under `static/`, and beside pages in `content/`), with the
 /// pages whose text names it.
 pub fn list(ws: &Workspace) -> Result<Vec<Media>> {
-    let files = worktree::scan(&ws.local(), ws.dir())?;
+    let files = files_under(ws, &["static", "content"])?;
     let pages: Vec<PageInfo> = pages::list(ws)?;
     let texts: Vec<(String, String)> = pages
         .iter()
         .filter_map(|p| std::fs::read_to_string(ws.dir().join(&p.path)).ok().map(|t| (p.path.clone(), t)))
         .collect();
     let mut out = Vec::new();
-    for path in files.keys() {
+    for (path, size) in &files {
         let media = path.starts_with("static/") || (path.starts_with("content/") && !path.ends_with(".md"));
         let Some(url) = media.then(|| site_runtime::index::asset_url(path)).flatten() else { continue };
-        let size = std::fs::metadata(ws.dir().join(path)).map(|m| m.len()).unwrap_or(0);
         let name = path.rsplit('/').next().unwrap_or(path);
         let folder = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
         let used_by = texts
@@ -195,7 +220,7 @@ pub fn list(ws: &Workspace) -> Result<Vec<Media>> {
             })
             .map(|(page, _)| page.clone())
             .collect();
-        out.push(Media { path: path.clone(), url, size, image: is_image(path), used_by });
+        out.push(Media { path: path.clone(), url, size: *size, image: is_image(path), used_by });
     }
     Ok(out)
 }
@@ -204,12 +229,7 @@ pub fn list(ws: &Workspace) -> Result<Vec<Media>> {
 mod tests {
     use super::*;
 
-    fn site() -> (tempfile::TempDir, Workspace) {
-        let tmp = tempfile::tempdir().unwrap();
-        let author = crate::save::Author { name: "Ada".into(), email: "ada@example.org".into() };
-        let ws = Workspace::create_from_starter(tmp.path().join("site"), &author).unwrap();
-        (tmp, ws)
-    }
+    use crate::fixture::site;
 
     fn png(w: u32, h: u32) -> Vec<u8> {
         let img = image::RgbImage::from_pixel(w, h, image::Rgb([200, 100, 50]));
@@ -274,7 +294,7 @@ mod tests {
         assert!(import(&ws, "a.png", b"x", &Place::Page("../outside.md".into())).is_err());
         assert!(import(&ws, "a.bin", &vec![0; MAX_BYTES + 1], &Place::Static).is_err());
         // The server accepts what was imported.
-        let author = crate::save::Author { name: "Ada".into(), email: "a@b".into() };
+        let author = crate::fixture::author();
         ws.save("media", &author).unwrap();
         assert_eq!(ws.check("main").unwrap(), vec![]);
     }

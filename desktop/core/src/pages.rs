@@ -304,17 +304,7 @@ impl Page {
             }
             Value::List(items) => toml_edit::Value::Array(items.into_iter().collect()),
         };
-        match doc.get_mut(key).and_then(|i| i.as_value_mut()) {
-            // Keep the comment or spacing around the old value.
-            Some(old) => {
-                let decor = old.decor().clone();
-                *old = new;
-                *old.decor_mut() = decor;
-            }
-            None => {
-                doc.insert(key, toml_edit::value(new));
-            }
-        }
+        put(doc.as_table_mut(), key, new);
         Ok(())
     }
 
@@ -387,6 +377,22 @@ impl Page {
             }
         }
         Ok(page)
+    }
+}
+
+/// Set `key` to `value` in `table`, keeping the comment and spacing around the old value (the
+/// one way the app writes a TOML value: pages' front matter, `site.toml`, `users.toml`).
+pub(crate) fn put(table: &mut toml_edit::Table, key: &str, value: impl Into<toml_edit::Value>) {
+    let new = value.into();
+    match table.get_mut(key).and_then(|i| i.as_value_mut()) {
+        Some(old) => {
+            let decor = old.decor().clone();
+            *old = new;
+            *old.decor_mut() = decor;
+        }
+        None => {
+            table.insert(key, toml_edit::value(new));
+        }
     }
 }
 
@@ -622,12 +628,7 @@ mod tests {
         assert!(err.contains("never closed") && err.starts_with("content/x.md"), "{err}");
     }
 
-    fn site() -> (tempfile::TempDir, Workspace) {
-        let tmp = tempfile::tempdir().unwrap();
-        let author = crate::save::Author { name: "Ada".into(), email: "ada@example.org".into() };
-        let ws = Workspace::create_from_starter(tmp.path().join("site"), &author).unwrap();
-        (tmp, ws)
-    }
+    use crate::fixture::site;
 
     #[test]
     fn a_moved_page_keeps_its_old_address_as_an_alias() {
@@ -643,7 +644,7 @@ mod tests {
         assert!(back.alias_added);
         assert!(!ws.dir().join("content/company").exists(), "the emptied folder is gone");
         // The server's own checks accept the result (no address claimed twice).
-        ws.save("moves", &crate::save::Author { name: "Ada".into(), email: "a@b".into() }).unwrap();
+        ws.save("moves", &crate::fixture::author()).unwrap();
         assert_eq!(ws.check("main").unwrap(), vec![]);
         // Refusals leave everything in place.
         assert!(move_page(&ws, "content/about.md", "content/blog/_index.md").is_err());
@@ -703,7 +704,7 @@ mod tests {
         section.write(&ws).unwrap();
         let page = Page::new_in(&ws, "content/recipes-notes", "Bread").unwrap();
         page.write(&ws).unwrap();
-        let author = crate::save::Author { name: "Ada".into(), email: "a@b".into() };
+        let author = crate::fixture::author();
         ws.save("section", &author).unwrap();
         assert_eq!(ws.check("main").unwrap(), vec![]);
         assert!(list(&ws).unwrap().iter().any(|p| p.section && p.title == "Recipes & Notes"));
@@ -741,7 +742,7 @@ mod tests {
         assert!(!ws.dir().join("content/blog").exists());
         let hello = Page::read(&ws, "content/journal/hello-world.md").unwrap();
         assert_eq!(hello.get_list("aliases"), Some(vec!["/blog/hello-world/".to_string()]));
-        let author = crate::save::Author { name: "Ada".into(), email: "a@b".into() };
+        let author = crate::fixture::author();
         ws.save("move", &author).unwrap();
         assert_eq!(ws.check("main").unwrap(), vec![], "the server accepts it: no address claimed twice");
         assert!(move_section(&ws, "content/journal", "content/journal/inner").is_err());

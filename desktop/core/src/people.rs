@@ -64,7 +64,7 @@ pub fn upsert(ws: &Workspace, id: &str, name: &str, key: Option<&str>, roles: &[
             keys.push(key);
         }
     }
-    table.insert("roles", toml_edit::value(roles.iter().map(String::as_str).collect::<toml_edit::Array>()));
+    crate::pages::put(table, "roles", roles.iter().map(String::as_str).collect::<toml_edit::Array>());
     write(ws, &doc)
 }
 
@@ -90,12 +90,7 @@ fn write(ws: &Workspace, doc: &toml_edit::DocumentMut) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn site() -> (tempfile::TempDir, Workspace) {
-        let tmp = tempfile::tempdir().unwrap();
-        let author = crate::save::Author { name: "Ada".into(), email: "ada@example.org".into() };
-        let ws = Workspace::create_from_starter(tmp.path().join("site"), &author).unwrap();
-        (tmp, ws)
-    }
+    use crate::fixture::site;
 
     fn key() -> String {
         let dir = tempfile::tempdir().unwrap();

@@ -90,13 +90,12 @@ impl Workspace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::save::Author;
+    use crate::fixture::{author, site};
 
     #[test]
     fn saves_sort_into_draft_review_and_live() {
-        let tmp = tempfile::tempdir().unwrap();
-        let author = Author { name: "Ada".into(), email: "ada@example.org".into() };
-        let ws = Workspace::create_from_starter(tmp.path().join("site"), &author).unwrap();
+        let (_tmp, ws) = site();
+        let author = author();
         let first = ws.head().unwrap().unwrap();
         ws.move_ref("refs/remotes/origin/main", None, first, "test").unwrap();
         std::fs::write(ws.dir().join("content/a.md"), "a").unwrap();

@@ -9,6 +9,7 @@ use site_runtime::config::SiteConfig;
 use site_runtime::extensions::manifest::{self, PluginManifest};
 use site_runtime::theme::{self, ThemeManifest};
 
+use crate::pages::put;
 use crate::worktree;
 use crate::{Error, Result, Workspace};
 
@@ -93,21 +94,6 @@ fn write(ws: &Workspace, doc: &toml_edit::DocumentMut) -> Result<()> {
     let text = doc.to_string();
     SiteConfig::parse(&text)?;
     worktree::write_file(&ws.dir().join(PATH), text.as_bytes(), gix::objs::tree::EntryKind::Blob)
-}
-
-/// Set `key` to `value`, keeping the comment and spacing around the old value.
-fn put(table: &mut toml_edit::Table, key: &str, value: impl Into<toml_edit::Value>) {
-    let new = value.into();
-    match table.get_mut(key).and_then(|i| i.as_value_mut()) {
-        Some(old) => {
-            let decor = old.decor().clone();
-            *old = new;
-            *old.decor_mut() = decor;
-        }
-        None => {
-            table.insert(key, toml_edit::value(new));
-        }
-    }
 }
 
 /// The general settings now.
@@ -299,12 +285,7 @@ pub fn set_plugin_setting(ws: &Workspace, name: &str, key: &str, text: &str) -> 
 mod tests {
     use super::*;
 
-    fn site() -> (tempfile::TempDir, Workspace) {
-        let tmp = tempfile::tempdir().unwrap();
-        let author = crate::save::Author { name: "Ada".into(), email: "ada@example.org".into() };
-        let ws = Workspace::create_from_starter(tmp.path().join("site"), &author).unwrap();
-        (tmp, ws)
-    }
+    use crate::fixture::site;
 
     #[test]
     fn general_settings_change_and_the_rest_of_the_file_stays() {
@@ -345,7 +326,7 @@ mod tests {
         assert_eq!(config(&ws).unwrap().plugin_settings["reading-time"]["words_per_minute"], 250);
         assert!(set_plugin_setting(&ws, "reading-time", "words_per_minute", "fast").is_err());
         assert!(set_plugin_setting(&ws, "reading-time", "unknown", "1").is_err());
-        let author = crate::save::Author { name: "Ada".into(), email: "a@b".into() };
+        let author = crate::fixture::author();
         ws.save("settings", &author).unwrap();
         assert_eq!(ws.check("main").unwrap(), vec![]);
     }

@@ -256,6 +256,13 @@ pub fn files_of(repo: &gix::Repository, id: ObjectId) -> Result<Files> {
     Ok(files)
 }
 
+/// The text of `path` in `files` (`None`: not there, or not UTF-8 text).
+pub fn text_at(repo: &gix::Repository, files: &Files, path: &str) -> Result<Option<String>> {
+    let Some(f) = files.get(path) else { return Ok(None) };
+    let blob = repo.find_blob(f.id).map_err(Error::git)?;
+    Ok(String::from_utf8(blob.data.clone()).ok())
+}
+
 /// What changed from `old` to `new`, in path order.
 pub fn diff(old: &Files, new: &Files) -> Vec<Change> {
     let mut out = Vec::new();

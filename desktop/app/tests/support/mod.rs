@@ -11,6 +11,17 @@ use std::time::Duration;
 use desktop_app::{Request, Response};
 use serde_json::Value;
 
+/// Run `git args` in `dir` (as a writer "T" with `main` as the first branch); fail on failure.
+pub fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=T", "-c", "user.email=t@example.org", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// A GET of the app's own `path` (with its query).
 pub fn get(path: &str) -> Request {
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
