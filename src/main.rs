@@ -5,6 +5,7 @@
 mod follow;
 mod handshake_log;
 mod log_format;
+mod secrets_cli;
 mod settings;
 
 use std::net::SocketAddr;
@@ -78,6 +79,11 @@ enum Command {
         /// Start with an empty repository instead of the starter site.
         #[arg(long)]
         empty: bool,
+    },
+    /// The site's secrets (`secrets/` of a checkout): recipient, get, set, edit, rotate.
+    Secrets {
+        #[command(subcommand)]
+        command: secrets_cli::SecretsCommand,
     },
     /// Print a signed, expiring link to the preview for a user (who must be allowed to read the
     /// admin branch when the link is used).
@@ -153,12 +159,20 @@ fn main() -> anyhow::Result<()> {
     let log_guard = init_logging();
     let cli = Cli::parse();
     let config_path = cli.config.clone().unwrap_or_else(|| PathBuf::from("/etc/whispercms/settings.toml"));
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // Built only once the keyring is installed (it sets environment variables: no threads yet).
+    let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let settings = Settings::load(&config_path)?;
-            runtime.block_on(run(settings, None))
+            let keyring = server_keyring(&settings)?;
+            runtime()?.block_on(run(settings, None, keyring))
         }
+        Command::Secrets { command } => secrets_cli::run(command, || {
+            Ok(match config_path.exists() {
+                true => Settings::load(&config_path)?.secrets_identity_path(),
+                false => Settings::default().secrets_identity_path(),
+            })
+        }),
         Command::Reindex { data_dir, branch } => {
             let data_dir = match data_dir {
                 Some(d) => d,
@@ -201,9 +215,23 @@ fn main() -> anyhow::Result<()> {
             let ssh = settings::SshSettings { listen: ssh_listen, authorized_keys, ..defaults.ssh.clone() };
             let http = settings::HttpSettings { listen: http_listen, preview_listen, metrics_listen };
             let settings = Settings { data_dir, ssh, http, ..defaults };
-            runtime.block_on(run(settings, Some(Demo { starter: !empty })))
+            let keyring = server_keyring(&settings)?;
+            runtime()?.block_on(run(settings, Some(Demo { starter: !empty }), keyring))
         }
     }
+}
+
+/// The server's age identity (generated, mode 0600, on first start), installed as the keyring
+/// the site's `secrets/` are opened with.
+fn server_keyring(settings: &Settings) -> anyhow::Result<&'static secrets::Keyring> {
+    let path = settings.secrets_identity_path();
+    let (identity, generated) = secrets::Identity::load_or_generate(&path)
+        .with_context(|| format!("the secrets identity ([secrets] identity) {}", path.display()))?;
+    if generated {
+        tracing::info!(path = %path.display(), "generated this server's age identity for secrets/");
+    }
+    tracing::info!(recipient = %identity.recipient(), "secrets/ files must be encrypted to this server's age recipient");
+    Ok(secrets::Keyring::install(vec![identity])?)
 }
 
 /// `policy check`: print the decision and its explanation; returns the exit code.
@@ -259,7 +287,7 @@ struct Demo {
     starter: bool,
 }
 
-async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
+async fn run(settings: Settings, demo: Option<Demo>, keyring: &'static secrets::Keyring) -> anyhow::Result<()> {
     let data_dir = &settings.data_dir;
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let host_key_path = settings.host_key_path();
@@ -322,7 +350,8 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
     access.follow_main(&local); // what cannot be loaded is logged there
 
     // Extensions run with the settings' limits; their capabilities are decided by the live
-    // policies, and their webhooks leave through the outbox.
+    // policies, and their webhooks leave through the outbox, which opens each snapshot's
+    // secrets/ with the server's keyring.
     let mut webhooks = settings.webhooks.clone();
     if demo.is_some() {
         webhooks.entry("contact".into()).or_insert(site_runtime::extensions::outbox::Target {
@@ -334,7 +363,7 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
     let extension_options = site_runtime::extensions::Options {
         limits: settings.extensions,
         capabilities: access.clone(),
-        outbox: site_runtime::extensions::outbox::WebhookOutbox::start(webhooks),
+        outbound: site_runtime::extensions::outbox::WebhookOutbox::start(webhooks, Some(keyring)),
     };
     let open_site = |branch: &str| -> anyhow::Result<Arc<Site>> {
         let site = Arc::new(Site::open(&git_dir, branch, data_dir.join(format!("index/{branch}.sqlite")))?);
@@ -349,7 +378,7 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
         None => None,
     };
     let publisher = hooks::Publisher { live: live.clone(), preview: preview_site.clone() };
-    let governance = Arc::new(hooks::Governance { publisher, access: access.clone() });
+    let governance = Arc::new(hooks::Governance { publisher, access: access.clone(), secrets: Some(keyring) });
     let host_hooks: Arc<dyn githost::Hooks> = match &following {
         Some(f) => Arc::new(follow::FollowerHooks { inner: governance.clone(), url: f.url.clone() }),
         None => governance.clone(),
@@ -421,7 +450,8 @@ async fn run(settings: Settings, demo: Option<Demo>) -> anyhow::Result<()> {
         println!("metrics listening on {}", m.local_addr()?);
     }
     if demo.is_some() {
-        print_demo_help(data_dir, &demo_key_path, addr, http_addr, &host_key)?;
+        let recipient = keyring.primary().map(secrets::Identity::recipient).unwrap_or_default();
+        print_demo_help(data_dir, &demo_key_path, addr, http_addr, &host_key, &recipient)?;
     }
     use std::io::Write as _;
     std::io::stdout().flush()?;
@@ -627,6 +657,7 @@ fn print_demo_help(
     addr: SocketAddr,
     http_addr: SocketAddr,
     host_key: &githost::keys::PrivateKey,
+    recipient: &str,
 ) -> anyhow::Result<()> {
     let known_hosts = data_dir.join("keys/known_hosts");
     let host_line = format!("[{}]:{} {}\n", addr.ip(), addr.port(), host_key.public_key().to_openssh()?);
@@ -642,7 +673,10 @@ fn print_demo_help(
          GIT_SSH_COMMAND='{ssh}' git clone ssh://git@{addr}/site.git\n\n\
          (then, inside the clone: git add … && git commit && git push)\n\
          The contact form (http://{http_addr}/contact/) delivers to {}/outbox/.\n\
+         Secrets (secrets/ in the site) are encrypted to this server's age recipient\n  {recipient}\n\
+         e.g. inside the clone: whispercms-server secrets set --identity {}/keys/age.key secrets/webhooks.yaml contact.url\n\
          Stop with Ctrl-C. Data lives in {}.\n",
+        abs(data_dir).display(),
         abs(data_dir).display(),
         abs(data_dir).display()
     );

@@ -28,6 +28,8 @@ pub struct Settings {
     /// Where plugins' `webhook(name, …)` calls deliver (`[webhooks.<name>]`: `url` or `dir`, and
     /// an optional `token`); scripts never see these.
     pub webhooks: std::collections::BTreeMap<String, site_runtime::extensions::outbox::Target>,
+    /// The server's age identity, which opens the site's `secrets/` (`[secrets]`).
+    pub secrets: SecretsSettings,
     /// Follow a remote instead of taking pushes (`[follow]`): a mirror of a primary, or a server
     /// of a site kept on GitHub, Gitea or any SSH Git host.
     pub follow: Option<FollowSettings>,
@@ -151,6 +153,15 @@ impl FollowSettings {
     }
 }
 
+/// `[secrets]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsSettings {
+    /// The age identity file (as `age-keygen` writes it); generated with mode 0600 on first
+    /// start. Default: `<data_dir>/keys/age.key`.
+    pub identity: Option<PathBuf>,
+}
+
 /// `[ssh]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -213,6 +224,7 @@ impl Default for Settings {
             ingress: ingress::Config::default(),
             extensions: site_runtime::extensions::Limits::default(),
             webhooks: Default::default(),
+            secrets: SecretsSettings::default(),
             follow: None,
         }
     }
@@ -296,6 +308,11 @@ impl Settings {
     /// The host key path in force.
     pub fn host_key_path(&self) -> PathBuf {
         self.ssh.host_key.clone().unwrap_or_else(|| self.data_dir.join("keys/ssh_host_ed25519"))
+    }
+
+    /// The server's age identity file.
+    pub fn secrets_identity_path(&self) -> PathBuf {
+        self.secrets.identity.clone().unwrap_or_else(|| self.data_dir.join("keys/age.key"))
     }
 }
 

@@ -29,6 +29,8 @@ pub struct Governance {
     pub publisher: Publisher,
     /// The users and policies in force (those of the live `main`).
     pub access: Arc<access::LiveAccess>,
+    /// The server's secrets keyring: pushed `secrets/` documents must open with it.
+    pub secrets: Option<&'static secrets::Keyring>,
 }
 
 /// The commit `main` points at now (before the push), if any.
@@ -140,6 +142,7 @@ impl Governance {
             changes,
             pushed: changes_from_base,
             served: served.as_deref(),
+            secrets: self.secrets,
         };
         let problems =
             validate::validate_update(&update_).map_err(|e| Refusal::Other(format!("could not validate: {e}")))?;

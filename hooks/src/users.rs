@@ -32,6 +32,10 @@ pub struct User {
     /// Roles: `admin`, `publisher`, `editor`, `reader`, or one a site policy names.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Their age recipient (`age1…`), so that `secrets/` files are also encrypted to them and
+    /// they can edit secrets on their own computer.
+    #[serde(default)]
+    pub age: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +64,9 @@ pub fn parse(text: &str) -> Result<Vec<User>, String> {
             if role.is_empty() || !role.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
                 return Err(format!("user {:?}: role {role:?} must be letters, digits, '-', '_' or '.'", u.id));
             }
+        }
+        if let Some(age) = &u.age {
+            secrets::identity::parse_recipient(age).map_err(|e| format!("user {:?}: {e}", u.id))?;
         }
         for key in &u.keys {
             let parsed = PublicKey::from_openssh(key.trim())

@@ -27,7 +27,7 @@ const SCAN_LIMIT: usize = 1024 * 1024;
 /// `new` in `repo` (whose object database includes the pushed objects).
 pub fn validate(repo: &gix::Repository, old: Option<ObjectId>, new: ObjectId) -> site_runtime::Result<Vec<Problem>> {
     let changes = source::changes(repo, old, new)?;
-    validate_update(&Update { repo, old, new, changes: &changes, pushed: &changes, served: None })
+    validate_update(&Update { repo, old, new, changes: &changes, pushed: &changes, served: None, secrets: None })
 }
 
 /// One ref update to validate.
@@ -45,6 +45,10 @@ pub struct Update<'a> {
     /// The served site of this branch, whose index answers "who else claims this URL" without
     /// reading the whole tree, when it reflects `old`.
     pub served: Option<&'a Site>,
+    /// The server's keyring: each changed document under `secrets/` must open with its first
+    /// identity (the server's), MAC verified. Without it (the desktop's offline check) only what
+    /// needs no key is checked.
+    pub secrets: Option<&'static secrets::Keyring>,
 }
 
 /// Problems with the files of `update`.
@@ -73,7 +77,11 @@ pub fn validate_update(update: &Update<'_>) -> site_runtime::Result<Vec<Problem>
             }
         }
         let text = || std::str::from_utf8(&bytes).map_err(|_| "not UTF-8 text".to_string());
-        if path == site_runtime::config::PATH {
+        if path.starts_with("secrets/") {
+            if let Err(m) = text().and_then(|t| check_secrets_document(path, t, update.secrets)) {
+                problem(m);
+            }
+        } else if path == site_runtime::config::PATH {
             config_changed = true;
             match text().and_then(|t| SiteConfig::parse(t).map_err(|e| strip_path(&e.to_string(), path))) {
                 Ok(_) => {}
@@ -115,6 +123,22 @@ pub fn validate_update(update: &Update<'_>) -> site_runtime::Result<Vec<Problem>
         check_urls(update, claims, &mut problems)?;
     }
     Ok(problems)
+}
+
+/// A document under `secrets/`: a ROPS document of its format with every value encrypted and,
+/// given the server's keyring, encrypted to the server and whole (MAC verified). The plaintext
+/// is dropped at once.
+fn check_secrets_document(path: &str, text: &str, keyring: Option<&'static secrets::Keyring>) -> Result<(), String> {
+    let (_, format) = secrets::store::name_of(path).map_err(|e| e.to_string())?;
+    let document = secrets::Document::parse(format, text).map_err(|e| e.to_string())?;
+    let Some(keyring) = keyring else { return Ok(()) };
+    let server = keyring.primary().map(|i| i.recipient()).unwrap_or_default();
+    if !document.recipients().contains(&server) {
+        return Err(format!(
+            "not encrypted to this server ({server}); re-encrypt it with `whispercms-server secrets rotate --recipient {server} {path}`"
+        ));
+    }
+    document.decrypt(keyring).map(drop).map_err(|e| e.to_string())
 }
 
 /// The plugins `site.toml` enables and the active theme's scripts must load: manifests, scripts
@@ -314,5 +338,32 @@ mod tests {
         ] {
             assert_eq!(find_secret(text), None, "{:?}", String::from_utf8_lossy(text));
         }
+    }
+
+    #[test]
+    fn secrets_documents_are_checked_with_and_without_the_servers_key() {
+        use secrets::{Document, Format, Identity, Keyring};
+        let server = Identity::generate();
+        let stranger = Identity::generate();
+        let ring = Keyring::install(vec![server.clone()]).unwrap();
+        let plain = "contact:\n  url: http://127.0.0.1:9/hook\n  token: hunter2-token\n";
+        let good = Document::encrypt(Format::Yaml, plain, &[server.recipient()]).unwrap();
+        let foreign = Document::encrypt(Format::Yaml, plain, &[stranger.recipient()]).unwrap();
+        let path = "secrets/webhooks.yaml";
+        assert_eq!(check_secrets_document(path, good.text(), Some(ring)), Ok(()));
+        assert_eq!(check_secrets_document(path, foreign.text(), None), Ok(()), "offline: no key to check with");
+        let err = check_secrets_document(path, foreign.text(), Some(ring)).unwrap_err();
+        assert!(err.contains("not encrypted to this server") && err.contains(&server.recipient()), "{err}");
+        let err = check_secrets_document(path, plain, None).unwrap_err();
+        assert!(err.contains("not encrypted"), "{err}");
+        let leaked = good.text().replacen("token: ENC[", "token: hunter2\n  x: ENC[", 1);
+        let err = check_secrets_document(path, &leaked, None).unwrap_err();
+        assert!(err.starts_with("line 3: contact.token: the value is not encrypted"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let tampered: Vec<&str> = good.text().lines().filter(|l| !l.trim_start().starts_with("url:")).collect();
+        let err = check_secrets_document(path, &tampered.join("\n"), Some(ring)).unwrap_err();
+        assert!(err.contains("MAC does not verify"), "{err}");
+        let err = check_secrets_document("secrets/notes.md", "hello", None).unwrap_err();
+        assert!(err.contains("only ROPS documents"), "{err}");
     }
 }

@@ -158,6 +158,35 @@ impl Document {
     }
 }
 
+/// Plain `text` of `format` with `key` (dot-separated; maps made as needed) set to `value`.
+/// For `secrets set`; comments of the plain text are not kept (ROPS keeps none either).
+pub fn set_value(format: Format, text: &str, key: &str, value: &str) -> Result<zeroize::Zeroizing<String>> {
+    fn go<F: FileFormat>(text: &str, key: &str, value: &str) -> Result<String> {
+        let mut root: serde_json::Value = match text.trim() {
+            "" | "{}" => serde_json::Value::Object(Default::default()),
+            _ => F::deserialize_from_str(text).map_err(|e| Error::invalid(e.to_string()))?,
+        };
+        let parts: Vec<&str> = key.split('.').collect();
+        if parts.iter().any(|p| p.is_empty()) || key == "sops" || key.starts_with("sops.") {
+            return Err(Error::invalid(format!("{key:?} is not a key (a.b.c, not `sops`)")));
+        }
+        let mut node = &mut root;
+        for part in &parts[..parts.len() - 1] {
+            let map = node.as_object_mut().ok_or_else(|| Error::invalid(format!("{key}: {part} is inside a value")))?;
+            node = map.entry(part.to_string()).or_insert_with(|| serde_json::Value::Object(Default::default()));
+        }
+        let map = node.as_object_mut().ok_or_else(|| Error::invalid(format!("{key}: the parent is a value")))?;
+        map.insert(parts[parts.len() - 1].to_string(), serde_json::Value::String(value.to_string()));
+        F::serialize_to_string(&root).map_err(|e| Error::invalid(e.to_string()))
+    }
+    let out = match format {
+        Format::Yaml => go::<YamlFileFormat>(text, key, value)?,
+        Format::Json => go::<JsonFileFormat>(text, key, value)?,
+        Format::Toml => go::<TomlFileFormat>(text, key, value)?,
+    };
+    Ok(zeroize::Zeroizing::new(out))
+}
+
 fn recipient_keys(recipients: &[String]) -> Result<Vec<age::x25519::Recipient>> {
     if recipients.is_empty() {
         return Err(Error::Key("no recipients: nobody could ever decrypt it".into()));
@@ -391,5 +420,17 @@ pub(crate) mod tests {
         let plain = rekeyed.plaintext(ring).unwrap();
         assert!(plain.contains("new-token"));
         assert!(Document::encrypt(Format::Yaml, PLAIN, &[]).is_err());
+    }
+
+    #[test]
+    fn values_are_set_by_path() {
+        let text = set_value(Format::Yaml, "", "contact.url", "https://x/").unwrap();
+        let text = set_value(Format::Yaml, &text, "contact.token", "t").unwrap();
+        assert!(text.contains("contact:") && text.contains("token: t"), "{}", *text);
+        assert!(set_value(Format::Yaml, &text, "contact.url.deeper", "x").is_err());
+        assert!(set_value(Format::Yaml, &text, "sops.mac", "x").is_err());
+        assert!(set_value(Format::Toml, "", "a..b", "x").is_err());
+        let toml = set_value(Format::Toml, "", "smtp.password", "pw").unwrap();
+        assert!(toml.contains("[smtp]"), "{}", *toml);
     }
 }

@@ -37,6 +37,15 @@ impl Outbox for Captured {
     }
 }
 
+/// Every snapshot's outbox is the one `Captured`.
+struct Capturing(Arc<Captured>);
+
+impl extensions::Outbound for Capturing {
+    fn outbox_for(&self, _repo: &gix::Repository, _commit: gix::ObjectId) -> Arc<dyn Outbox> {
+        self.0.clone()
+    }
+}
+
 struct Fixture {
     _tmp: tempfile::TempDir,
     work: std::path::PathBuf,
@@ -87,7 +96,7 @@ async fn the_starter_plugins_filter_pages_and_serve_routes() {
     let outbox = Arc::new(Captured::default());
     let options = extensions::Options {
         capabilities: Arc::new(AllowDeclared),
-        outbox: outbox.clone(),
+        outbound: Arc::new(Capturing(outbox.clone())),
         ..extensions::Options::default()
     };
     let f = fixture(&[], Some(options));
@@ -246,7 +255,7 @@ async fn on_publish_gets_the_changed_pages() {
     let outbox = Arc::new(Captured::default());
     let options = extensions::Options {
         capabilities: Arc::new(AllowDeclared),
-        outbox: outbox.clone(),
+        outbound: Arc::new(Capturing(outbox.clone())),
         ..extensions::Options::default()
     };
     let f = fixture(

@@ -13,6 +13,7 @@ mod hostile;
 #[allow(dead_code)]
 mod http_backend;
 mod push;
+mod secrets;
 mod site;
 mod ssh;
 mod support;

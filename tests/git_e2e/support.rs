@@ -47,14 +47,30 @@ impl Server {
     /// Start `whispercms-server demo` on `data_dir` with SSH on `ssh_listen` (a restart on the
     /// same address, which followers know).
     pub fn binary_listening(data_dir: &Path, ssh_listen: &str, extra: &[&str]) -> Server {
+        Self::start_binary(data_dir, ssh_listen, extra, None)
+    }
+
+    /// Start `whispercms-server demo` with the starter site, its log (every level) in `log`.
+    pub fn binary_logging_to(log: &Path) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut server = Self::start_binary(&tmp.path().join("data"), "127.0.0.1:0", &[], Some(log));
+        server._tmp = Some(tmp);
+        server
+    }
+
+    fn start_binary(data_dir: &Path, ssh_listen: &str, extra: &[&str], log: Option<&Path>) -> Server {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_whispercms-server"))
             .args(["demo", "--data-dir"])
             .arg(data_dir)
             .args(["--ssh-listen", ssh_listen, "--http-listen", "127.0.0.1:0"])
             .args(extra)
-            .env("WHISPERCMS_LOG", "warn")
+            .env("WHISPERCMS_LOG", if log.is_some() { "debug,russh=info" } else { "warn" })
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start whispercms-server");
         let stdout = child.stdout.take().expect("stdout");

@@ -16,8 +16,9 @@
 //! | `site_term_pages(tax, slug, n)` | `content.read`           |
 //! | `webhook(name, payload)`        | `outbound.webhook:<name>`|
 //!
-//! Webhooks are queued to the server's [`Outbox`]: the URL and token live in the server's
-//! settings and never reach the script, and the call returns at once.
+//! Webhooks are queued to the snapshot's [`Outbox`] (made by the server's [`Outbound`] from the
+//! commit's `secrets/`): the URL and token never reach the script, and the call returns at once
+//! with `true` or an error that names the webhook, never where it goes.
 
 use std::sync::Arc;
 
@@ -54,6 +55,20 @@ pub trait Capabilities: Send + Sync {
 pub trait Outbox: Send + Sync {
     /// Queue `payload` for the webhook `name`; an error if the server has no such webhook.
     fn send(&self, name: &str, payload: serde_json::Value) -> std::result::Result<(), String>;
+}
+
+/// Makes the [`Outbox`] of each snapshot: the server's, with the secrets of that commit.
+pub trait Outbound: Send + Sync {
+    fn outbox_for(&self, repo: &gix::Repository, commit: ObjectId) -> Arc<dyn Outbox>;
+}
+
+/// No side effects leave (tests, validation, the desktop's preview).
+pub struct NoOutbound;
+
+impl Outbound for NoOutbound {
+    fn outbox_for(&self, _repo: &gix::Repository, _commit: ObjectId) -> Arc<dyn Outbox> {
+        Arc::new(NoOutbox)
+    }
 }
 
 /// Capabilities without a policy engine: a unit may use what it declared, except side effects

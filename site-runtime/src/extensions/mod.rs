@@ -30,7 +30,7 @@ use crate::config::SiteConfig;
 use crate::error::{Error, Result};
 use crate::source;
 
-pub use host::{Capabilities, ContentHost, DeclaredOnly, NoOutbox, Outbox, Services};
+pub use host::{Capabilities, ContentHost, DeclaredOnly, NoOutbound, NoOutbox, Outbound, Outbox, Services};
 pub use manifest::PluginManifest;
 pub use sandbox::{Limits, Stopped};
 
@@ -41,12 +41,13 @@ use host::{CallEnv, UnitInfo};
 pub struct Options {
     pub limits: Limits,
     pub capabilities: Arc<dyn Capabilities>,
-    pub outbox: Arc<dyn Outbox>,
+    /// Side effects: each snapshot's outbox is made from its commit.
+    pub outbound: Arc<dyn Outbound>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { limits: Limits::default(), capabilities: Arc::new(DeclaredOnly), outbox: Arc::new(NoOutbox) }
+        Options { limits: Limits::default(), capabilities: Arc::new(DeclaredOnly), outbound: Arc::new(NoOutbound) }
     }
 }
 
@@ -110,7 +111,11 @@ impl Extensions {
             engine: sandbox::engine(&limits),
             limits,
             units: Vec::new(),
-            services: Arc::new(Services { content: None, capabilities: options.capabilities, outbox: options.outbox }),
+            services: Arc::new(Services {
+                content: None,
+                capabilities: options.capabilities,
+                outbox: Arc::new(NoOutbox),
+            }),
             functions: HashMap::new(),
             routes: HashMap::new(),
         }
@@ -395,8 +400,12 @@ fn compile(
             }
         }
     }
-    let services =
-        Arc::new(Services { content, capabilities: options.capabilities.clone(), outbox: options.outbox.clone() });
+    // Only a snapshot that will serve (it has content) opens the commit's secrets.
+    let outbox = match content {
+        Some(_) if !units.is_empty() => options.outbound.outbox_for(repo, commit),
+        _ => Arc::new(NoOutbox) as Arc<dyn Outbox>,
+    };
+    let services = Arc::new(Services { content, capabilities: options.capabilities.clone(), outbox });
     Ok((Extensions { engine, limits: options.limits, units, services, functions, routes }, problems))
 }
 

@@ -1,23 +1,29 @@
 //! Outbound webhooks: where plugins' side effects leave the server. A plugin calls
 //! `webhook(name, payload)`; the payload is queued here and the call returns at once. A
-//! background task delivers each one: an HTTP `POST` of the JSON (with `Authorization: Bearer`
-//! when the target has a token), retried with backoff, or a JSON file written into a directory
-//! (for the demo, and for sites that hand messages to another process). Targets, URLs and tokens
-//! come from the server's settings (`[webhooks.<name>]`) and never reach a script.
+//! background task delivers each one: an HTTP(S) `POST` of the JSON (with
+//! `Authorization: Bearer` when the webhook has a token), retried with backoff, or a JSON file
+//! written into a directory (for the demo, and for sites that hand messages to another process).
 //!
-//! HTTP only for now: an `https://` target is refused when the settings are read (terminate TLS
-//! in a relay on the same host until the outbox speaks it).
+//! Where a webhook goes is a secret of the site: `secrets/webhooks.{yaml,json,toml}` in the
+//! repository, one entry per name with `url` and an optional `token`, encrypted (see the
+//! `secrets` crate) and read with the snapshot it belongs to ([`WebhookOutbox::outbox_for`]),
+//! so a push that changes it takes effect with the next snapshot. The server's settings may
+//! still name targets (`[webhooks.<name>]`): a `dir`, or — deprecated, logged at start — a
+//! `url` and `token`; the site's entry wins. Nothing of a target reaches a script, and the log
+//! names webhooks, never their addresses.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use gix::ObjectId;
+use secrets::{Keyring, Secret, SecretTree, Store};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::host::Outbox;
+use super::host::{Outbound, Outbox};
 
 /// Deliveries waiting at most; beyond that `webhook()` fails (and the plugin can say so).
 const QUEUE: usize = 1024;
@@ -25,17 +31,39 @@ const QUEUE: usize = 1024;
 const BACKOFF: [Duration; 3] = [Duration::from_secs(1), Duration::from_secs(5), Duration::from_secs(25)];
 /// Time limit of one HTTP attempt.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The secrets document that names webhooks.
+pub const WEBHOOKS: &str = "webhooks";
 
 /// One `[webhooks.<name>]` of the settings: exactly one of `url` and `dir`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
-    /// `http://host:port/path` to POST the JSON to.
+    /// `http(s)://host[:port]/path` to POST the JSON to (deprecated here: keep it in the
+    /// site's `secrets/webhooks.yaml`).
     pub url: Option<String>,
     /// A directory to write one JSON file per delivery into.
     pub dir: Option<PathBuf>,
-    /// Sent as `Authorization: Bearer <token>`.
+    /// Sent as `Authorization: Bearer <token>` (deprecated here, as `url`).
     pub token: Option<String>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("url", &self.url.as_ref().map(|_| "<redacted>"))
+            .field("dir", &self.dir)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Check a webhook address; the error names `what` and never repeats the address.
+fn check_url(what: &str, url: &str) -> Result<(), String> {
+    let uri: hyper::Uri = url.parse().map_err(|_| format!("{what}: not a URL"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") if uri.host().is_some() => Ok(()),
+        _ => Err(format!("{what}: expected http(s)://host[:port]/path")),
+    }
 }
 
 impl Target {
@@ -45,37 +73,95 @@ impl Target {
             return Err(format!("webhooks.{name}: the name must be lowercase letters, digits, '-' or '_'"));
         }
         match (&self.url, &self.dir) {
-            (Some(url), None) => {
-                let uri: hyper::Uri = url.parse().map_err(|e| format!("webhooks.{name}.url: {e}"))?;
-                match uri.scheme_str() {
-                    Some("http") if uri.host().is_some() => Ok(()),
-                    Some("https") => Err(format!(
-                        "webhooks.{name}.url: https is not supported yet; point it at an HTTP relay on this host"
-                    )),
-                    _ => Err(format!("webhooks.{name}.url: expected http://host[:port]/path")),
-                }
-            }
+            (Some(url), None) => check_url(&format!("webhooks.{name}.url"), url),
             (None, Some(_)) => Ok(()),
             _ => Err(format!("webhooks.{name}: give exactly one of url and dir")),
         }
     }
+
+    fn destination(&self) -> Option<Destination> {
+        match (&self.url, &self.dir) {
+            (Some(url), _) => Some(Destination::Http {
+                url: Secret::new(url.clone()),
+                token: self.token.as_ref().map(|t| Secret::new(t.clone())),
+            }),
+            (None, Some(dir)) => Some(Destination::Dir(dir.clone())),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Where one webhook delivers.
+#[derive(Debug, Clone)]
+enum Destination {
+    Http { url: Secret, token: Option<Secret> },
+    Dir(PathBuf),
+}
+
+/// A webhook of the site: its URL and optional bearer token.
+pub type Webhook = (Secret, Option<Secret>);
+
+/// The webhooks of `secrets/webhooks.*`: name → `url` and optional `token`. Entries that are
+/// not right are returned as problems (never with their values).
+pub fn webhooks_of(tree: &SecretTree) -> (BTreeMap<String, Webhook>, Vec<String>) {
+    let mut out = BTreeMap::new();
+    let mut problems = Vec::new();
+    let SecretTree::Map(map) = tree else {
+        return (out, vec!["secrets/webhooks: expected a map of webhook names".into()]);
+    };
+    for (name, entry) in map {
+        let what = format!("secrets/webhooks: {name}");
+        if !super::manifest::is_name(name) {
+            problems.push(format!("{what}: the name must be lowercase letters, digits, '-' or '_'"));
+            continue;
+        }
+        let Some(url) = entry.value(&["url"]) else {
+            problems.push(format!("{what}: needs a url"));
+            continue;
+        };
+        if let Err(e) = check_url(&format!("{what}.url"), url.expose()) {
+            problems.push(e);
+            continue;
+        }
+        if let SecretTree::Map(fields) = entry {
+            if let Some(other) = fields.keys().find(|k| !["url", "token"].contains(&k.as_str())) {
+                problems.push(format!("{what}: unknown key {other} (url, token)"));
+                continue;
+            }
+        }
+        out.insert(name.clone(), (url.clone(), entry.value(&["token"]).cloned()));
+    }
+    (out, problems)
 }
 
 struct Delivery {
     name: String,
-    target: Target,
+    destination: Destination,
     payload: serde_json::Value,
+    /// The snapshot's secrets, to keep them out of what is logged.
+    secrets: Arc<Store>,
 }
 
-/// The server's outbox: targets by name and the queue to the delivery task.
+/// The server's outbox: the targets of the settings, the keyring secrets open with, and the
+/// queue to the delivery task. Each snapshot gets its own [`Outbox`] from it.
 pub struct WebhookOutbox {
-    targets: BTreeMap<String, Target>,
+    settings: BTreeMap<String, Target>,
+    keyring: Option<&'static Keyring>,
     queue: mpsc::Sender<Delivery>,
 }
 
 impl WebhookOutbox {
     /// Start the delivery task on the current Tokio runtime.
-    pub fn start(targets: BTreeMap<String, Target>) -> Arc<Self> {
+    pub fn start(settings: BTreeMap<String, Target>, keyring: Option<&'static Keyring>) -> Arc<Self> {
+        for (name, target) in &settings {
+            if target.url.is_some() || target.token.is_some() {
+                tracing::warn!(
+                    webhook = %name,
+                    "settings.toml: [webhooks.{name}] url and token are deprecated; keep them encrypted in the \
+                     site's secrets/webhooks.yaml (see the README's Secrets section)"
+                );
+            }
+        }
         let (queue, mut rx) = mpsc::channel::<Delivery>(QUEUE);
         tokio::spawn(async move {
             let sequence = AtomicU64::new(0);
@@ -84,31 +170,96 @@ impl WebhookOutbox {
                 deliver(d, n).await;
             }
         });
-        Arc::new(WebhookOutbox { targets, queue })
+        Arc::new(WebhookOutbox { settings, keyring, queue })
+    }
+
+    /// The secrets of `commit`, decrypted; what cannot be opened is logged and left out.
+    fn secrets_at(&self, repo: &gix::Repository, commit: ObjectId) -> Store {
+        let Some(keyring) = self.keyring else { return Store::default() };
+        let files = match crate::source::files_under(repo, commit, secrets::DIR) {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::error!(%commit, error = %e, "cannot list secrets/");
+                return Store::default();
+            }
+        };
+        let mut texts = Vec::new();
+        for (path, blob) in files {
+            match crate::source::read_blob(repo, blob).map(String::from_utf8) {
+                Ok(Ok(text)) => texts.push((format!("{}/{path}", secrets::DIR), text)),
+                _ => tracing::error!(%commit, path, "a secrets file cannot be read as text"),
+            }
+        }
+        let (store, problems) = Store::load(texts.iter().map(|(p, t)| (p.as_str(), t.as_str())), keyring);
+        for (path, e) in problems {
+            tracing::error!(%commit, path, error = %e, "a secrets file cannot be used");
+        }
+        store
     }
 }
 
-impl Outbox for WebhookOutbox {
+impl Outbound for WebhookOutbox {
+    fn outbox_for(&self, repo: &gix::Repository, commit: ObjectId) -> Arc<dyn Outbox> {
+        self.outbox_with(self.secrets_at(repo, commit), &commit.to_string())
+    }
+}
+
+impl WebhookOutbox {
+    /// The outbox of a snapshot whose secrets are `store`.
+    fn outbox_with(&self, store: Store, commit: &str) -> Arc<dyn Outbox> {
+        let store = Arc::new(store);
+        let mut destinations: BTreeMap<String, Destination> =
+            self.settings.iter().filter_map(|(name, t)| Some((name.clone(), t.destination()?))).collect();
+        if let Some(tree) = store.document(WEBHOOKS) {
+            let (hooks, problems) = webhooks_of(tree);
+            for p in problems {
+                tracing::error!(commit, "{p}");
+            }
+            for (name, (url, token)) in hooks {
+                destinations.insert(name, Destination::Http { url, token });
+            }
+        }
+        Arc::new(CommitOutbox { destinations, secrets: store, queue: self.queue.clone() })
+    }
+}
+
+/// The outbox of one snapshot.
+struct CommitOutbox {
+    destinations: BTreeMap<String, Destination>,
+    secrets: Arc<Store>,
+    queue: mpsc::Sender<Delivery>,
+}
+
+impl Outbox for CommitOutbox {
     fn send(&self, name: &str, payload: serde_json::Value) -> Result<(), String> {
-        let target = self.targets.get(name).ok_or_else(|| format!("the server has no webhook named {name:?}"))?;
-        let delivery = Delivery { name: name.to_string(), target: target.clone(), payload };
+        let destination =
+            self.destinations.get(name).ok_or_else(|| format!("the server has no webhook named {name:?}"))?;
+        let delivery = Delivery {
+            name: name.to_string(),
+            destination: destination.clone(),
+            payload,
+            secrets: self.secrets.clone(),
+        };
         self.queue.try_send(delivery).map_err(|_| format!("webhook {name}: too many deliveries waiting; try later"))
     }
 }
 
 async fn deliver(d: Delivery, sequence: u64) {
-    if let Some(dir) = &d.target.dir {
-        match write_file(dir, &d, sequence) {
-            Ok(path) => tracing::info!(webhook = %d.name, path = %path.display(), "webhook delivered to a file"),
-            Err(e) => tracing::error!(webhook = %d.name, error = %e, "webhook delivery to a file failed"),
+    let (url, token) = match &d.destination {
+        Destination::Dir(dir) => {
+            match write_file(dir, &d, sequence) {
+                Ok(path) => tracing::info!(webhook = %d.name, path = %path.display(), "webhook delivered to a file"),
+                Err(e) => tracing::error!(webhook = %d.name, error = %e, "webhook delivery to a file failed"),
+            }
+            return;
         }
-        return;
-    }
-    let Some(url) = &d.target.url else { return };
+        Destination::Http { url, token } => (url, token),
+    };
     let body = d.payload.to_string();
     for (attempt, wait) in std::iter::once(Duration::ZERO).chain(BACKOFF).enumerate() {
         tokio::time::sleep(wait).await;
-        match tokio::time::timeout(ATTEMPT_TIMEOUT, post(url, d.target.token.as_deref(), &body)).await {
+        let sent = post(url.expose(), token.as_ref().map(Secret::expose), &body);
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, sent).await {
             Ok(Ok(status)) if (200..300).contains(&status) => {
                 tracing::info!(webhook = %d.name, status, attempt, "webhook delivered");
                 return;
@@ -118,7 +269,10 @@ async fn deliver(d: Delivery, sequence: u64) {
                 return;
             }
             Ok(Ok(status)) => tracing::warn!(webhook = %d.name, status, attempt, "webhook delivery failed"),
-            Ok(Err(e)) => tracing::warn!(webhook = %d.name, error = %e, attempt, "webhook delivery failed"),
+            Ok(Err(e)) => {
+                let error = d.secrets.redact(&e).replace(url.expose(), "[redacted]");
+                tracing::warn!(webhook = %d.name, %error, attempt, "webhook delivery failed")
+            }
             Err(_) => tracing::warn!(webhook = %d.name, attempt, "webhook delivery timed out"),
         }
     }
@@ -136,18 +290,34 @@ fn write_file(dir: &std::path::Path, d: &Delivery, sequence: u64) -> std::io::Re
     Ok(path)
 }
 
-/// One HTTP/1.1 POST over a fresh connection; returns the status.
-async fn post(url: &str, token: Option<&str>, body: &str) -> Result<u16, String> {
-    let uri: hyper::Uri = url.parse().map_err(|e| format!("{e}"))?;
-    let host = uri.host().ok_or("no host")?.to_string();
-    let port = uri.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| e.to_string())?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        let _ = connection.await;
+/// TLS for webhooks: the system's roots (`SSL_CERT_FILE` is honoured), built once.
+fn tls() -> Result<tokio_rustls::TlsConnector, String> {
+    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
+    let config = CONFIG.get_or_init(|| {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().unwrap_or_default());
+        if roots.is_empty() {
+            return Err("no trusted CA certificates found (install ca-certificates)".into());
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Arc::new(config))
     });
-    let authority = uri.authority().map(|a| a.as_str().to_string()).unwrap_or(host);
+    config.clone().map(tokio_rustls::TlsConnector::from)
+}
+
+/// One HTTP/1.1 POST over a fresh connection (TLS for `https://`); returns the status.
+async fn post(url: &str, token: Option<&str>, body: &str) -> Result<u16, String> {
+    let uri: hyper::Uri = url.parse().map_err(|_| "not a URL".to_string())?;
+    let host = uri.host().ok_or("no host")?.to_string();
+    let https = uri.scheme_str() == Some("https");
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| e.to_string())?;
+    let authority = uri.authority().map(|a| a.as_str().to_string()).unwrap_or(host.clone());
     let mut request = hyper::Request::post(uri.path_and_query().map_or("/", |p| p.as_str()))
         .header(hyper::header::HOST, authority)
         .header(hyper::header::CONTENT_TYPE, "application/json")
@@ -157,7 +327,24 @@ async fn post(url: &str, token: Option<&str>, body: &str) -> Result<u16, String>
     }
     let request = request
         .body(http_body_util::Full::new(hyper::body::Bytes::from(body.to_string())))
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| "the request cannot be made (a bad token?)".to_string())?;
+    if https {
+        let name = rustls::pki_types::ServerName::try_from(host).map_err(|e| e.to_string())?;
+        let stream = tls()?.connect(name, stream).await.map_err(|e| format!("TLS: {e}"))?;
+        send(hyper_util::rt::TokioIo::new(stream), request).await
+    } else {
+        send(hyper_util::rt::TokioIo::new(stream), request).await
+    }
+}
+
+async fn send<S>(io: S, request: hyper::Request<http_body_util::Full<hyper::body::Bytes>>) -> Result<u16, String>
+where
+    S: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
     let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
     Ok(response.status().as_u16())
 }
@@ -171,15 +358,32 @@ mod tests {
         let t = |url: Option<&str>, dir: Option<&str>| Target {
             url: url.map(Into::into),
             dir: dir.map(Into::into),
-            token: None,
+            token: Some("s3cret".into()),
         };
         assert!(t(Some("http://127.0.0.1:9000/hook"), None).check("contact").is_ok());
+        assert!(t(Some("https://hooks.example.org/x"), None).check("contact").is_ok());
         assert!(t(None, Some("/tmp/x")).check("contact").is_ok());
-        assert!(t(Some("https://example.org/"), None).check("contact").unwrap_err().contains("https is not supported"));
-        assert!(t(Some("ftp://x/"), None).check("contact").is_err());
+        let err = t(Some("ftp://user:pw@x/"), None).check("contact").unwrap_err();
+        assert!(err.contains("expected http(s)") && !err.contains("pw@x"), "{err}");
         assert!(t(Some("http://x/"), Some("/tmp")).check("contact").unwrap_err().contains("exactly one"));
         assert!(t(None, None).check("contact").is_err());
         assert!(t(None, Some("/tmp")).check("Bad Name").is_err());
+        assert!(!format!("{:?}", t(Some("http://x/"), None)).contains("s3cret"));
+    }
+
+    #[test]
+    fn webhooks_documents_are_read_strictly() {
+        let ring = secrets::Keyring::install(vec![secrets::Identity::generate()]).unwrap();
+        let text =
+            "contact:\n  url: https://hooks.example.org/T1/abc\n  token: tok-123456\nbad name:\n  url: http://x/\n\
+                    nourl:\n  token: x\nftp:\n  url: ftp://x/\nextra:\n  url: http://x/\n  header: x\n";
+        let doc = secrets::Document::encrypt(secrets::Format::Yaml, text, &ring.recipients()).unwrap();
+        let tree = doc.decrypt(ring).unwrap();
+        let (hooks, problems) = webhooks_of(&tree);
+        assert_eq!(hooks.keys().collect::<Vec<_>>(), ["contact"]);
+        assert_eq!(hooks["contact"].1.as_ref().unwrap().expose(), "tok-123456");
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems.iter().all(|p| !p.contains("http://x/") && !p.contains("ftp://x/")), "{problems:?}");
     }
 
     #[tokio::test]
@@ -208,7 +412,7 @@ mod tests {
                 Target { url: Some(format!("http://127.0.0.1:{port}/hook")), dir: None, token: Some("s3cret".into()) },
             ),
         ]);
-        let outbox = WebhookOutbox::start(targets);
+        let outbox = WebhookOutbox::start(targets, None).outbox_with(Store::default(), "test");
         outbox.send("files", serde_json::json!({"msg": "hello"})).unwrap();
         outbox.send("http", serde_json::json!({"msg": "hi"})).unwrap();
         assert!(outbox.send("nope", serde_json::json!({})).unwrap_err().contains("no webhook named"));

@@ -1,0 +1,308 @@
+//! `whispercms-server secrets …`: the operator's and admin's side of the site's `secrets/`,
+//! on a checkout (commit and push as usual). Like `sops`, with WhisperCMS's rule for who a
+//! file is encrypted to:
+//!
+//! the recipients it had, those given with `--recipient`, this identity's, and the `age`
+//! recipient of every admin of `access/users.toml` — minus the recipients of listed users who
+//! are not admins (a user who stops being an admin loses access at the next change or
+//! `rotate`). A new file also takes the other `secrets/` files' recipients that belong to no
+//! user (the server's).
+
+use std::collections::BTreeSet;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use secrets::{Document, Format, Identity, Keyring};
+
+#[derive(Subcommand)]
+pub enum SecretsCommand {
+    /// Print the age recipient of this server's identity (what `secrets/` must be encrypted to).
+    Recipient {
+        /// The identity file (default: `[secrets] identity` of the settings).
+        #[arg(long)]
+        identity: Option<PathBuf>,
+    },
+    /// Print one value of a secrets file (KEY is dot-separated: `contact.token`).
+    Get {
+        file: PathBuf,
+        key: String,
+        #[arg(long)]
+        identity: Option<PathBuf>,
+    },
+    /// Set one value from standard input (one trailing newline dropped); makes the file if needed.
+    Set {
+        file: PathBuf,
+        key: String,
+        #[arg(long)]
+        identity: Option<PathBuf>,
+        /// Also encrypt to this age recipient (repeatable).
+        #[arg(long)]
+        recipient: Vec<String>,
+    },
+    /// Decrypt into a private temporary file, run $EDITOR on it, encrypt what was saved.
+    Edit {
+        file: PathBuf,
+        #[arg(long)]
+        identity: Option<PathBuf>,
+        #[arg(long)]
+        recipient: Vec<String>,
+    },
+    /// Encrypt files anew with a new data key, to the current recipients.
+    Rotate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        identity: Option<PathBuf>,
+        #[arg(long)]
+        recipient: Vec<String>,
+    },
+}
+
+impl SecretsCommand {
+    fn identity_flag(&self) -> Option<&Path> {
+        match self {
+            SecretsCommand::Recipient { identity }
+            | SecretsCommand::Get { identity, .. }
+            | SecretsCommand::Set { identity, .. }
+            | SecretsCommand::Edit { identity, .. }
+            | SecretsCommand::Rotate { identity, .. } => identity.as_deref(),
+        }
+    }
+}
+
+/// Run one command. `default_identity` is the settings' identity path. Call before any thread
+/// is started: the keyring is installed here.
+pub fn run(command: SecretsCommand, default_identity: impl FnOnce() -> anyhow::Result<PathBuf>) -> anyhow::Result<()> {
+    let path = match command.identity_flag() {
+        Some(p) => p.to_path_buf(),
+        None => default_identity()?,
+    };
+    let identity = Identity::load(&path).with_context(|| {
+        format!("no usable age identity at {} (give --identity, or start the server once to make it)", path.display())
+    })?;
+    if let SecretsCommand::Recipient { .. } = command {
+        println!("{}", identity.recipient());
+        return Ok(());
+    }
+    let keyring = Keyring::install(vec![identity])?;
+    match command {
+        SecretsCommand::Recipient { .. } => unreachable!("answered above"),
+        SecretsCommand::Get { file, key, .. } => {
+            let doc = read(&file)?.with_context(|| format!("{} does not exist", file.display()))?;
+            let tree = doc.decrypt(keyring).with_context(|| file.display().to_string())?;
+            let parts: Vec<&str> = key.split('.').collect();
+            let value = tree.value(&parts).with_context(|| format!("{}: no value {key}", file.display()))?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(value.expose().as_bytes())?;
+            if out.is_terminal() {
+                out.write_all(b"\n")?;
+            }
+            Ok(())
+        }
+        SecretsCommand::Set { file, key, recipient, .. } => {
+            let mut value = zeroize::Zeroizing::new(String::new());
+            std::io::stdin().read_to_string(&mut value).context("reading the value from standard input")?;
+            let value = value.strip_suffix('\n').map(|v| v.strip_suffix('\r').unwrap_or(v)).unwrap_or(&value);
+            let (format, old) = format_and_document(&file)?;
+            let plain = match &old {
+                Some(doc) => doc.plaintext(keyring)?,
+                None => zeroize::Zeroizing::new(String::new()),
+            };
+            let text = secrets::document::set_value(format, &plain, &key, value)?;
+            let recipients = recipients_for(&file, old.as_ref(), &recipient, keyring)?;
+            write(&file, old.as_ref(), format, &text, &recipients, keyring)?;
+            eprintln!("{}: {key} set; encrypted to {} recipient(s)", file.display(), recipients.len());
+            Ok(())
+        }
+        SecretsCommand::Edit { file, recipient, .. } => edit(&file, &recipient, keyring),
+        SecretsCommand::Rotate { files, recipient, .. } => {
+            for file in files {
+                let doc = read(&file)?.with_context(|| format!("{} does not exist", file.display()))?;
+                let plain = doc.plaintext(keyring).with_context(|| file.display().to_string())?;
+                let recipients = recipients_for(&file, Some(&doc), &recipient, keyring)?;
+                let rotated = Document::encrypt(doc.format(), &plain, &recipients)?;
+                write_atomically(&file, rotated.text())?;
+                eprintln!("{}: new data key, encrypted to {}", file.display(), recipients.join(", "));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn format_and_document(file: &Path) -> anyhow::Result<(Format, Option<Document>)> {
+    let format = Format::of_path(&file.to_string_lossy())
+        .with_context(|| format!("{}: a secrets file ends in .yaml, .yml, .json or .toml", file.display()))?;
+    Ok((format, read(file)?))
+}
+
+fn read(file: &Path) -> anyhow::Result<Option<Document>> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| file.display().to_string()),
+    };
+    let format = Format::of_path(&file.to_string_lossy())
+        .with_context(|| format!("{}: a secrets file ends in .yaml, .yml, .json or .toml", file.display()))?;
+    Ok(Some(Document::parse(format, &text).with_context(|| file.display().to_string())?))
+}
+
+/// Encrypt `text` into `file`: an update of `old` (unchanged values keep their ciphertext)
+/// when there is one.
+fn write(
+    file: &Path,
+    old: Option<&Document>,
+    format: Format,
+    text: &str,
+    recipients: &[String],
+    keyring: &'static Keyring,
+) -> anyhow::Result<()> {
+    let doc = match old {
+        Some(old) => old.update(keyring, text, recipients)?,
+        None => Document::encrypt(format, text, recipients)?,
+    };
+    write_atomically(file, doc.text())
+}
+
+fn write_atomically(file: &Path, text: &str) -> anyhow::Result<()> {
+    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = file.with_extension("tmp~");
+    std::fs::write(&tmp, text).with_context(|| tmp.display().to_string())?;
+    std::fs::rename(&tmp, file).with_context(|| file.display().to_string())?;
+    Ok(())
+}
+
+/// The checkout a secrets file belongs to: the folder holding the `secrets` folder it is in.
+fn checkout_of(file: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(file).ok()?;
+    let mut dir = absolute.parent()?;
+    loop {
+        if dir.file_name().is_some_and(|n| n == secrets::DIR) {
+            return dir.parent().map(Path::to_path_buf);
+        }
+        dir = dir.parent()?;
+    }
+}
+
+/// Who `file` is encrypted to (see the module doc).
+fn recipients_for(
+    file: &Path,
+    old: Option<&Document>,
+    flags: &[String],
+    keyring: &'static Keyring,
+) -> anyhow::Result<Vec<String>> {
+    let checkout = checkout_of(file);
+    let users = match checkout.as_ref().map(|c| c.join(hooks::users::PATH)) {
+        Some(path) if path.exists() => {
+            let text = std::fs::read_to_string(&path)?;
+            hooks::users::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        _ => Vec::new(),
+    };
+    let user_keys: BTreeSet<&str> = users.iter().filter_map(|u| u.age.as_deref()).collect();
+    let not_admins: BTreeSet<&str> =
+        users.iter().filter(|u| !u.roles.iter().any(|r| r == "admin")).filter_map(|u| u.age.as_deref()).collect();
+    let mut out: BTreeSet<String> = BTreeSet::new();
+    match old {
+        Some(doc) => out.extend(doc.recipients().iter().cloned()),
+        None => {
+            // A new file: the recipients of its neighbours that belong to no user (the server).
+            for sibling in checkout.iter().flat_map(|c| walk(&c.join(secrets::DIR))) {
+                if let Ok(Some(doc)) = read(&sibling) {
+                    out.extend(doc.recipients().iter().filter(|r| !user_keys.contains(r.as_str())).cloned());
+                }
+            }
+        }
+    }
+    for r in flags {
+        secrets::identity::parse_recipient(r)?;
+        out.insert(r.trim().to_string());
+    }
+    out.extend(keyring.recipients());
+    out.extend(users.iter().filter(|u| u.roles.iter().any(|r| r == "admin")).filter_map(|u| u.age.clone()));
+    out.retain(|r| !not_admins.contains(r.as_str()));
+    if out.is_empty() {
+        bail!("nobody left to encrypt to: give the server's recipient with --recipient");
+    }
+    Ok(out.into_iter().collect())
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for e in entries.flatten() {
+        let path = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => out.extend(walk(&path)),
+            Ok(t) if t.is_file() && Format::of_path(&path.to_string_lossy()).is_some() => out.push(path),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `edit`: the plain text in a private folder (in memory when /dev/shm exists), `$EDITOR`,
+/// then encrypt; on a mistake, the editor again (on a terminal) — nothing typed is lost.
+fn edit(file: &Path, flags: &[String], keyring: &'static Keyring) -> anyhow::Result<()> {
+    let (format, old) = format_and_document(file)?;
+    let plain = match &old {
+        Some(doc) => doc.plaintext(keyring).with_context(|| file.display().to_string())?,
+        None => zeroize::Zeroizing::new(String::new()),
+    };
+    let shm = PathBuf::from("/dev/shm");
+    let base = if shm.is_dir() { shm } else { std::env::temp_dir() };
+    let dir = tempfile::Builder::new().prefix("whispercms-secret-").tempdir_in(base)?;
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "secret.yaml".into());
+    let tmp = dir.path().join(name);
+    let wipe = |path: &Path| {
+        if let Ok(meta) = std::fs::metadata(path) {
+            let _ = std::fs::write(path, vec![0u8; meta.len() as usize]);
+        }
+        let _ = std::fs::remove_file(path);
+    };
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(&tmp)?.write_all(plain.as_bytes())?;
+    }
+    let editor = std::env::var("VISUAL").or_else(|_| std::env::var("EDITOR")).unwrap_or_else(|_| "vi".into());
+    let result = loop {
+        // The editor is started through the shell (EDITOR may hold arguments), without our keys.
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{editor} \"$1\""))
+            .arg("sh")
+            .arg(&tmp)
+            .env_remove(Keyring::ENV)
+            .status()
+            .with_context(|| format!("starting the editor {editor:?}"))?;
+        if !status.success() {
+            break Err(anyhow::anyhow!("the editor exited with {status}; nothing changed"));
+        }
+        let edited = zeroize::Zeroizing::new(std::fs::read_to_string(&tmp)?);
+        if *edited == *plain {
+            eprintln!("{}: no change", file.display());
+            break Ok(());
+        }
+        let written = recipients_for(file, old.as_ref(), flags, keyring)
+            .and_then(|r| write(file, old.as_ref(), format, &edited, &r, keyring).map(|()| r));
+        match written {
+            Ok(r) => {
+                eprintln!("{}: saved, encrypted to {} recipient(s)", file.display(), r.len());
+                break Ok(());
+            }
+            Err(e) if std::io::stdin().is_terminal() => {
+                eprintln!("{}: {e:#}\nPress Enter to edit again, Ctrl-C to give up.", file.display());
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    wipe(&tmp);
+    result
+}

@@ -1,0 +1,167 @@
+//! Secrets end to end: `secrets/` files made with `whispercms-server secrets`, checked at push
+//! (plain text, another recipient, a changed value: refused with the file), used by the
+//! webhook outbox from the snapshot they belong to, and never reachable by a plugin — not
+//! through a return value, an error message, its settings, a log line, a page or a route reply.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::support::*;
+
+const TOKEN: &str = "tok-Zq81vX0pLk3m";
+
+/// `whispercms-server secrets ARGS` with `stdin`; its output.
+fn secrets_cli(args: &[&str], identity: &Path, stdin: &str) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_whispercms-server"))
+        .arg("secrets")
+        .args(args)
+        .arg("--identity")
+        .arg(identity)
+        .env("WHISPERCMS_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run secrets");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// A one-shot HTTP receiver: the request it got, once it got it.
+fn receiver() -> (u16, std::sync::mpsc::Receiver<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let mut text = String::new();
+        let mut buf = [0u8; 4096];
+        while !text.contains("}") {
+            let n = s.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        let _ = s.write_all(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n");
+        let _ = tx.send(text);
+    });
+    (port, rx)
+}
+
+#[test]
+fn secrets_are_checked_at_push_used_by_webhooks_and_never_reach_plugins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("server.log");
+    let server = Server::binary_logging_to(&log);
+    let http = server.http_port.unwrap();
+    let identity = server.data_dir.join("keys/age.key");
+    let recipient = secrets_cli(&["recipient"], &identity, "");
+    assert_success(&recipient, &["secrets recipient"]);
+    let recipient = String::from_utf8(recipient.stdout).unwrap().trim().to_string();
+    assert!(recipient.starts_with("age1"), "{recipient}");
+
+    // The site's webhook, made with the CLI in a clone and pushed.
+    let (port, delivered) = receiver();
+    let url = format!("http://127.0.0.1:{port}/hook/{TOKEN}-in-path");
+    let clone = server.clone(tmp.path(), "site", &[]);
+    let file = clone.join("secrets/webhooks.yaml");
+    let file_arg = file.to_str().unwrap();
+    assert_success(
+        &secrets_cli(&["set", file_arg, "contact.url", "--recipient", &recipient], &identity, &url),
+        &["set url"],
+    );
+    assert_success(&secrets_cli(&["set", file_arg, "contact.token"], &identity, &format!("{TOKEN}\n")), &["set token"]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains(TOKEN) && text.contains(&recipient), "{text}");
+    let got = secrets_cli(&["get", file_arg, "contact.token"], &identity, "");
+    assert_eq!(String::from_utf8_lossy(&got.stdout), TOKEN);
+
+    // A plugin that tries every way to see the webhook's secrets.
+    let config = std::fs::read_to_string(clone.join("site.toml")).unwrap();
+    std::fs::write(clone.join("site.toml"), config.replace("plugins = [", "plugins = [\"leaky\", ")).unwrap();
+    std::fs::write(
+        clone.join("policies/leaky.cedar"),
+        "permit (principal == WhisperCMS::Plugin::\"leaky\", action == WhisperCMS::Action::\"use\", \
+         resource == WhisperCMS::Capability::\"outbound.webhook:contact\");\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(clone.join("plugins/leaky")).unwrap();
+    std::fs::write(
+        clone.join("plugins/leaky/plugin.toml"),
+        "name = \"leaky\"\nversion = \"0.1.0\"\ncapabilities = [\"http.route\", \"outbound.webhook:contact\"]\n\
+         [[route]]\npath = \"/leak\"\nhandler = \"leak\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        clone.join("plugins/leaky/main.rhai"),
+        "fn leak(request) {\n\
+           let sent = webhook(\"contact\", #{ probe: \"from leaky\" });\n\
+           let err = \"\";\n\
+           try { webhook(\"nope\", #{}); } catch (e) { err += `${e}`; }\n\
+           try { webhook(\"contact\", 1 / 0); } catch (e) { err += `${e}`; }\n\
+           log(`sent=${sent} err=${err} settings=${settings()}`);\n\
+           #{ json: #{ sent: sent, err: err, settings: settings(), request: request } }\n\
+         }\n",
+    )
+    .unwrap();
+    server.git_ok(&clone, &["add", "-A"]);
+    server.git_ok(&clone, &["commit", "-qm", "webhook secrets and a curious plugin"]);
+    let out = server.git_out(&clone, &["push", "origin", "main"]);
+    assert_success(&out, &["push secrets"]);
+
+    let (status, _, reply) = http_get(http, "/leak");
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("\"sent\":true"), "{reply}");
+    let Ok(request) = delivered.recv_timeout(std::time::Duration::from_secs(20)) else {
+        panic!("the webhook was not delivered; the log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    };
+    assert!(request.starts_with(&format!("POST /hook/{TOKEN}-in-path HTTP/1.1")), "{request}");
+    assert!(request.to_ascii_lowercase().contains(&format!("authorization: bearer {}", TOKEN.to_ascii_lowercase())));
+    assert!(request.contains("from leaky"), "{request}");
+    let pages: Vec<String> =
+        ["/", "/blog/hello-world/", "/contact/", "/leak?x=1"].iter().map(|p| http_get(http, p).2).collect();
+    std::thread::sleep(std::time::Duration::from_millis(300)); // let the log writer catch up
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("sent=true"), "the plugin's log line is there");
+    for (what, text) in [("route reply", &reply), ("log", &logged)].into_iter().chain(pages.iter().map(|p| ("page", p)))
+    {
+        assert!(!text.contains(TOKEN), "the token leaked into a {what}: {text}");
+        assert!(!text.contains(&format!("127.0.0.1:{port}")), "the URL leaked into a {what}");
+    }
+
+    // Refused at push, with the file: plain text, another recipient, a changed value.
+    let stranger = tmp.path().join("stranger.key");
+    std::fs::write(&stranger, secrets_key_text()).unwrap();
+    let elsewhere = tmp.path().join("elsewhere/secrets/x.yaml");
+    assert_success(&secrets_cli(&["set", elsewhere.to_str().unwrap(), "a"], &stranger, "b"), &["stranger's file"]);
+    let tampered = std::fs::read_to_string(&file).unwrap();
+    let at = tampered.find("token: ENC[AES256_GCM,data:").unwrap() + "token: ENC[AES256_GCM,data:".len();
+    let flipped = if &tampered[at..at + 1] == "A" { "B" } else { "A" };
+    let tampered = format!("{}{flipped}{}", &tampered[..at], &tampered[at + 1..]);
+    for (path, content, expect) in [
+        ("secrets/plain.yaml", "password: hunter2-hunter2\n".to_string(), "not encrypted"),
+        ("secrets/other.yaml", std::fs::read_to_string(&elsewhere).unwrap(), "not encrypted to this server"),
+        ("secrets/webhooks.yaml", tampered, "does not decrypt"),
+    ] {
+        let before = server.server_refs();
+        std::fs::write(clone.join(path), &content).unwrap();
+        server.git_ok(&clone, &["add", "-A"]);
+        server.git_ok(&clone, &["commit", "-qm", path]);
+        let out = server.git_out(&clone, &["push", "origin", "main"]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{path} was accepted: {err}");
+        assert!(err.contains(&format!("remote:   {path}")) && err.contains(expect), "{path}: {err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        assert_eq!(server.server_refs(), before, "nothing stored");
+        server.git_ok(&clone, &["reset", "-q", "--hard", "HEAD~1"]);
+    }
+    server.assert_repository_sound();
+}
+
+/// A fresh age identity file, as `age-keygen` writes it.
+fn secrets_key_text() -> String {
+    secrets::Identity::generate().file_text()
+}
