@@ -129,7 +129,7 @@ pub fn validate_update(update: &Update<'_>) -> site_runtime::Result<Vec<Problem>
 /// given the server's keyring, encrypted to the server and whole (MAC verified). The plaintext
 /// is dropped at once.
 fn check_secrets_document(path: &str, text: &str, keyring: Option<&'static secrets::Keyring>) -> Result<(), String> {
-    let (_, format) = secrets::store::name_of(path).map_err(|e| e.to_string())?;
+    let (name, format) = secrets::store::name_of(path).map_err(|e| e.to_string())?;
     let document = secrets::Document::parse(format, text).map_err(|e| e.to_string())?;
     let Some(keyring) = keyring else { return Ok(()) };
     let server = keyring.primary().map(|i| i.recipient()).unwrap_or_default();
@@ -138,7 +138,14 @@ fn check_secrets_document(path: &str, text: &str, keyring: Option<&'static secre
             "not encrypted to this server ({server}); re-encrypt it with `whispercms-server secrets rotate --recipient {server} {path}`"
         ));
     }
-    document.decrypt(keyring).map(drop).map_err(|e| e.to_string())
+    let tree = document.decrypt(keyring).map_err(|e| e.to_string())?;
+    if name == site_runtime::extensions::outbox::WEBHOOKS {
+        let (_, problems) = site_runtime::extensions::outbox::webhooks_of(&tree);
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+    }
+    Ok(())
 }
 
 /// The plugins `site.toml` enables and the active theme's scripts must load: manifests, scripts
@@ -363,6 +370,9 @@ mod tests {
         let tampered: Vec<&str> = good.text().lines().filter(|l| !l.trim_start().starts_with("url:")).collect();
         let err = check_secrets_document(path, &tampered.join("\n"), Some(ring)).unwrap_err();
         assert!(err.contains("MAC does not verify"), "{err}");
+        let wrong = Document::encrypt(Format::Yaml, "contact: just a string\n", &[server.recipient()]).unwrap();
+        let err = check_secrets_document(path, wrong.text(), Some(ring)).unwrap_err();
+        assert!(err.contains("contact: needs a url"), "{err}");
         let err = check_secrets_document("secrets/notes.md", "hello", None).unwrap_err();
         assert!(err.contains("only ROPS documents"), "{err}");
     }
