@@ -90,9 +90,18 @@ fn area_file(area: &str, cell: usize) -> (String, String) {
         "config" => ("site.toml".into(), format!("# cell {cell}\n")),
         "access" => ("access/users.toml".into(), format!("# cell {cell}\n")),
         "policy" => (format!("policies/cell-{cell}.cedar"), "// nothing yet\n".into()),
-        "secret" => (format!("secrets/cell-{cell}.txt"), "x\n".into()),
+        "secret" => panic!("a secrets cell needs the server's recipient: see secret_file"),
         other => panic!("no area {other}"),
     }
+}
+
+/// The secret area's cell: a ROPS document encrypted to the server, as the push checks demand.
+fn secret_file(server: &Server, cell: usize) -> (String, String) {
+    let identity = secrets::Identity::load(&server.data_dir.join("keys/age.key")).expect("the server's identity");
+    let doc =
+        secrets::Document::encrypt(secrets::Format::Yaml, &format!("cell: \"{cell}\"\n"), &[identity.recipient()])
+            .expect("encrypt");
+    (format!("secrets/cell-{cell}.yaml"), doc.text().to_string())
 }
 
 const AREAS: [&str; 8] = ["content", "static", "theme", "plugin", "config", "access", "policy", "secret"];
@@ -192,7 +201,10 @@ fn every_cell_of_the_default_role_matrix() {
                     continue;
                 }
                 cell += 1;
-                let (file, text) = area_file(area, cell);
+                let (file, text) = match area {
+                    "secret" => secret_file(&server, cell),
+                    _ => area_file(area, cell),
+                };
                 let out = team.change_and_push(id, branch, &file, &text, &[&format!("HEAD:{branch}")]);
                 let denial = if role == "reader" {
                     format!("push branch {branch}")
