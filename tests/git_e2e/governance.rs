@@ -202,7 +202,7 @@ fn every_cell_of_the_default_role_matrix() {
                 }
                 cell += 1;
                 let (file, text) = match area {
-                    "secret" => secret_file(&server, cell),
+                    "secret" => secret_file(server, cell),
                     _ => area_file(area, cell),
                 };
                 let out = team.change_and_push(id, branch, &file, &text, &[&format!("HEAD:{branch}")]);
