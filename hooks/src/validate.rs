@@ -145,6 +145,9 @@ fn check_secrets_document(path: &str, text: &str, keyring: Option<&'static secre
             return Err(problems.join("; "));
         }
     }
+    if name == site_runtime::extensions::mail::DOCUMENT {
+        site_runtime::extensions::mail::MailConfig::from_tree(&tree)?;
+    }
     Ok(())
 }
 

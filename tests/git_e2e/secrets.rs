@@ -1,7 +1,8 @@
 //! Secrets end to end: `secrets/` files made with `whispercms-server secrets`, checked at push
 //! (plain text, another recipient, a changed value: refused with the file), used by the
-//! webhook outbox from the snapshot they belong to, and never reachable by a plugin — not
-//! through a return value, an error message, its settings, a log line, a page or a route reply.
+//! webhook outbox and by mail (a local SMTP server the test starts) from the snapshot they
+//! belong to, and never reachable by a plugin — not through a return value, an error message,
+//! its settings, a log line, a page or a route reply.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -164,4 +165,142 @@ fn secrets_are_checked_at_push_used_by_webhooks_and_never_reach_plugins() {
 /// A fresh age identity file, as `age-keygen` writes it.
 fn secrets_key_text() -> String {
     secrets::Identity::generate().file_text()
+}
+
+/// A minimal SMTP server on 127.0.0.1 for one message: what it was told (AUTH and DATA).
+fn smtp_server() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        let mut out = stream.try_clone().unwrap();
+        let mut lines = BufReader::new(stream);
+        let mut seen = String::new();
+        let _ = out.write_all(b"220 test ESMTP\r\n");
+        let mut line = String::new();
+        let mut in_data = false;
+        while lines.read_line(&mut line).unwrap_or(0) > 0 {
+            seen.push_str(&line);
+            let reply: &[u8] = if in_data {
+                if line == ".\r\n" {
+                    in_data = false;
+                    b"250 queued\r\n"
+                } else {
+                    b""
+                }
+            } else {
+                let upper = line.to_ascii_uppercase();
+                if upper.starts_with("EHLO") {
+                    b"250-test\r\n250 AUTH PLAIN LOGIN\r\n"
+                } else if upper.starts_with("AUTH") {
+                    b"235 ok\r\n"
+                } else if upper.starts_with("DATA") {
+                    in_data = true;
+                    b"354 go on\r\n"
+                } else if upper.starts_with("QUIT") {
+                    let _ = out.write_all(b"221 bye\r\n");
+                    break;
+                } else {
+                    b"250 ok\r\n"
+                }
+            };
+            let _ = out.write_all(reply);
+            line.clear();
+        }
+        let _ = tx.send(seen);
+    });
+    (port, rx)
+}
+
+#[test]
+fn a_plugin_sends_mail_through_the_sites_smtp_secrets_without_seeing_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("server.log");
+    let server = Server::binary_logging_to(&log);
+    let http = server.http_port.unwrap();
+    let identity = server.data_dir.join("keys/age.key");
+    let recipient = String::from_utf8(secrets_cli(&["recipient"], &identity, "").stdout).unwrap().trim().to_string();
+    let (port, told) = smtp_server();
+    let clone = server.clone(tmp.path(), "site", &[]);
+    let file = clone.join("secrets/mail.yaml");
+    let file_arg = file.to_str().unwrap();
+    let password = "pw-Hx9s2kQm7Lr4";
+    for (key, value) in [
+        ("smtp", format!("smtp://127.0.0.1:{port}")),
+        ("username", "site-mailer".to_string()),
+        ("password", password.to_string()),
+        ("from", "Site <site@example.org>".to_string()),
+        ("to", "owner@example.org".to_string()),
+    ] {
+        let out = secrets_cli(&["set", file_arg, key, "--recipient", &recipient], &identity, &value);
+        assert_success(&out, &["set", key]);
+    }
+    let config = std::fs::read_to_string(clone.join("site.toml")).unwrap();
+    std::fs::write(clone.join("site.toml"), config.replace("plugins = [", "plugins = [\"mailer\", ")).unwrap();
+    std::fs::write(
+        clone.join("policies/mailer.cedar"),
+        "permit (principal == WhisperCMS::Plugin::\"mailer\", action == WhisperCMS::Action::\"use\", \
+         resource == WhisperCMS::Capability::\"mail.send\");\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(clone.join("plugins/mailer")).unwrap();
+    std::fs::write(
+        clone.join("plugins/mailer/plugin.toml"),
+        "name = \"mailer\"\nversion = \"0.1.0\"\ncapabilities = [\"http.route\", \"mail.send\"]\n\
+         [[route]]\npath = \"/mail\"\nhandler = \"mail\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        clone.join("plugins/mailer/main.rhai"),
+        "fn mail(request) {\n\
+           let err = \"\";\n\
+           try { mail_send(#{ subject: \"x\", text: \"y\", to: \"attacker@evil.example\" }); } catch (e) { err += `${e}`; }\n\
+           let sent = mail_send(#{ subject: \"Hello from the site\", text: \"A visitor wrote.\", reply_to: \"visitor@example.net\" });\n\
+           #{ json: #{ sent: sent, err: err } }\n\
+         }\n",
+    )
+    .unwrap();
+    server.git_ok(&clone, &["add", "-A"]);
+    server.git_ok(&clone, &["commit", "-qm", "mail"]);
+    assert_success(&server.git_out(&clone, &["push", "origin", "main"]), &["push mail"]);
+
+    let (status, _, reply) = http_get(http, "/mail");
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply.contains("\"sent\":true") && reply.contains("not one of the site's mail recipients"), "{reply}");
+    let Ok(conversation) = told.recv_timeout(std::time::Duration::from_secs(30)) else {
+        panic!("no mail arrived; the log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    };
+    assert!(conversation.contains("RCPT TO:<owner@example.org>"), "{conversation}");
+    assert!(conversation.contains("Subject: Hello from the site") && conversation.contains("A visitor wrote."));
+    assert!(conversation.contains("Reply-To: visitor@example.net"), "{conversation}");
+    let plain = base64_plain("site-mailer", password);
+    assert!(
+        conversation.contains(&plain) || conversation.contains("AUTH LOGIN"),
+        "the credentials were used: {conversation}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    for (what, text) in [("reply", &reply), ("log", &logged)] {
+        assert!(!text.contains(password) && !text.contains(&format!("127.0.0.1:{port}")), "leaked into the {what}");
+    }
+    // A mail document of the wrong shape is refused at push, with the file.
+    let out = secrets_cli(&["set", file_arg, "port", "--recipient", &recipient], &identity, "25");
+    assert_success(&out, &["set port"]);
+    server.git_ok(&clone, &["commit", "-qam", "a key mail does not know"]);
+    let out = server.git_out(&clone, &["push", "origin", "main"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("remote:   secrets/mail.yaml: secrets/mail: unknown key port"),
+        "{}",
+        stderr(&out)
+    );
+    server.assert_repository_sound();
+}
+
+/// AUTH PLAIN's initial response for `user` and `password`.
+fn base64_plain(user: &str, password: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"))
 }

@@ -194,7 +194,10 @@ fn first_run_clone_edit_preview_publish_in_the_real_window() {
     let (status, bytes) = http(port, "POST", "/session", Some(&caps));
     let created: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     assert!(status < 300, "no session: {status} {created}");
-    let session = created["value"]["sessionId"].as_str().unwrap().to_string();
+    let session = created["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session id: {status} {created}"))
+        .to_string();
     let driver = Driver { port, session, display: display.clone() };
 
     // 1. The wizard: the server is known; asked for its key, it shows the one pinned; choose a

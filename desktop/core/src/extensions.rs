@@ -44,12 +44,13 @@ impl Kind {
 pub fn explain(capability: &str) -> String {
     match capability.split_once(':') {
         Some(("outbound.webhook", name)) => {
-            format!("send data to the site's \"{name}\" webhook (set up on the server)")
+            format!("send data to the site's \"{name}\" webhook (its address is kept in the site's secrets)")
         }
         _ => match capability {
             "content.read" => "read every page of the site".into(),
             "http.route" => "answer visitors' requests at addresses of its own".into(),
             "form.submit" => "receive what visitors type into forms".into(),
+            "mail.send" => "send email to the site's own addresses (set in the site's secrets)".into(),
             other => format!("{other} (unknown to this app)"),
         },
     }

@@ -15,6 +15,7 @@
 //! | `site_terms(taxonomy)`          | `content.read`           |
 //! | `site_term_pages(tax, slug, n)` | `content.read`           |
 //! | `webhook(name, payload)`        | `outbound.webhook:<name>`|
+//! | `mail_send(message)`            | `mail.send`              |
 //!
 //! Webhooks are queued to the snapshot's [`Outbox`] (made by the server's [`Outbound`] from the
 //! commit's `secrets/`): the URL and token never reach the script, and the call returns at once
@@ -55,6 +56,18 @@ pub trait Capabilities: Send + Sync {
 pub trait Outbox: Send + Sync {
     /// Queue `payload` for the webhook `name`; an error if the server has no such webhook.
     fn send(&self, name: &str, payload: serde_json::Value) -> std::result::Result<(), String>;
+    /// Queue a mail to one of the site's recipients (`to`: `None` for the first); an error if
+    /// the site has no mail settings or the message breaks a rule (see [`super::mail`]).
+    fn mail(
+        &self,
+        subject: &str,
+        text: &str,
+        to: Option<&str>,
+        reply_to: Option<&str>,
+    ) -> std::result::Result<(), String> {
+        let _ = (subject, text, to, reply_to);
+        Err("the site has no mail settings (secrets/mail.yaml)".into())
+    }
 }
 
 /// Makes the [`Outbox`] of each snapshot: the server's, with the secrets of that commit.
@@ -72,7 +85,7 @@ impl Outbound for NoOutbound {
 }
 
 /// Capabilities without a policy engine: a unit may use what it declared, except side effects
-/// (outbound webhooks), which need a site policy to grant them. The server replaces this with
+/// (outbound webhooks, mail), which need a site policy to grant them. The server replaces this with
 /// its Cedar policies.
 pub struct DeclaredOnly;
 
@@ -81,7 +94,7 @@ impl Capabilities for DeclaredOnly {
         if !declared.iter().any(|d| d == capability) {
             return Err(format!("{unit} did not declare the capability {capability}"));
         }
-        if capability.starts_with("outbound.") {
+        if capability.starts_with("outbound.") || capability.starts_with("mail.") {
             return Err(format!("no policy grants {unit} the capability {capability}"));
         }
         Ok(())
@@ -189,6 +202,33 @@ pub(crate) fn register(engine: &mut Engine) {
         let payload: serde_json::Value = rhai::serde::from_dynamic(&payload)?;
         env.services.outbox.send(name, payload).map_err(|e| -> Box<EvalAltResult> { e.into() })?;
         tracing::info!(unit = %env.unit.id, webhook = name, "webhook queued");
+        Ok(Dynamic::TRUE)
+    });
+    engine.register_fn("mail_send", |ctx: NativeCallContext, message: rhai::Map| -> HostResult {
+        let env = env(&ctx)?;
+        allowed(&env, "mail.send")?;
+        let field = |key: &str| -> std::result::Result<Option<String>, Box<EvalAltResult>> {
+            match message.get(key) {
+                None => Ok(None),
+                Some(v) if v.is_unit() => Ok(None),
+                Some(v) => v
+                    .clone()
+                    .into_string()
+                    .map(Some)
+                    .map_err(|t| format!("mail: `{key}` must be a string, not {t}").into()),
+            }
+        };
+        if let Some(other) = message.keys().find(|k| !["subject", "text", "to", "reply_to"].contains(&k.as_str())) {
+            return Err(format!("mail: unknown field `{other}` (subject, text, to, reply_to)").into());
+        }
+        let subject = field("subject")?.unwrap_or_default();
+        let text = field("text")?.unwrap_or_default();
+        let (to, reply_to) = (field("to")?, field("reply_to")?);
+        env.services
+            .outbox
+            .mail(&subject, &text, to.as_deref(), reply_to.as_deref())
+            .map_err(|e| -> Box<EvalAltResult> { e.into() })?;
+        tracing::info!(unit = %env.unit.id, "mail queued");
         Ok(Dynamic::TRUE)
     });
 }

@@ -10,7 +10,8 @@ use crate::error::{toml_message, Error, Result};
 
 /// Capabilities the server implements. `outbound.webhook:<name>` names one of the server's
 /// configured webhooks.
-pub const CAPABILITIES: &[&str] = &["content.read", "http.route", "form.submit", "outbound.webhook:<name>"];
+pub const CAPABILITIES: &[&str] =
+    &["content.read", "http.route", "form.submit", "outbound.webhook:<name>", "mail.send"];
 
 /// Filters a plugin may implement, with the Rhai function each needs.
 pub const FILTERS: &[(&str, &str)] = &[

@@ -13,6 +13,7 @@
 //! - routes: `handler(request)` returning `#{ status, headers, body | json | html | template }`.
 
 pub mod host;
+pub mod mail;
 pub mod manifest;
 pub mod memory;
 pub mod outbox;

@@ -11,6 +11,10 @@
 //! still name targets (`[webhooks.<name>]`): a `dir`, or — deprecated, logged at start — a
 //! `url` and `token`; the site's entry wins. Nothing of a target reaches a script, and the log
 //! names webhooks, never their addresses.
+//!
+//! Mail (`mail_send`) goes the same way: `secrets/mail.*` read per snapshot ([`super::mail`]),
+//! messages queued here and sent by the same task. At most [`CONCURRENT`] deliveries run at
+//! once, so one endpoint that times out does not hold up the others.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,11 +28,14 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::host::{Outbound, Outbox};
+use super::mail::{Mail, MailConfig};
 
 /// Deliveries waiting at most; beyond that `webhook()` fails (and the plugin can say so).
 const QUEUE: usize = 1024;
 /// Attempts per HTTP delivery, and the wait before each retry.
 const BACKOFF: [Duration; 3] = [Duration::from_secs(1), Duration::from_secs(5), Duration::from_secs(25)];
+/// Deliveries in flight at once.
+const CONCURRENT: usize = 8;
 /// Time limit of one HTTP attempt.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The secrets document that names webhooks.
@@ -135,11 +142,16 @@ pub fn webhooks_of(tree: &SecretTree) -> (BTreeMap<String, Webhook>, Vec<String>
 }
 
 struct Delivery {
+    /// The webhook's name, or `mail`.
     name: String,
-    destination: Destination,
-    payload: serde_json::Value,
+    what: What,
     /// The snapshot's secrets, to keep them out of what is logged.
     secrets: Arc<Store>,
+}
+
+enum What {
+    Webhook { destination: Destination, payload: serde_json::Value },
+    Mail { config: Arc<MailConfig>, mail: Mail },
 }
 
 /// The server's outbox: the targets of the settings, the keyring secrets open with, and the
@@ -165,9 +177,14 @@ impl WebhookOutbox {
         let (queue, mut rx) = mpsc::channel::<Delivery>(QUEUE);
         tokio::spawn(async move {
             let sequence = AtomicU64::new(0);
+            let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENT));
             while let Some(d) = rx.recv().await {
                 let n = sequence.fetch_add(1, Ordering::Relaxed);
-                deliver(d, n).await;
+                let Ok(slot) = slots.clone().acquire_owned().await else { break };
+                tokio::spawn(async move {
+                    deliver(d, n).await;
+                    drop(slot);
+                });
             }
         });
         Arc::new(WebhookOutbox { settings, keyring, queue })
@@ -219,13 +236,21 @@ impl WebhookOutbox {
                 destinations.insert(name, Destination::Http { url, token });
             }
         }
-        Arc::new(CommitOutbox { destinations, secrets: store, queue: self.queue.clone() })
+        let mail = store.document(super::mail::DOCUMENT).and_then(|tree| match MailConfig::from_tree(tree) {
+            Ok(config) => Some(Arc::new(config)),
+            Err(e) => {
+                tracing::error!(commit, "{e}");
+                None
+            }
+        });
+        Arc::new(CommitOutbox { destinations, mail, secrets: store, queue: self.queue.clone() })
     }
 }
 
 /// The outbox of one snapshot.
 struct CommitOutbox {
     destinations: BTreeMap<String, Destination>,
+    mail: Option<Arc<MailConfig>>,
     secrets: Arc<Store>,
     queue: mpsc::Sender<Delivery>,
 }
@@ -234,20 +259,28 @@ impl Outbox for CommitOutbox {
     fn send(&self, name: &str, payload: serde_json::Value) -> Result<(), String> {
         let destination =
             self.destinations.get(name).ok_or_else(|| format!("the server has no webhook named {name:?}"))?;
-        let delivery = Delivery {
-            name: name.to_string(),
-            destination: destination.clone(),
-            payload,
-            secrets: self.secrets.clone(),
-        };
+        let what = What::Webhook { destination: destination.clone(), payload };
+        let delivery = Delivery { name: name.to_string(), what, secrets: self.secrets.clone() };
         self.queue.try_send(delivery).map_err(|_| format!("webhook {name}: too many deliveries waiting; try later"))
+    }
+
+    fn mail(&self, subject: &str, text: &str, to: Option<&str>, reply_to: Option<&str>) -> Result<(), String> {
+        let config = self.mail.clone().ok_or("the site has no mail settings (secrets/mail.yaml)")?;
+        let mail = config.message(subject, text, to, reply_to)?;
+        let delivery =
+            Delivery { name: "mail".into(), what: What::Mail { config, mail }, secrets: self.secrets.clone() };
+        self.queue.try_send(delivery).map_err(|_| "mail: too many deliveries waiting; try later".to_string())
     }
 }
 
 async fn deliver(d: Delivery, sequence: u64) {
-    let (url, token) = match &d.destination {
+    let (destination, payload) = match &d.what {
+        What::Webhook { destination, payload } => (destination, payload),
+        What::Mail { config, mail } => return deliver_mail(&d, config, mail).await,
+    };
+    let (url, token) = match destination {
         Destination::Dir(dir) => {
-            match write_file(dir, &d, sequence) {
+            match write_file(dir, &d.name, payload, sequence) {
                 Ok(path) => tracing::info!(webhook = %d.name, path = %path.display(), "webhook delivered to a file"),
                 Err(e) => tracing::error!(webhook = %d.name, error = %e, "webhook delivery to a file failed"),
             }
@@ -255,7 +288,7 @@ async fn deliver(d: Delivery, sequence: u64) {
         }
         Destination::Http { url, token } => (url, token),
     };
-    let body = d.payload.to_string();
+    let body = payload.to_string();
     for (attempt, wait) in std::iter::once(Duration::ZERO).chain(BACKOFF).enumerate() {
         tokio::time::sleep(wait).await;
         let sent = post(url.expose(), token.as_ref().map(Secret::expose), &body);
@@ -279,13 +312,33 @@ async fn deliver(d: Delivery, sequence: u64) {
     tracing::error!(webhook = %d.name, "webhook delivery given up after retries");
 }
 
+/// Send a mail, retried with the webhooks' backoff; errors are logged without secrets.
+async fn deliver_mail(d: &Delivery, config: &MailConfig, mail: &Mail) {
+    for (attempt, wait) in std::iter::once(Duration::ZERO).chain(BACKOFF).enumerate() {
+        tokio::time::sleep(wait).await;
+        match config.send(mail).await {
+            Ok(()) => {
+                tracing::info!(attempt, "mail sent");
+                return;
+            }
+            Err(e) => tracing::warn!(error = %d.secrets.redact(&e), attempt, "mail not sent"),
+        }
+    }
+    tracing::error!("mail given up after retries");
+}
+
 /// Write the payload as `<dir>/<millis>-<seq>-<name>.json`, atomically (temporary file, rename).
-fn write_file(dir: &std::path::Path, d: &Delivery, sequence: u64) -> std::io::Result<PathBuf> {
+fn write_file(
+    dir: &std::path::Path,
+    name: &str,
+    payload: &serde_json::Value,
+    sequence: u64,
+) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let millis = jiff::Timestamp::now().as_millisecond();
-    let path = dir.join(format!("{millis}-{sequence:06}-{}.json", d.name));
-    let tmp = dir.join(format!(".{millis}-{sequence:06}-{}.tmp", d.name));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&d.payload)?)?;
+    let path = dir.join(format!("{millis}-{sequence:06}-{name}.json"));
+    let tmp = dir.join(format!(".{millis}-{sequence:06}-{name}.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec_pretty(payload)?)?;
     std::fs::rename(&tmp, &path)?;
     Ok(path)
 }
@@ -350,8 +403,14 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// This test process's keyring (one identity), shared by the tests that need one.
+    pub(crate) fn keyring() -> &'static Keyring {
+        static RING: OnceLock<&'static Keyring> = OnceLock::new();
+        RING.get_or_init(|| Keyring::install(vec![secrets::Identity::generate()]).unwrap())
+    }
 
     #[test]
     fn targets_are_checked() {
@@ -373,7 +432,7 @@ mod tests {
 
     #[test]
     fn webhooks_documents_are_read_strictly() {
-        let ring = secrets::Keyring::install(vec![secrets::Identity::generate()]).unwrap();
+        let ring = keyring();
         let text =
             "contact:\n  url: https://hooks.example.org/T1/abc\n  token: tok-123456\nbad name:\n  url: http://x/\n\
                     nourl:\n  token: x\nftp:\n  url: ftp://x/\nextra:\n  url: http://x/\n  header: x\n";
