@@ -145,6 +145,12 @@ fn check_secrets_document(path: &str, text: &str, keyring: Option<&'static secre
             return Err(problems.join("; "));
         }
     }
+    if name == site_runtime::extensions::outbox::ENDPOINTS {
+        let problems = site_runtime::extensions::outbox::check_endpoints(&tree);
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
+    }
     if name == site_runtime::extensions::mail::DOCUMENT {
         site_runtime::extensions::mail::MailConfig::from_tree(&tree)?;
     }

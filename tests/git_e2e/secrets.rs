@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use crate::support::*;
 
 const TOKEN: &str = "tok-Zq81vX0pLk3m";
+const API_KEY: &str = "key-Wm5c0Tq2Ys8d";
 
 /// `whispercms-server secrets ARGS` with `stdin`; its output.
 fn secrets_cli(args: &[&str], identity: &Path, stdin: &str) -> std::process::Output {
@@ -79,6 +80,18 @@ fn secrets_are_checked_at_push_used_by_webhooks_and_never_reach_plugins() {
     assert!(!text.contains(TOKEN) && text.contains(&recipient), "{text}");
     let got = secrets_cli(&["get", file_arg, "contact.token"], &identity, "");
     assert_eq!(String::from_utf8_lossy(&got.stdout), TOKEN);
+    // An API endpoint with its key in a header of its own.
+    let (api_port, api_got) = receiver();
+    let api = clone.join("secrets/endpoints.yaml");
+    let api_arg = api.to_str().unwrap();
+    for (key, value) in [
+        ("news.url", format!("http://127.0.0.1:{api_port}/v1/subscribers")),
+        ("news.header", "X-Api-Key".to_string()),
+        ("news.value", API_KEY.to_string()),
+        ("news.method", "PUT".to_string()),
+    ] {
+        assert_success(&secrets_cli(&["set", api_arg, key], &identity, &value), &["set", key]);
+    }
 
     // A plugin that tries every way to see the webhook's secrets.
     let config = std::fs::read_to_string(clone.join("site.toml")).unwrap();
@@ -86,25 +99,29 @@ fn secrets_are_checked_at_push_used_by_webhooks_and_never_reach_plugins() {
     std::fs::write(
         clone.join("policies/leaky.cedar"),
         "permit (principal == WhisperCMS::Plugin::\"leaky\", action == WhisperCMS::Action::\"use\", \
-         resource == WhisperCMS::Capability::\"outbound.webhook:contact\");\n",
+         resource == WhisperCMS::Capability::\"outbound.webhook:contact\");\n\
+         permit (principal == WhisperCMS::Plugin::\"leaky\", action == WhisperCMS::Action::\"use\", \
+         resource == WhisperCMS::Capability::\"outbound.http:news\");\n",
     )
     .unwrap();
     std::fs::create_dir_all(clone.join("plugins/leaky")).unwrap();
     std::fs::write(
         clone.join("plugins/leaky/plugin.toml"),
-        "name = \"leaky\"\nversion = \"0.1.0\"\ncapabilities = [\"http.route\", \"outbound.webhook:contact\"]\n\
+        "name = \"leaky\"\nversion = \"0.1.0\"\ncapabilities = [\"http.route\", \"outbound.webhook:contact\", \"outbound.http:news\"]\n\
          [[route]]\npath = \"/leak\"\nhandler = \"leak\"\n",
     )
     .unwrap();
     std::fs::write(
         clone.join("plugins/leaky/main.rhai"),
         "fn leak(request) {\n\
-           let sent = webhook(\"contact\", #{ probe: \"from leaky\" });\n\
            let err = \"\";\n\
+           let sent = webhook(\"contact\", #{ probe: \"from leaky\" });\n\
+           let called = http_send(\"news\", #{ email: \"reader@example.net\" });\n\
+           try { http_send(\"other\", #{}); } catch (e) { err += `${e}`; }\n\
            try { webhook(\"nope\", #{}); } catch (e) { err += `${e}`; }\n\
            try { webhook(\"contact\", 1 / 0); } catch (e) { err += `${e}`; }\n\
            log(`sent=${sent} err=${err} settings=${settings()}`);\n\
-           #{ json: #{ sent: sent, err: err, settings: settings(), request: request } }\n\
+           #{ json: #{ sent: sent, called: called, err: err, settings: settings(), request: request } }\n\
          }\n",
     )
     .unwrap();
@@ -122,6 +139,13 @@ fn secrets_are_checked_at_push_used_by_webhooks_and_never_reach_plugins() {
     assert!(request.starts_with(&format!("POST /hook/{TOKEN}-in-path HTTP/1.1")), "{request}");
     assert!(request.to_ascii_lowercase().contains(&format!("authorization: bearer {}", TOKEN.to_ascii_lowercase())));
     assert!(request.contains("from leaky"), "{request}");
+    assert!(reply.contains("\"called\":true") && reply.contains("may not use outbound.http:other"), "{reply}");
+    let Ok(call) = api_got.recv_timeout(std::time::Duration::from_secs(20)) else {
+        panic!("the endpoint was not called; the log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    };
+    assert!(call.starts_with("PUT /v1/subscribers HTTP/1.1"), "{call}");
+    assert!(call.to_ascii_lowercase().contains(&format!("x-api-key: {}", API_KEY.to_ascii_lowercase())), "{call}");
+    assert!(call.contains("reader@example.net"), "{call}");
     let pages: Vec<String> =
         ["/", "/blog/hello-world/", "/contact/", "/leak?x=1"].iter().map(|p| http_get(http, p).2).collect();
     std::thread::sleep(std::time::Duration::from_millis(300)); // let the log writer catch up
@@ -130,6 +154,8 @@ fn secrets_are_checked_at_push_used_by_webhooks_and_never_reach_plugins() {
     for (what, text) in [("route reply", &reply), ("log", &logged)].into_iter().chain(pages.iter().map(|p| ("page", p)))
     {
         assert!(!text.contains(TOKEN), "the token leaked into a {what}: {text}");
+        assert!(!text.contains(API_KEY), "the API key leaked into a {what}: {text}");
+        assert!(!text.contains(&format!("127.0.0.1:{api_port}")), "the endpoint leaked into a {what}");
         assert!(!text.contains(&format!("127.0.0.1:{port}")), "the URL leaked into a {what}");
     }
 

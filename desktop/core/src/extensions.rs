@@ -43,6 +43,9 @@ impl Kind {
 /// What a capability lets a plugin do, in words for the person deciding.
 pub fn explain(capability: &str) -> String {
     match capability.split_once(':') {
+        Some(("outbound.http", name)) => {
+            format!("call the site's \"{name}\" service with its key (the key stays in the site's secrets)")
+        }
         Some(("outbound.webhook", name)) => {
             format!("send data to the site's \"{name}\" webhook (its address is kept in the site's secrets)")
         }

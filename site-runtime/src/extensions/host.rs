@@ -15,6 +15,7 @@
 //! | `site_terms(taxonomy)`          | `content.read`           |
 //! | `site_term_pages(tax, slug, n)` | `content.read`           |
 //! | `webhook(name, payload)`        | `outbound.webhook:<name>`|
+//! | `http_send(endpoint, payload)`  | `outbound.http:<name>`   |
 //! | `mail_send(message)`            | `mail.send`              |
 //!
 //! Webhooks are queued to the snapshot's [`Outbox`] (made by the server's [`Outbound`] from the
@@ -56,6 +57,11 @@ pub trait Capabilities: Send + Sync {
 pub trait Outbox: Send + Sync {
     /// Queue `payload` for the webhook `name`; an error if the server has no such webhook.
     fn send(&self, name: &str, payload: serde_json::Value) -> std::result::Result<(), String>;
+    /// Queue `payload` for the site's endpoint `endpoint` (the server adds its secret header).
+    fn request(&self, endpoint: &str, payload: serde_json::Value) -> std::result::Result<(), String> {
+        let _ = payload;
+        Err(format!("the site has no endpoint named {endpoint:?}"))
+    }
     /// Queue a mail to one of the site's recipients (`to`: `None` for the first); an error if
     /// the site has no mail settings or the message breaks a rule (see [`super::mail`]).
     fn mail(
@@ -202,6 +208,14 @@ pub(crate) fn register(engine: &mut Engine) {
         let payload: serde_json::Value = rhai::serde::from_dynamic(&payload)?;
         env.services.outbox.send(name, payload).map_err(|e| -> Box<EvalAltResult> { e.into() })?;
         tracing::info!(unit = %env.unit.id, webhook = name, "webhook queued");
+        Ok(Dynamic::TRUE)
+    });
+    engine.register_fn("http_send", |ctx: NativeCallContext, endpoint: &str, payload: Dynamic| -> HostResult {
+        let env = env(&ctx)?;
+        allowed(&env, &format!("outbound.http:{endpoint}"))?;
+        let payload: serde_json::Value = rhai::serde::from_dynamic(&payload)?;
+        env.services.outbox.request(endpoint, payload).map_err(|e| -> Box<EvalAltResult> { e.into() })?;
+        tracing::info!(unit = %env.unit.id, endpoint, "request queued");
         Ok(Dynamic::TRUE)
     });
     engine.register_fn("mail_send", |ctx: NativeCallContext, message: rhai::Map| -> HostResult {

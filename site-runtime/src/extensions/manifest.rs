@@ -8,10 +8,10 @@ use serde::Deserialize;
 
 use crate::error::{toml_message, Error, Result};
 
-/// Capabilities the server implements. `outbound.webhook:<name>` names one of the server's
-/// configured webhooks.
+/// Capabilities the server implements. `outbound.webhook:<name>` and `outbound.http:<name>`
+/// name one of the site's webhooks or endpoints (kept in its `secrets/`).
 pub const CAPABILITIES: &[&str] =
-    &["content.read", "http.route", "form.submit", "outbound.webhook:<name>", "mail.send"];
+    &["content.read", "http.route", "form.submit", "outbound.webhook:<name>", "outbound.http:<name>", "mail.send"];
 
 /// Filters a plugin may implement, with the Rhai function each needs.
 pub const FILTERS: &[(&str, &str)] = &[
@@ -91,7 +91,7 @@ fn is_identifier(s: &str) -> bool {
 
 /// Whether `capability` is one the server implements.
 pub fn is_capability(capability: &str) -> bool {
-    match capability.strip_prefix("outbound.webhook:") {
+    match capability.strip_prefix("outbound.webhook:").or_else(|| capability.strip_prefix("outbound.http:")) {
         Some(name) => is_name(name),
         None => CAPABILITIES.contains(&capability),
     }

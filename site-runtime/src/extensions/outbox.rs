@@ -12,6 +12,11 @@
 //! `url` and `token`; the site's entry wins. Nothing of a target reaches a script, and the log
 //! names webhooks, never their addresses.
 //!
+//! Endpoints (`http_send(name, payload)`, capability `outbound.http:<name>`) are APIs a plugin
+//! may call without holding their key: `secrets/endpoints.*` names each one's `url`, the
+//! `header` that carries the key (default `Authorization`), its `value`, and optionally the
+//! `method` (POST, PUT or PATCH); the server sends the plugin's JSON there with that header.
+//!
 //! Mail (`mail_send`) goes the same way: `secrets/mail.*` read per snapshot ([`super::mail`]),
 //! messages queued here and sent by the same task. At most [`CONCURRENT`] deliveries run at
 //! once, so one endpoint that times out does not hold up the others.
@@ -88,22 +93,88 @@ impl Target {
 
     fn destination(&self) -> Option<Destination> {
         match (&self.url, &self.dir) {
-            (Some(url), _) => Some(Destination::Http {
-                url: Secret::new(url.clone()),
-                token: self.token.as_ref().map(|t| Secret::new(t.clone())),
-            }),
+            (Some(url), _) => {
+                Some(Destination::http(Secret::new(url.clone()), self.token.as_ref().map(|t| Secret::new(t.clone()))))
+            }
             (None, Some(dir)) => Some(Destination::Dir(dir.clone())),
             (None, None) => None,
         }
     }
 }
 
-/// Where one webhook delivers.
+/// Where one webhook or endpoint delivers.
 #[derive(Debug, Clone)]
 enum Destination {
-    Http { url: Secret, token: Option<Secret> },
+    Http { url: Secret, method: hyper::Method, header: Option<(hyper::header::HeaderName, Secret)> },
     Dir(PathBuf),
 }
+
+impl Destination {
+    /// A webhook: POST, with `Authorization: Bearer <token>` when there is a token.
+    fn http(url: Secret, token: Option<Secret>) -> Destination {
+        let header = token.map(|t| (hyper::header::AUTHORIZATION, Secret::new(format!("Bearer {}", t.expose()))));
+        Destination::Http { url, method: hyper::Method::POST, header }
+    }
+}
+
+/// The endpoints of `secrets/endpoints.*` (see the module doc); entries that are not right are
+/// returned as problems, never with their values.
+fn endpoints_of(tree: &SecretTree) -> (BTreeMap<String, Destination>, Vec<String>) {
+    let mut out = BTreeMap::new();
+    let mut problems = Vec::new();
+    let SecretTree::Map(map) = tree else {
+        return (out, vec!["secrets/endpoints: expected a map of endpoint names".into()]);
+    };
+    for (name, entry) in map {
+        let what = format!("secrets/endpoints: {name}");
+        let checked = (|| -> Result<Destination, String> {
+            if !super::manifest::is_name(name) {
+                return Err(format!("{what}: the name must be lowercase letters, digits, '-' or '_'"));
+            }
+            let SecretTree::Map(fields) = entry else { return Err(format!("{what}: expected url, header, value")) };
+            if let Some(other) = fields.keys().find(|k| !["url", "header", "value", "method"].contains(&k.as_str())) {
+                return Err(format!("{what}: unknown key {other} (url, header, value, method)"));
+            }
+            let url = entry.value(&["url"]).ok_or_else(|| format!("{what}: needs a url"))?;
+            check_url(&format!("{what}.url"), url.expose())?;
+            let header = match entry.value(&["header"]) {
+                None => hyper::header::AUTHORIZATION,
+                Some(h) => hyper::header::HeaderName::from_bytes(h.expose().as_bytes())
+                    .map_err(|_| format!("{what}.header: not a header name"))?,
+            };
+            use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING, USER_AGENT};
+            if [HOST, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING, CONNECTION, USER_AGENT].contains(&header) {
+                return Err(format!("{what}.header: {header} is set by the server"));
+            }
+            let value = entry.value(&["value"]).ok_or_else(|| format!("{what}: needs the header's value"))?;
+            hyper::header::HeaderValue::from_str(value.expose())
+                .map_err(|_| format!("{what}.value: not a valid header value (one line of text)"))?;
+            let method = match entry.value(&["method"]).map(|m| m.expose().to_ascii_uppercase()) {
+                None => hyper::Method::POST,
+                Some(m) if m == "POST" => hyper::Method::POST,
+                Some(m) if m == "PUT" => hyper::Method::PUT,
+                Some(m) if m == "PATCH" => hyper::Method::PATCH,
+                Some(_) => return Err(format!("{what}.method: POST, PUT or PATCH")),
+            };
+            Ok(Destination::Http { url: url.clone(), method, header: Some((header, value.clone())) })
+        })();
+        match checked {
+            Ok(d) => {
+                out.insert(name.clone(), d);
+            }
+            Err(e) => problems.push(e),
+        }
+    }
+    (out, problems)
+}
+
+/// Problems with `secrets/endpoints.*`, for validation at push.
+pub fn check_endpoints(tree: &SecretTree) -> Vec<String> {
+    endpoints_of(tree).1
+}
+
+/// The secrets document that names endpoints.
+pub const ENDPOINTS: &str = "endpoints";
 
 /// A webhook of the site: its URL and optional bearer token.
 pub type Webhook = (Secret, Option<Secret>);
@@ -233,7 +304,15 @@ impl WebhookOutbox {
                 tracing::error!(commit, "{p}");
             }
             for (name, (url, token)) in hooks {
-                destinations.insert(name, Destination::Http { url, token });
+                destinations.insert(name, Destination::http(url, token));
+            }
+        }
+        let mut endpoints = BTreeMap::new();
+        if let Some(tree) = store.document(ENDPOINTS) {
+            let problems;
+            (endpoints, problems) = endpoints_of(tree);
+            for p in problems {
+                tracing::error!(commit, "{p}");
             }
         }
         let mail = store.document(super::mail::DOCUMENT).and_then(|tree| match MailConfig::from_tree(tree) {
@@ -243,13 +322,14 @@ impl WebhookOutbox {
                 None
             }
         });
-        Arc::new(CommitOutbox { destinations, mail, secrets: store, queue: self.queue.clone() })
+        Arc::new(CommitOutbox { destinations, endpoints, mail, secrets: store, queue: self.queue.clone() })
     }
 }
 
 /// The outbox of one snapshot.
 struct CommitOutbox {
     destinations: BTreeMap<String, Destination>,
+    endpoints: BTreeMap<String, Destination>,
     mail: Option<Arc<MailConfig>>,
     secrets: Arc<Store>,
     queue: mpsc::Sender<Delivery>,
@@ -262,6 +342,16 @@ impl Outbox for CommitOutbox {
         let what = What::Webhook { destination: destination.clone(), payload };
         let delivery = Delivery { name: name.to_string(), what, secrets: self.secrets.clone() };
         self.queue.try_send(delivery).map_err(|_| format!("webhook {name}: too many deliveries waiting; try later"))
+    }
+
+    fn request(&self, endpoint: &str, payload: serde_json::Value) -> Result<(), String> {
+        let destination =
+            self.endpoints.get(endpoint).ok_or_else(|| format!("the site has no endpoint named {endpoint:?}"))?;
+        let what = What::Webhook { destination: destination.clone(), payload };
+        let delivery = Delivery { name: endpoint.to_string(), what, secrets: self.secrets.clone() };
+        self.queue
+            .try_send(delivery)
+            .map_err(|_| format!("endpoint {endpoint}: too many deliveries waiting; try later"))
     }
 
     fn mail(&self, subject: &str, text: &str, to: Option<&str>, reply_to: Option<&str>) -> Result<(), String> {
@@ -278,7 +368,7 @@ async fn deliver(d: Delivery, sequence: u64) {
         What::Webhook { destination, payload } => (destination, payload),
         What::Mail { config, mail } => return deliver_mail(&d, config, mail).await,
     };
-    let (url, token) = match destination {
+    let (url, method, header) = match destination {
         Destination::Dir(dir) => {
             match write_file(dir, &d.name, payload, sequence) {
                 Ok(path) => tracing::info!(webhook = %d.name, path = %path.display(), "webhook delivered to a file"),
@@ -286,12 +376,13 @@ async fn deliver(d: Delivery, sequence: u64) {
             }
             return;
         }
-        Destination::Http { url, token } => (url, token),
+        Destination::Http { url, method, header } => (url, method, header),
     };
     let body = payload.to_string();
     for (attempt, wait) in std::iter::once(Duration::ZERO).chain(BACKOFF).enumerate() {
         tokio::time::sleep(wait).await;
-        let sent = post(url.expose(), token.as_ref().map(Secret::expose), &body);
+        let header = header.as_ref().map(|(name, value)| (name, value.expose()));
+        let sent = post(url.expose(), method, header, &body);
         match tokio::time::timeout(ATTEMPT_TIMEOUT, sent).await {
             Ok(Ok(status)) if (200..300).contains(&status) => {
                 tracing::info!(webhook = %d.name, status, attempt, "webhook delivered");
@@ -363,24 +454,32 @@ fn tls() -> Result<tokio_rustls::TlsConnector, String> {
     config.clone().map(tokio_rustls::TlsConnector::from)
 }
 
-/// One HTTP/1.1 POST over a fresh connection (TLS for `https://`); returns the status.
-async fn post(url: &str, token: Option<&str>, body: &str) -> Result<u16, String> {
+/// One HTTP/1.1 request with a JSON body over a fresh connection (TLS for `https://`), with
+/// the secret `header` if any; returns the status.
+async fn post(
+    url: &str,
+    method: &hyper::Method,
+    header: Option<(&hyper::header::HeaderName, &str)>,
+    body: &str,
+) -> Result<u16, String> {
     let uri: hyper::Uri = url.parse().map_err(|_| "not a URL".to_string())?;
     let host = uri.host().ok_or("no host")?.to_string();
     let https = uri.scheme_str() == Some("https");
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| e.to_string())?;
     let authority = uri.authority().map(|a| a.as_str().to_string()).unwrap_or(host.clone());
-    let mut request = hyper::Request::post(uri.path_and_query().map_or("/", |p| p.as_str()))
+    let mut request = hyper::Request::builder()
+        .method(method.clone())
+        .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
         .header(hyper::header::HOST, authority)
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .header(hyper::header::USER_AGENT, "WhisperCMS-webhook/1");
-    if let Some(token) = token {
-        request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+    if let Some((name, value)) = header {
+        request = request.header(name, value);
     }
     let request = request
         .body(http_body_util::Full::new(hyper::body::Bytes::from(body.to_string())))
-        .map_err(|_| "the request cannot be made (a bad token?)".to_string())?;
+        .map_err(|_| "the request cannot be made (a bad header value?)".to_string())?;
     if https {
         let name = rustls::pki_types::ServerName::try_from(host).map_err(|e| e.to_string())?;
         let stream = tls()?.connect(name, stream).await.map_err(|e| format!("TLS: {e}"))?;
@@ -443,6 +542,29 @@ pub(crate) mod tests {
         assert_eq!(hooks["contact"].1.as_ref().unwrap().expose(), "tok-123456");
         assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(problems.iter().all(|p| !p.contains("http://x/") && !p.contains("ftp://x/")), "{problems:?}");
+    }
+
+    #[test]
+    fn endpoints_documents_are_read_strictly() {
+        let ring = keyring();
+        let text = r#"{"news": {"url": "https://api.example.org/v1/subscribers", "header": "X-Api-Key", "value": "key-123456", "method": "put"},
+            "plain": {"url": "http://127.0.0.1:9/x", "value": "Token t"},
+            "Bad": {"url": "http://x/", "value": "v"},
+            "nohost": {"url": "mailto:x", "value": "v"},
+            "hostheader": {"url": "http://x/", "header": "Host", "value": "v"},
+            "ctl": {"url": "http://x/", "value": "a\u007fX-Evil: 1"},
+            "getter": {"url": "http://x/", "value": "v", "method": "GET"},
+            "extra": {"url": "http://x/", "value": "v", "body": "b"}}"#;
+        let doc = secrets::Document::encrypt(secrets::Format::Json, text, &ring.recipients()).unwrap();
+        let tree = doc.decrypt(ring).unwrap();
+        let (endpoints, problems) = endpoints_of(&tree);
+        assert_eq!(endpoints.keys().collect::<Vec<_>>(), ["news", "plain"]);
+        let Destination::Http { method, header: Some((name, value)), .. } = &endpoints["news"] else { panic!() };
+        assert_eq!((method, name.as_str(), value.expose()), (&hyper::Method::PUT, "x-api-key", "key-123456"));
+        let Destination::Http { header: Some((name, _)), .. } = &endpoints["plain"] else { panic!() };
+        assert_eq!(name, hyper::header::AUTHORIZATION);
+        assert_eq!(problems.len(), 6, "{problems:?}");
+        assert!(problems.iter().all(|p| !p.contains("X-Evil") && !p.contains("http://x/")), "{problems:?}");
     }
 
     #[tokio::test]
