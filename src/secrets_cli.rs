@@ -306,3 +306,72 @@ fn edit(file: &Path, flags: &[String], keyring: &'static Keyring) -> anyhow::Res
     wipe(&tmp);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs every case in one test: the process has one keyring.
+    #[test]
+    fn recipients_follow_the_admins_edits_never_lose_input_and_rotate_rekeys() {
+        let me = Identity::generate();
+        let keyring = Keyring::install(vec![me.clone()]).unwrap();
+        let (server, alice, bob) = (Identity::generate(), Identity::generate(), Identity::generate());
+        let dir = tempfile::tempdir().unwrap();
+        let users = |bob_role: &str| {
+            format!(
+                "[[user]]\nid = \"alice\"\nroles = [\"admin\"]\nage = \"{}\"\n\
+                 [[user]]\nid = \"bob\"\nroles = [\"{bob_role}\"]\nage = \"{}\"\n",
+                alice.recipient(),
+                bob.recipient()
+            )
+        };
+        std::fs::create_dir_all(dir.path().join("access")).unwrap();
+        std::fs::write(dir.path().join("access/users.toml"), users("admin")).unwrap();
+        // A neighbour encrypted to the server (and to bob, a user).
+        let neighbour = Document::encrypt(Format::Yaml, "a: b\n", &[server.recipient(), bob.recipient()]).unwrap();
+        std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+        std::fs::write(dir.path().join("secrets/other.yaml"), neighbour.text()).unwrap();
+
+        let file = dir.path().join("secrets/mail.yaml");
+        let mut want = vec![server.recipient(), alice.recipient(), bob.recipient(), me.recipient()];
+        want.sort();
+        assert_eq!(recipients_for(&file, None, &[], keyring).unwrap(), want, "a new file");
+        // Bob stops being an admin: he is dropped from the next version.
+        std::fs::write(dir.path().join("access/users.toml"), users("editor")).unwrap();
+        let doc = Document::encrypt(Format::Yaml, "password: x\n", &want).unwrap();
+        let now = recipients_for(&file, Some(&doc), &[], keyring).unwrap();
+        assert!(!now.contains(&bob.recipient()) && now.contains(&server.recipient()), "{now:?}");
+        assert!(recipients_for(&file, Some(&doc), &["age1nope".into()], keyring).is_err());
+        assert_eq!(checkout_of(&file).unwrap(), std::path::absolute(dir.path()).unwrap());
+
+        // `edit` with an editor that writes something invalid, off a terminal: an error, and
+        // the file is as it was; then a good edit is saved, re-keyed without bob.
+        std::fs::write(&file, doc.text()).unwrap();
+        std::env::set_var("VISUAL", "printf 'password: [unclosed' >");
+        assert!(edit(&file, &[], keyring).is_err());
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), doc.text());
+        std::env::set_var("VISUAL", "sed -i s/x/y/");
+        edit(&file, &[], keyring).unwrap();
+        let saved = read(&file).unwrap().unwrap();
+        assert_eq!(saved.decrypt(keyring).unwrap().value(&["password"]).unwrap().expose(), "y");
+        assert!(!saved.recipients().contains(&bob.recipient()));
+        std::env::remove_var("VISUAL");
+        // `rotate`: a new data key (every ciphertext changes), the same value.
+        let identity = dir.path().join("me.key");
+        std::fs::write(&identity, me.file_text()).unwrap();
+        let before = std::fs::read_to_string(&file).unwrap();
+        let rotate = SecretsCommand::Rotate { files: vec![file.clone()], identity: Some(identity), recipient: vec![] };
+        run(rotate, || unreachable!("--identity was given")).unwrap();
+        let after = read(&file).unwrap().unwrap();
+        let value_line = |t: &str| t.lines().find(|l| l.starts_with("password:")).unwrap().to_string();
+        assert_ne!(value_line(&before), value_line(after.text()));
+        assert_eq!(after.decrypt(keyring).unwrap().value(&["password"]).unwrap().expose(), "y");
+        let leftovers: Vec<_> = std::fs::read_dir("/dev/shm")
+            .map(|d| {
+                d.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("whispercms-secret-")).collect()
+            })
+            .unwrap_or_default();
+        assert!(leftovers.is_empty(), "temporary plain text left behind: {leftovers:?}");
+    }
+}

@@ -182,6 +182,9 @@ mod tests {
             parse(&format!("[[user]]\nid = \"alice\"\nname = \"Alice\"\nroles = [\"editor\"]\nkeys = [\"{KEY}\"]\n"))
                 .unwrap();
         assert_eq!(users[0].roles, ["editor"]);
+        let age = secrets::Identity::generate().recipient();
+        let with_age = parse(&format!("[[user]]\nid = \"alice\"\nroles = [\"admin\"]\nage = \"{age}\"\n")).unwrap();
+        assert_eq!(with_age[0].age.as_deref(), Some(age.as_str()));
         let keys = RepoKeys::new(Vec::new());
         keys.set_users(&users);
         let key = PublicKey::from_openssh(KEY).unwrap();
@@ -196,6 +199,7 @@ mod tests {
             ("[[user]]\nid = \"a b\"\n", "must be letters"),
             ("[[user]]\nid = \"a\"\n[[user]]\nid = \"a\"\n", "listed twice"),
             ("[[user]]\nid = \"a\"\nkeys = [\"ssh-ed25519 nonsense\"]\n", "not an OpenSSH public key"),
+            ("[[user]]\nid = \"a\"\nage = \"age1nope\"\n", "user \"a\": \"age1nope\" is not an age recipient"),
         ] {
             let err = parse(text).unwrap_err();
             assert!(err.contains(expected), "{text:?}: {err}");
