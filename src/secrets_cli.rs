@@ -1,14 +1,7 @@
 //! `whispercms-server secrets …`: the operator's and admin's side of the site's `secrets/`,
 //! on a checkout (commit and push as usual). Like `sops`, with WhisperCMS's rule for who a
-//! file is encrypted to:
-//!
-//! the recipients it had, those given with `--recipient`, this identity's, and the `age`
-//! recipient of every admin of `access/users.toml` — minus the recipients of listed users who
-//! are not admins (a user who stops being an admin loses access at the next change or
-//! `rotate`). A new file also takes the other `secrets/` files' recipients that belong to no
-//! user (the server's).
+//! file is encrypted to (`secrets::recipients`, shared with the desktop app).
 
-use std::collections::BTreeSet;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -202,46 +195,28 @@ fn recipients_for(
         }
         _ => Vec::new(),
     };
-    let user_keys: BTreeSet<&str> = users.iter().filter_map(|u| u.age.as_deref()).collect();
-    let not_admins: BTreeSet<&str> =
-        users.iter().filter(|u| !u.roles.iter().any(|r| r == "admin")).filter_map(|u| u.age.as_deref()).collect();
-    let mut out: BTreeSet<String> = BTreeSet::new();
-    match old {
-        Some(doc) => out.extend(doc.recipients().iter().cloned()),
-        None => {
-            // A new file: the recipients of its neighbours that belong to no user (the server).
-            for sibling in checkout.iter().flat_map(|c| walk(&c.join(secrets::DIR))) {
-                if let Ok(Some(doc)) = read(&sibling) {
-                    out.extend(doc.recipients().iter().filter(|r| !user_keys.contains(r.as_str())).cloned());
-                }
-            }
-        }
-    }
     for r in flags {
         secrets::identity::parse_recipient(r)?;
-        out.insert(r.trim().to_string());
     }
-    out.extend(keyring.recipients());
-    out.extend(users.iter().filter(|u| u.roles.iter().any(|r| r == "admin")).filter_map(|u| u.age.clone()));
-    out.retain(|r| !not_admins.contains(r.as_str()));
+    let neighbours: Vec<Vec<String>> = match old {
+        Some(_) => Vec::new(),
+        None => checkout
+            .iter()
+            .flat_map(|c| secrets::recipients::files_in(&c.join(secrets::DIR)))
+            .filter_map(|f| read(&f).ok().flatten())
+            .map(|d| d.recipients().to_vec())
+            .collect(),
+    };
+    let people: Vec<secrets::recipients::Person> = users
+        .iter()
+        .map(|u| secrets::recipients::Person { age: u.age.as_deref(), admin: u.roles.iter().any(|r| r == "admin") })
+        .collect();
+    let existing = old.map(Document::recipients);
+    let out = secrets::recipients::choose(existing, &neighbours, flags, &keyring.recipients(), &people);
     if out.is_empty() {
         bail!("nobody left to encrypt to: give the server's recipient with --recipient");
     }
-    Ok(out.into_iter().collect())
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
-    for e in entries.flatten() {
-        let path = e.path();
-        match e.file_type() {
-            Ok(t) if t.is_dir() => out.extend(walk(&path)),
-            Ok(t) if t.is_file() && Format::of_path(&path.to_string_lossy()).is_some() => out.push(path),
-            _ => {}
-        }
-    }
-    out
+    Ok(out)
 }
 
 /// `edit`: the plain text in a private folder (in memory when /dev/shm exists), `$EDITOR`,

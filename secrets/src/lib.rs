@@ -17,6 +17,7 @@
 
 pub mod document;
 pub mod identity;
+pub mod recipients;
 pub mod store;
 pub mod value;
 
@@ -51,6 +52,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// An [`Error::Invalid`] without a line.
+    pub fn invalid_text(message: impl Into<String>) -> Self {
+        Error::invalid(message)
+    }
+
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Error::Invalid { line: None, message: message.into() }
     }

@@ -129,6 +129,15 @@ pub(crate) fn expand(path: &str) -> PathBuf {
 
 impl App {
     /// The app with the settings at `settings_path` (the site they name is opened).
+    /// This computer's age identity for the site's secrets (`age.key` beside the settings,
+    /// made on first start, 0600), installed as the process's keyring. Call it first in `main`:
+    /// it sets environment variables, so no other thread may exist yet.
+    pub fn install_secrets_keyring(settings_path: &std::path::Path) -> anyhow::Result<&'static secrets::Keyring> {
+        let path = settings_path.with_file_name("age.key");
+        let (identity, _) = secrets::Identity::load_or_generate(&path)?;
+        Ok(secrets::Keyring::install(vec![identity])?)
+    }
+
     pub fn new(settings_path: PathBuf) -> anyhow::Result<App> {
         let settings = Settings::load(&settings_path)?;
         let app = App {
@@ -305,6 +314,7 @@ impl App {
             ("GET", "/site") => screens::site::show(self, s).await,
             ("POST", "/api/site") => screens::site::change(s, &r.form()),
             ("POST", "/api/person") => screens::site::person(s, &r.form()),
+            ("POST", "/api/secret") => screens::site::secret(s, &r.form()),
             ("POST", "/api/extension") => screens::extensions::inspect(self, s, &r.form()).await,
             ("POST", "/api/extension/add") => screens::extensions::add(self, s, &r.form()).await,
             _ => Ok(Response::error(404, "no such screen")),

@@ -48,6 +48,10 @@ fn main() -> anyhow::Result<()> {
         Some(i) => args.get(i + 1).map(Into::into).ok_or_else(|| anyhow::anyhow!("--settings needs a file"))?,
         None => Settings::default_path(),
     };
+    // Before any thread: the keyring is handed to the secrets library through the environment.
+    if let Err(e) = App::install_secrets_keyring(&settings_path) {
+        tracing::warn!(error = %e, "no key for the site's secrets on this computer");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let app = Arc::new(App::new(settings_path)?);
     let handle = runtime.handle().clone();

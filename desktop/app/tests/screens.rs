@@ -314,6 +314,32 @@ async fn site_settings_plugins_and_people() {
     let bad = json(&app.handle(post("/api/person", &[("id", "bob"), ("key", "ssh-ed25519 junk")])).await);
     assert!(bad["error"].as_str().unwrap().contains("not an OpenSSH public key"), "{bad}");
     assert!(text(&app.handle(get("/site")).await).contains("Ada (ada)"));
+
+    // Secrets: this computer's key, a value set (encrypted, never shown again), Ada's key for
+    // secrets added under People so the next version is encrypted to her too.
+    let keyring = App::install_secrets_keyring(&tmp.path().join("desktop.toml")).unwrap();
+    let mine = keyring.primary().unwrap().recipient();
+    let page = text(&app.handle(get("/site")).await);
+    assert!(page.contains(&mine) && page.contains("id=\"secrets\""), "{page}");
+    let set = [("file", "webhooks.yaml"), ("key", "contact.token"), ("value", "tok-9182736455")];
+    assert_eq!(json(&app.handle(post("/api/secret", &set)).await)["go"], "/site#secrets");
+    let file = std::fs::read_to_string(site.join("secrets/webhooks.yaml")).unwrap();
+    assert!(!file.contains("tok-9182736455") && file.contains(&mine), "{file}");
+    let page = text(&app.handle(get("/site")).await);
+    assert!(page.contains("secrets/webhooks.yaml") && page.contains("contact.token"), "{page}");
+    assert!(!page.contains("tok-9182736455"));
+    let ada_age = secrets::Identity::generate().recipient();
+    let answer = json(&app.handle(post("/api/person", &[("id", "ada"), ("age", &ada_age), ("admin", "1")])).await);
+    assert_eq!(answer["go"], "/site#people", "{answer}");
+    assert!(std::fs::read_to_string(site.join("access/users.toml")).unwrap().contains(&ada_age));
+    let set = [("file", "webhooks.yaml"), ("key", "contact.url"), ("value", "https://hooks.example.org/x")];
+    assert_eq!(json(&app.handle(post("/api/secret", &set)).await)["go"], "/site#secrets");
+    let file = std::fs::read_to_string(site.join("secrets/webhooks.yaml")).unwrap();
+    assert!(file.contains(&ada_age), "now also encrypted to Ada: {file}");
+    let bad = json(&app.handle(post("/api/person", &[("id", "ada"), ("age", "age1junk"), ("admin", "1")])).await);
+    assert!(bad["error"].as_str().unwrap().contains("not an age recipient"), "{bad}");
+    let bad = json(&app.handle(post("/api/secret", &[("file", "notes.md"), ("key", "a"), ("value", "b")])).await);
+    assert!(bad["error"].as_str().unwrap().contains("only ROPS documents"), "{bad}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,6 +42,7 @@ pub mod people;
 pub mod preview;
 pub mod review;
 pub mod save;
+pub mod secrets;
 pub mod setup;
 pub mod site;
 pub mod sync;

@@ -68,6 +68,26 @@ pub fn upsert(ws: &Workspace, id: &str, name: &str, key: Option<&str>, roles: &[
     write(ws, &doc)
 }
 
+/// Set the age recipient of person `id` (what `secrets/` files are also encrypted to, so they
+/// can change secrets on their own computer); empty removes it. A malformed one is never written.
+pub fn set_age(ws: &Workspace, id: &str, age: &str) -> Result<()> {
+    let age = age.trim();
+    if !age.is_empty() {
+        secrets::identity::parse_recipient(age).map_err(|e| bad(e.to_string()))?;
+    }
+    let mut doc: toml_edit::DocumentMut = text(ws)?.parse().map_err(|e| bad(format!("{e}")))?;
+    let users = doc.get_mut("user").and_then(|u| u.as_array_of_tables_mut()).ok_or_else(|| bad("no users"))?;
+    let table = users
+        .iter_mut()
+        .find(|t| t.get("id").and_then(|v| v.as_str()) == Some(id))
+        .ok_or_else(|| bad(format!("no person {id:?}")))?;
+    match age.is_empty() {
+        true => drop(table.remove("age")),
+        false => crate::pages::put(table, "age", age),
+    }
+    write(ws, &doc)
+}
+
 /// Remove the person `id` (their keys stop working once the change is published).
 pub fn remove(ws: &Workspace, id: &str) -> Result<()> {
     let mut doc: toml_edit::DocumentMut = text(ws)?.parse().map_err(|e| bad(format!("{e}")))?;

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use leptos::prelude::*;
 
 use desktop_core::people::{self, User};
+use desktop_core::secrets::SecretFile;
 use desktop_core::site::{self, General, PluginInfo, ThemeInfo};
 
 use crate::{App, Response, Session};
@@ -23,7 +24,12 @@ pub async fn show(app: &App, s: &Session) -> anyhow::Result<Response> {
         .map(|p| desktop_core::extensions::source_of(&s.ws, desktop_core::extensions::Kind::Plugin, &p.name))
         .collect();
     let content = match (general, people) {
-        (Ok(g), Ok(p)) => view(&g, &themes, &plugins, &sources, &p),
+        (Ok(g), Ok(p)) => {
+            let keyring = secrets::Keyring::installed();
+            let files = desktop_core::secrets::list(&s.ws, keyring);
+            let recipient = keyring.and_then(|k| k.primary()).map(secrets::Identity::recipient);
+            view(&g, &themes, &plugins, &sources, &p, &files, recipient.as_deref())
+        }
         (Err(e), _) | (_, Err(e)) => view! {
             <header class="bar"><h1>"Site"</h1></header>
             <div class="problems" role="alert"><p>"The site's settings cannot be read, so they cannot be shown as a form:"</p><p>{e.to_string()}</p><p>"Fix the file in a text editor (History can bring back an earlier version)."</p></div>
@@ -76,7 +82,12 @@ pub fn person(s: &Session, f: &HashMap<String, String>) -> anyhow::Result<Respon
     } else {
         let roles: Vec<String> = people::ROLES.iter().filter(|r| f.contains_key(**r)).map(|r| r.to_string()).collect();
         let key = get("key");
-        people::upsert(&s.ws, &id, &get("name"), (!key.is_empty()).then_some(key.as_str()), &roles)
+        people::upsert(&s.ws, &id, &get("name"), (!key.is_empty()).then_some(key.as_str()), &roles).and_then(|()| {
+            match f.get("age").map(|a| a.trim()).filter(|a| !a.is_empty()) {
+                Some(age) => people::set_age(&s.ws, &id, age),
+                None => Ok(()),
+            }
+        })
     };
     match done {
         Ok(()) => Ok(Response::go("/site#people")),
@@ -188,10 +199,11 @@ fn people_list(people: &[User]) -> impl IntoView {
         .map(|u| {
             let keys = u.keys.len();
             let roles = u.roles.join(", ");
+            let secrets_key = if u.age.is_some() { " · can open secrets" } else { "" };
             view! {
                 <li>
                     <span class="title">{if u.name.is_empty() { u.id.clone() } else { format!("{} ({})", u.name, u.id) }}</span>
-                    <span class="muted">{format!("{roles} · {keys} key(s)")}</span>
+                    <span class="muted">{format!("{roles} · {keys} key(s){secrets_key}")}</span>
                     <form data-post="/api/person" data-confirm="Remove this person? Their keys stop working once this is published.">
                         <input type="hidden" name="id" value=u.id.clone()/>
                         <input type="hidden" name="remove" value="1"/>
@@ -213,6 +225,7 @@ fn people_list(people: &[User]) -> impl IntoView {
                 <label>"Name"<input name="name" placeholder="Ada Lovelace"/></label>
             </div>
             <label>"Their SSH public key (the line their app shows, ssh-ed25519 …)"<input name="key" placeholder="ssh-ed25519 AAAA… ada@laptop"/></label>
+            <label>"Their key for secrets (age1…, shown in their app under Site → Secrets; optional)"<input name="age" placeholder="age1…"/></label>
             <div class="row roles">{roles}</div>
             <button type="submit">"Add or change this person"</button>
             <p class="muted result" aria-live="polite"></p>
@@ -226,6 +239,8 @@ pub fn view(
     plugins: &[PluginInfo],
     sources: &[Option<(String, String)>],
     people: &[User],
+    secret_files: &[SecretFile],
+    recipient: Option<&str>,
 ) -> AnyView {
     let cards = plugins.iter().zip(sources).map(|(p, s)| plugin_card(p, s.as_ref())).collect_view();
     view! {
@@ -242,6 +257,54 @@ pub fn view(
         {super::extensions::form()}
         <h2 id="people">"People"</h2>
         {people_list(people)}
+        <h2 id="secrets">"Secrets"</h2>
+        {secrets_section(secret_files, recipient)}
     }
     .into_any()
+}
+
+/// The files of `secrets/` with their keys (never their values), and a form to set a value.
+fn secrets_section(files: &[SecretFile], recipient: Option<&str>) -> impl IntoView {
+    let rows = files
+        .iter()
+        .map(|f| {
+            let about = match (&f.problem, f.readable) {
+                (Some(p), _) => p.clone(),
+                (None, true) => f.keys.join(", "),
+                (None, false) => "cannot be opened on this computer".into(),
+            };
+            view! { <li><span class="title">{f.path.clone()}</span><span class="muted">{about}</span></li> }
+        })
+        .collect_view();
+    let mine = match recipient {
+        Some(r) => format!("Your key for secrets is {r}. An administrator adds it to your entry under People, then re-saves the files, so that you can open them here."),
+        None => "This computer has no key for secrets.".into(),
+    };
+    view! {
+        <p class="muted">"Passwords and tokens the server uses for the site (webhooks, services, mail), kept encrypted in the site's secrets folder. Values are never shown; set a new one to change it."</p>
+        <p class="muted">{mine}</p>
+        <ul class="history">{rows}</ul>
+        <form data-post="/api/secret" class="settings" autocomplete="off">
+            <div class="row">
+                <label>"File"<input name="file" value="webhooks.yaml" required/></label>
+                <label>"Key"<input name="key" placeholder="contact.token" required/></label>
+            </div>
+            <label>"Value"<input name="value" type="password" required/></label>
+            <button type="submit">"Set this secret"</button>
+            <p class="muted result" aria-live="polite"></p>
+        </form>
+    }
+}
+
+/// Set one secret value (encrypted here with this computer's key).
+pub fn secret(s: &Session, f: &HashMap<String, String>) -> anyhow::Result<Response> {
+    let get = |k: &str| f.get(k).map(|v| v.trim().to_string()).unwrap_or_default();
+    let Some(keyring) = secrets::Keyring::installed() else {
+        return Ok(Response::refused("This computer has no key for secrets."));
+    };
+    let value = f.get("value").cloned().unwrap_or_default();
+    match desktop_core::secrets::set(&s.ws, &get("file"), &get("key"), &value, keyring) {
+        Ok(()) => Ok(Response::go("/site#secrets")),
+        Err(e) => Ok(Response::refused(e)),
+    }
 }
