@@ -25,7 +25,17 @@ function result_of(form) {
 
 // Show an action's answer: `go` navigates, `fill` sets fields, `html` shows, `error` explains.
 function answer_in(form, answer) {
-  if (answer.go) { location.href = answer.go; return; }
+  if (answer.go) {
+    // The same page with another #anchor (e.g. /site#people) would only scroll: reload it.
+    const target = new URL(answer.go, location.href);
+    if (target.pathname === location.pathname && target.search === location.search) {
+      location.hash = target.hash;
+      location.reload();
+    } else {
+      location.href = answer.go;
+    }
+    return;
+  }
   const out = result_of(form);
   if (answer.fill) {
     for (const [name, value] of Object.entries(answer.fill)) {

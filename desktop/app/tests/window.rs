@@ -275,6 +275,16 @@ fn first_run_clone_edit_preview_publish_in_the_real_window() {
     assert!(live.contains("Published"), "{live}");
     let (_, page) = http(web_port, "GET", "/blog/hello-world/", None);
     assert!(String::from_utf8_lossy(&page).contains("Reviewed in the app"));
+    // 6. A secret set in the window: listed by its key, its value never shown. (Last: it is
+    // encrypted to this computer only, which the server would refuse at the next publish.)
+    driver.go("/site");
+    driver.wait_text("main", |t| t.contains("reading-time"));
+    driver.type_into("form[data-post='/api/secret'] input[name=key]", "contact.token");
+    driver.type_into("form[data-post='/api/secret'] input[name=value]", "tok-typed-in-the-window");
+    driver.click("form[data-post='/api/secret'] button");
+    let listed = driver.wait_text("main", |t| t.contains("secrets/webhooks.yaml"));
+    assert!(listed.contains("contact.token") && !listed.contains("tok-typed-in-the-window"), "{listed}");
+    driver.screenshot("secrets");
     let _ = http(port, "DELETE", &format!("/session/{}", driver.session), None);
     drop(server);
 }
