@@ -377,7 +377,13 @@ async fn run(settings: Settings, demo: Option<Demo>, keyring: &'static secrets::
         Some(_) => Some(open_site("admin")?),
         None => None,
     };
-    let publisher = hooks::Publisher { live: live.clone(), preview: preview_site.clone() };
+    // The preview's address for the push's message: its host name when one is set, else its listener.
+    let preview_url = match (&settings.ingress.preview_host, preview_addr) {
+        (Some(host), _) => Some(format!("{}://{host}", if settings.ingress.tls.is_some() { "https" } else { "http" })),
+        (None, Some(addr)) => Some(format!("http://{addr}")),
+        (None, None) => None,
+    };
+    let publisher = hooks::Publisher { live: live.clone(), preview: preview_site.clone(), preview_url };
     let governance = Arc::new(hooks::Governance { publisher, access: access.clone(), secrets: Some(keyring) });
     let host_hooks: Arc<dyn githost::Hooks> = match &following {
         Some(f) => Arc::new(follow::FollowerHooks { inner: governance.clone(), url: f.url.clone() }),

@@ -15,6 +15,9 @@ pub struct Publisher {
     pub live: Arc<Site>,
     /// `admin`, served as the preview, when a preview listener is configured.
     pub preview: Option<Arc<Site>>,
+    /// Where the preview is served (`http://127.0.0.1:8081`, `https://preview.example.org`), for
+    /// the push's message: `site.toml`'s `base_url` is the live site's address, not the preview's.
+    pub preview_url: Option<String>,
 }
 
 impl Publisher {
@@ -40,12 +43,20 @@ impl Publisher {
                     messages.push(format!("{} is already live (a concurrent push published it)", site.branch()))
                 }
                 Ok(Some(p)) => {
-                    let base = site.snapshot().map(|s| s.config.base().to_string()).unwrap_or_default();
+                    let is_preview = self.preview.as_ref().is_some_and(|p| Arc::ptr_eq(p, site));
+                    let to = match (is_preview, &self.preview_url) {
+                        (true, Some(url)) => format!("to the preview at {}/", url.trim_end_matches('/')),
+                        (true, None) => "to the preview".to_string(),
+                        (false, _) => {
+                            let base = site.snapshot().map(|s| s.config.base().to_string()).unwrap_or_default();
+                            format!("to {base}/")
+                        }
+                    };
                     let pages = p.stats.documents;
                     let what = if p.stats.full { "rebuilt" } else { "updated" };
                     let later = if p.commit == update.new { "" } else { ", with a later push" };
                     messages.push(format!(
-                        "published {} to {base}/ in {} ms ({what}: {pages} page{}, {} removed{later})",
+                        "published {} {to} in {} ms ({what}: {pages} page{}, {} removed{later})",
                         site.branch(),
                         p.millis,
                         if pages == 1 { "" } else { "s" },

@@ -86,7 +86,7 @@ async fn serve(
     let now = jiff::Timestamp::now().as_second();
     for _ in 0..STALE_RETRIES {
         let Some(snap) = site.snapshot() else {
-            return (StatusCode::SERVICE_UNAVAILABLE, "the site has not been published yet\n").into_response();
+            return not_published(&site);
         };
         if let Some(response) = serve_from(&snap, &path, uri.query(), &headers, now) {
             return with_policy(response, snap.content_security_policy.as_ref());
@@ -348,6 +348,19 @@ fn internal_error(e: &crate::Error) -> Response {
     let mut r = (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+/// The answer before anything is served: what is missing, and how to make it.
+fn not_published(site: &Site) -> Response {
+    let branch = site.branch();
+    let text = match site.branch_head() {
+        Ok(None) => format!(
+            "There is no {branch} branch yet, so there is nothing to show here.\n\
+             Make one and push it: git switch -c {branch} && git push origin {branch}\n"
+        ),
+        _ => format!("{branch} has not been published yet; try again in a moment.\n"),
+    };
+    (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
 }
 
 #[cfg(test)]

@@ -292,3 +292,17 @@ async fn publishing_under_load_never_mixes_two_commits() {
     assert!(total > 8, "readers ran during the publishes ({total} requests)");
     assert!(get(&f.site, "/about/", &[]).await.body.contains("Body v8."));
 }
+
+#[tokio::test]
+async fn a_branch_that_does_not_exist_yet_says_how_to_make_it() {
+    let f = fixture();
+    let admin = Site::open(&f.work.join(".git"), "admin", f._tmp.path().join("index/admin.sqlite")).unwrap();
+    let r = get(&Arc::new(admin), "/", &[]).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.body.contains("There is no admin branch yet") && r.body.contains("git switch -c admin"), "{}", r.body);
+    // A branch that exists but was never published (the server is starting) says so instead.
+    git(&f.work, &["branch", "admin"]);
+    let admin = Site::open(&f.work.join(".git"), "admin", f._tmp.path().join("index/admin2.sqlite")).unwrap();
+    let r = get(&Arc::new(admin), "/", &[]).await;
+    assert!(r.body.contains("admin has not been published yet"), "{}", r.body);
+}

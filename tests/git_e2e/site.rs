@@ -60,7 +60,8 @@ fn the_admin_branch_is_served_only_on_the_preview_listener() {
     server.git_ok(&clone, &["checkout", "-q", "-b", "admin"]);
     commit_file(&server, &clone, "content/draft-idea.md", "+++\ntitle = \"Idea\"\n+++\nStaged.\n");
     let out = server.git_out(&clone, &["push", "origin", "admin"]);
-    assert!(stderr(&out).contains("remote: published admin"), "{}", stderr(&out));
+    let said = format!("remote: published admin to the preview at http://127.0.0.1:{preview_port}/ in ");
+    assert!(stderr(&out).contains(&said), "{}", stderr(&out));
     // The preview needs a signed link (see edge.rs); with it, the staged page is there.
     let link = server.preview_link("demo", &format!("http://127.0.0.1:{preview_port}"));
     let path = link.split_once(&format!("{preview_port}")).unwrap().1;
