@@ -65,6 +65,11 @@ pub fn render_path(snap: &Snapshot, conn: &Connection, path: &str, now: i64) -> 
     if let Some(doc) = read::document(conn, path, now)? {
         return render_document(snap, conn, doc, 1, now).map(Some);
     }
+    // The home page of a site without `content/_index.md`: an implicit root section, as Zola
+    // and Hugo have, listing the dated pages.
+    if path == "/" {
+        return render_document(snap, conn, implicit_root(snap), 1, now).map(Some);
+    }
     // `/<section>/page/<n>/`
     if let Some((base, n)) = split_page(path) {
         if n == 1 {
@@ -74,6 +79,8 @@ pub fn render_path(snap: &Snapshot, conn: &Connection, path: &str, now: i64) -> 
             if doc.kind == "section" {
                 return render_document(snap, conn, doc, n, now).map(Some);
             }
+        } else if base == "/" {
+            return render_document(snap, conn, implicit_root(snap), n, now).map(Some);
         }
     }
     // `/<taxonomy>/`, `/<taxonomy>/<term>/`, `/<taxonomy>/<term>/page/<n>/`
@@ -109,6 +116,19 @@ pub fn render_path(snap: &Snapshot, conn: &Connection, path: &str, now: i64) -> 
         }
     }
     Ok(None)
+}
+
+/// The root section a site has without `content/_index.md`: titled like the site.
+fn implicit_root(snap: &Snapshot) -> DocRow {
+    DocRow {
+        kind: "section".into(),
+        url: "/".into(),
+        title: snap.config.title.clone(),
+        description: (!snap.config.description.is_empty()).then(|| snap.config.description.clone()),
+        toc: serde_json::Value::Array(Vec::new()),
+        extra: serde_json::Value::Object(Default::default()),
+        ..DocRow::default()
+    }
 }
 
 fn render_document(snap: &Snapshot, conn: &Connection, mut doc: DocRow, page: usize, now: i64) -> Result<Rendered> {

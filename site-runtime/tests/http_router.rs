@@ -306,3 +306,30 @@ async fn a_branch_that_does_not_exist_yet_says_how_to_make_it() {
     let r = get(&Arc::new(admin), "/", &[]).await;
     assert!(r.body.contains("admin has not been published yet"), "{}", r.body);
 }
+
+#[tokio::test]
+async fn a_site_without_a_home_document_has_an_implicit_home() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("site");
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q"]);
+    write(&work, "site.toml", "title = \"Docs Without Home\"\npaginate_by = 1\n");
+    for i in 1..=2 {
+        write(
+            &work,
+            &format!("content/post-{i}.md"),
+            &format!("+++\ntitle = \"Post {i}\"\ndate = 2024-01-0{i}\n+++\nText {i}.\n"),
+        );
+    }
+    let head = commit_all(&work, "no _index.md");
+    let site = Site::open(&work.join(".git"), "main", tmp.path().join("index/main.sqlite")).unwrap();
+    site.publish(head, &mut |_| {}).unwrap();
+    let site = Arc::new(site);
+    let home = get(&site, "/", &[]).await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+    assert!(home.body.contains("Docs Without Home") && home.body.contains("Post 2"), "{}", home.body);
+    let second = get(&site, "/page/2/", &[]).await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert!(second.body.contains("Post 1"), "{}", second.body);
+    assert_eq!(get(&site, "/page/9/", &[]).await.status, StatusCode::NOT_FOUND);
+}

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::error::Result;
 
 /// A page or section as templates see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct DocRow {
     pub kind: String,
     pub path: String,
