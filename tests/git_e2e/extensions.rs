@@ -26,7 +26,8 @@ fn the_starter_plugins_run_and_the_contact_form_delivers_through_the_outbox() {
     let http = server.http_port.unwrap();
     let (status, _, page) = http_get(http, "/blog/hello-world/");
     assert_eq!(status, 200);
-    assert!(page.contains("<p class=\"reading-time\">"), "{page}");
+    assert_eq!(page.matches("min read").count(), 1, "the reading time once: {page}");
+    assert!(http_get(http, "/about/").2.contains("<p class=\"reading-time\">"), "the plugin's, on an undated page");
     let (status, _, json) = http_get(http, "/api/search?q=offline");
     assert_eq!(status, 200);
     assert!(json.contains("\"/blog/writing-offline/\""), "{json}");
