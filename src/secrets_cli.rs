@@ -5,9 +5,9 @@
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Subcommand;
-use secrets::{Document, Format, Identity, Keyring};
+use secrets::{Document, Identity, Keyring};
 
 #[derive(Subcommand)]
 pub enum SecretsCommand {
@@ -98,14 +98,10 @@ pub fn run(command: SecretsCommand, default_identity: impl FnOnce() -> anyhow::R
             let mut value = zeroize::Zeroizing::new(String::new());
             std::io::stdin().read_to_string(&mut value).context("reading the value from standard input")?;
             let value = value.strip_suffix('\n').map(|v| v.strip_suffix('\r').unwrap_or(v)).unwrap_or(&value);
-            let (format, old) = format_and_document(&file)?;
-            let plain = match &old {
-                Some(doc) => doc.plaintext(keyring)?,
-                None => zeroize::Zeroizing::new(String::new()),
-            };
-            let text = secrets::document::set_value(format, &plain, &key, value)?;
-            let recipients = recipients_for(&file, old.as_ref(), &recipient, keyring)?;
-            write(&file, old.as_ref(), format, &text, &recipients, keyring)?;
+            let checkout = Checkout::of(&file, &recipient)?;
+            let people = hooks::users::secrets_people(&checkout.users);
+            let recipients = secrets::file::set(&file, &key, value, &checkout.secrets, &recipient, keyring, &people)
+                .with_context(|| file.display().to_string())?;
             eprintln!("{}: {key} set; encrypted to {} recipient(s)", file.display(), recipients.len());
             Ok(())
         }
@@ -116,7 +112,7 @@ pub fn run(command: SecretsCommand, default_identity: impl FnOnce() -> anyhow::R
                 let plain = doc.plaintext(keyring).with_context(|| file.display().to_string())?;
                 let recipients = recipients_for(&file, Some(&doc), &recipient, keyring)?;
                 let rotated = Document::encrypt(doc.format(), &plain, &recipients)?;
-                write_atomically(&file, rotated.text())?;
+                secrets::file::write(&file, &rotated)?;
                 eprintln!("{}: new data key, encrypted to {}", file.display(), recipients.join(", "));
             }
             Ok(())
@@ -124,105 +120,58 @@ pub fn run(command: SecretsCommand, default_identity: impl FnOnce() -> anyhow::R
     }
 }
 
-fn format_and_document(file: &Path) -> anyhow::Result<(Format, Option<Document>)> {
-    let format = Format::of_path(&file.to_string_lossy())
-        .with_context(|| format!("{}: a secrets file ends in .yaml, .yml, .json or .toml", file.display()))?;
-    Ok((format, read(file)?))
-}
-
 fn read(file: &Path) -> anyhow::Result<Option<Document>> {
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| file.display().to_string()),
-    };
-    let format = Format::of_path(&file.to_string_lossy())
-        .with_context(|| format!("{}: a secrets file ends in .yaml, .yml, .json or .toml", file.display()))?;
-    Ok(Some(Document::parse(format, &text).with_context(|| file.display().to_string())?))
+    secrets::file::read(file).with_context(|| file.display().to_string())
 }
 
-/// Encrypt `text` into `file`: an update of `old` (unchanged values keep their ciphertext)
-/// when there is one.
-fn write(
-    file: &Path,
-    old: Option<&Document>,
-    format: Format,
-    text: &str,
-    recipients: &[String],
-    keyring: &'static Keyring,
-) -> anyhow::Result<()> {
-    let doc = match old {
-        Some(old) => old.update(keyring, text, recipients)?,
-        None => Document::encrypt(format, text, recipients)?,
-    };
-    write_atomically(file, doc.text())
+/// The checkout a secrets file belongs to: its `secrets/` folder and its users.
+struct Checkout {
+    secrets: PathBuf,
+    users: Vec<hooks::users::User>,
 }
 
-fn write_atomically(file: &Path, text: &str) -> anyhow::Result<()> {
-    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    let tmp = file.with_extension("tmp~");
-    std::fs::write(&tmp, text).with_context(|| tmp.display().to_string())?;
-    std::fs::rename(&tmp, file).with_context(|| file.display().to_string())?;
-    Ok(())
-}
-
-/// The checkout a secrets file belongs to: the folder holding the `secrets` folder it is in.
-fn checkout_of(file: &Path) -> Option<PathBuf> {
-    let absolute = std::path::absolute(file).ok()?;
-    let mut dir = absolute.parent()?;
-    loop {
-        if dir.file_name().is_some_and(|n| n == secrets::DIR) {
-            return dir.parent().map(Path::to_path_buf);
+impl Checkout {
+    /// Found from the file: the folder holding the `secrets` folder it is in. `asked`
+    /// recipients are checked here, before anything is read.
+    fn of(file: &Path, asked: &[String]) -> anyhow::Result<Checkout> {
+        for r in asked {
+            secrets::identity::parse_recipient(r)?;
         }
-        dir = dir.parent()?;
+        let absolute = std::path::absolute(file)?;
+        let secrets_dir = absolute.ancestors().skip(1).find(|d| d.file_name().is_some_and(|n| n == secrets::DIR));
+        let Some(dir) = secrets_dir else {
+            return Ok(Checkout {
+                secrets: absolute.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                users: Vec::new(),
+            });
+        };
+        let users_file = dir.parent().unwrap_or(dir).join(hooks::users::PATH);
+        let users = match std::fs::read_to_string(&users_file) {
+            Ok(text) => hooks::users::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", users_file.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).with_context(|| users_file.display().to_string()),
+        };
+        Ok(Checkout { secrets: dir.to_path_buf(), users })
     }
 }
 
-/// Who `file` is encrypted to (see the module doc).
+/// Who `file` is encrypted to (see `secrets::recipients`).
 fn recipients_for(
     file: &Path,
     old: Option<&Document>,
-    flags: &[String],
+    asked: &[String],
     keyring: &'static Keyring,
 ) -> anyhow::Result<Vec<String>> {
-    let checkout = checkout_of(file);
-    let users = match checkout.as_ref().map(|c| c.join(hooks::users::PATH)) {
-        Some(path) if path.exists() => {
-            let text = std::fs::read_to_string(&path)?;
-            hooks::users::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        }
-        _ => Vec::new(),
-    };
-    for r in flags {
-        secrets::identity::parse_recipient(r)?;
-    }
-    let neighbours: Vec<Vec<String>> = match old {
-        Some(_) => Vec::new(),
-        None => checkout
-            .iter()
-            .flat_map(|c| secrets::recipients::files_in(&c.join(secrets::DIR)))
-            .filter_map(|f| read(&f).ok().flatten())
-            .map(|d| d.recipients().to_vec())
-            .collect(),
-    };
-    let people: Vec<secrets::recipients::Person> = users
-        .iter()
-        .map(|u| secrets::recipients::Person { age: u.age.as_deref(), admin: u.roles.iter().any(|r| r == "admin") })
-        .collect();
-    let existing = old.map(Document::recipients);
-    let out = secrets::recipients::choose(existing, &neighbours, flags, &keyring.recipients(), &people);
-    if out.is_empty() {
-        bail!("nobody left to encrypt to: give the server's recipient with --recipient");
-    }
-    Ok(out)
+    let checkout = Checkout::of(file, asked)?;
+    let people = hooks::users::secrets_people(&checkout.users);
+    Ok(secrets::file::recipients_for(old, &checkout.secrets, asked, keyring, &people)?)
 }
 
 /// `edit`: the plain text in a private folder (in memory when /dev/shm exists), `$EDITOR`,
 /// then encrypt; on a mistake, the editor again (on a terminal) — nothing typed is lost.
 fn edit(file: &Path, flags: &[String], keyring: &'static Keyring) -> anyhow::Result<()> {
-    let (format, old) = format_and_document(file)?;
+    secrets::file::format_of(file).with_context(|| file.display().to_string())?;
+    let old = read(file)?;
     let plain = match &old {
         Some(doc) => doc.plaintext(keyring).with_context(|| file.display().to_string())?,
         None => zeroize::Zeroizing::new(String::new()),
@@ -263,8 +212,10 @@ fn edit(file: &Path, flags: &[String], keyring: &'static Keyring) -> anyhow::Res
             eprintln!("{}: no change", file.display());
             break Ok(());
         }
-        let written = recipients_for(file, old.as_ref(), flags, keyring)
-            .and_then(|r| write(file, old.as_ref(), format, &edited, &r, keyring).map(|()| r));
+        let written = recipients_for(file, old.as_ref(), flags, keyring).and_then(|r| {
+            secrets::file::save(file, old.as_ref(), &edited, &r, keyring)?;
+            Ok(r)
+        });
         match written {
             Ok(r) => {
                 eprintln!("{}: saved, encrypted to {} recipient(s)", file.display(), r.len());
@@ -285,6 +236,7 @@ fn edit(file: &Path, flags: &[String], keyring: &'static Keyring) -> anyhow::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrets::Format;
 
     /// Runs every case in one test: the process has one keyring.
     #[test]
@@ -318,7 +270,7 @@ mod tests {
         let now = recipients_for(&file, Some(&doc), &[], keyring).unwrap();
         assert!(!now.contains(&bob.recipient()) && now.contains(&server.recipient()), "{now:?}");
         assert!(recipients_for(&file, Some(&doc), &["age1nope".into()], keyring).is_err());
-        assert_eq!(checkout_of(&file).unwrap(), std::path::absolute(dir.path()).unwrap());
+        assert_eq!(Checkout::of(&file, &[]).unwrap().secrets, std::path::absolute(dir.path().join("secrets")).unwrap());
 
         // `edit` with an editor that writes something invalid, off a terminal: an error, and
         // the file is as it was; then a good edit is saved, re-keyed without bob.

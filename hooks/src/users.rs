@@ -79,6 +79,14 @@ pub fn parse(text: &str) -> Result<Vec<User>, String> {
     Ok(file.users)
 }
 
+/// `users` as the secrets recipient rule sees them: their age recipient, and whether admin.
+pub fn secrets_people(users: &[User]) -> Vec<secrets::recipients::Person<'_>> {
+    users
+        .iter()
+        .map(|u| secrets::recipients::Person { age: u.age.as_deref(), admin: u.roles.iter().any(|r| r == "admin") })
+        .collect()
+}
+
 /// Every role of `users` must be one the policies name (`known`): a typo in a role would
 /// otherwise silently grant nothing.
 pub fn check_roles(users: &[User], known: &std::collections::BTreeSet<String>) -> Result<(), String> {

@@ -139,20 +139,9 @@ fn check_secrets_document(path: &str, text: &str, keyring: Option<&'static secre
         ));
     }
     let tree = document.decrypt(keyring).map_err(|e| e.to_string())?;
-    if name == site_runtime::extensions::outbox::WEBHOOKS {
-        let (_, problems) = site_runtime::extensions::outbox::webhooks_of(&tree);
-        if !problems.is_empty() {
-            return Err(problems.join("; "));
-        }
-    }
-    if name == site_runtime::extensions::outbox::ENDPOINTS {
-        let problems = site_runtime::extensions::outbox::check_endpoints(&tree);
-        if !problems.is_empty() {
-            return Err(problems.join("; "));
-        }
-    }
-    if name == site_runtime::extensions::mail::DOCUMENT {
-        site_runtime::extensions::mail::MailConfig::from_tree(&tree)?;
+    let problems = site_runtime::extensions::outbox::problems_of(&name, &tree);
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
     }
     Ok(())
 }
@@ -381,7 +370,7 @@ mod tests {
         assert!(err.contains("MAC does not verify"), "{err}");
         let wrong = Document::encrypt(Format::Yaml, "contact: just a string\n", &[server.recipient()]).unwrap();
         let err = check_secrets_document(path, wrong.text(), Some(ring)).unwrap_err();
-        assert!(err.contains("contact: needs a url"), "{err}");
+        assert!(err.contains("secrets/webhooks: contact: expected url, token"), "{err}");
         let err = check_secrets_document("secrets/notes.md", "hello", None).unwrap_err();
         assert!(err.contains("only ROPS documents"), "{err}");
     }

@@ -102,8 +102,7 @@ impl Document {
     /// The decrypted document as text of its own format (for an editor). The caller keeps it
     /// private and drops it soon.
     pub fn plaintext(&self, keyring: &'static Keyring) -> Result<zeroize::Zeroizing<String>> {
-        let json = zeroize::Zeroizing::new(self.decrypted_json(keyring)?.to_string());
-        let value: serde_json::Value = serde_json::from_str(&json).map_err(|e| Error::Crypto(e.to_string()))?;
+        let value = self.decrypted_json(keyring)?;
         let text = match self.format {
             Format::Yaml => YamlFileFormat::serialize_to_string(&value).map_err(|e| Error::Crypto(e.to_string()))?,
             Format::Json => JsonFileFormat::serialize_to_string(&value).map_err(|e| Error::Crypto(e.to_string()))?,
@@ -112,11 +111,17 @@ impl Document {
         Ok(zeroize::Zeroizing::new(text))
     }
 
-    fn decrypted_json(&self, keyring: &'static Keyring) -> Result<serde_json::Value> {
+    /// An error unless one of `keyring`'s identities is a recipient.
+    fn check_for_us(&self, keyring: &'static Keyring) -> Result<()> {
         let ours = keyring.recipients();
-        if !self.recipients.iter().any(|r| ours.contains(r)) {
-            return Err(Error::NotForUs { recipients: ours.join(", "), found: self.recipients.join(", ") });
+        match self.recipients.iter().any(|r| ours.contains(r)) {
+            true => Ok(()),
+            false => Err(Error::NotForUs { recipients: ours.join(", "), found: self.recipients.join(", ") }),
         }
+    }
+
+    fn decrypted_json(&self, keyring: &'static Keyring) -> Result<serde_json::Value> {
+        self.check_for_us(keyring)?;
         match self.format {
             Format::Yaml => decrypt::<YamlFileFormat>(&self.text),
             Format::Json => decrypt::<JsonFileFormat>(&self.text),
@@ -148,7 +153,7 @@ impl Document {
         if same != old {
             return Document::encrypt(self.format, text, recipients);
         }
-        self.decrypted_json(keyring)?; // our key opens it, and it is whole
+        self.check_for_us(keyring)?; // then decrypted, MAC verified, by `update` itself
         let updated = match self.format {
             Format::Yaml => update::<YamlFileFormat>(&self.text, text)?,
             Format::Json => update::<JsonFileFormat>(&self.text, text)?,

@@ -8,7 +8,9 @@
 //! - [`document`]: one ROPS document — inspected without a key (recipients, values all
 //!   encrypted), decrypted with the MAC verified, written, edited, re-keyed;
 //! - [`value`]: decrypted values ([`Secret`]: zeroized on drop, never printed);
-//! - [`store`]: every document of a commit by name, what the server's services read from.
+//! - [`store`]: every document of a commit by name, what the server's services read from;
+//! - [`recipients`]: who a file is encrypted to; [`file`]: documents in a checkout (read,
+//!   write, set one value), for the CLI and the desktop app.
 //!
 //! Nothing here hands a value to a plugin: the consumers (webhooks, outbound HTTP, mail) take
 //! what they need by name and only the bytes they send leave the process.
@@ -16,6 +18,7 @@
 //! [age]: https://age-encryption.org
 
 pub mod document;
+pub mod file;
 pub mod identity;
 pub mod recipients;
 pub mod store;
@@ -52,11 +55,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// An [`Error::Invalid`] without a line.
-    pub fn invalid_text(message: impl Into<String>) -> Self {
-        Error::invalid(message)
-    }
-
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Error::Invalid { line: None, message: message.into() }
     }

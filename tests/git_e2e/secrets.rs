@@ -161,7 +161,7 @@ fn secrets_are_checked_at_push_used_by_webhooks_and_never_reach_plugins() {
 
     // Refused at push, with the file: plain text, another recipient, a changed value.
     let stranger = tmp.path().join("stranger.key");
-    std::fs::write(&stranger, secrets_key_text()).unwrap();
+    std::fs::write(&stranger, secrets::Identity::generate().file_text()).unwrap();
     let elsewhere = tmp.path().join("elsewhere/secrets/x.yaml");
     assert_success(&secrets_cli(&["set", elsewhere.to_str().unwrap(), "a"], &stranger, "b"), &["stranger's file"]);
     let tampered = std::fs::read_to_string(&file).unwrap();
@@ -186,11 +186,6 @@ fn secrets_are_checked_at_push_used_by_webhooks_and_never_reach_plugins() {
         server.git_ok(&clone, &["reset", "-q", "--hard", "HEAD~1"]);
     }
     server.assert_repository_sound();
-}
-
-/// A fresh age identity file, as `age-keygen` writes it.
-fn secrets_key_text() -> String {
-    secrets::Identity::generate().file_text()
 }
 
 /// A minimal SMTP server on 127.0.0.1 for one message: what it was told (AUTH and DATA).
@@ -303,10 +298,7 @@ fn a_plugin_sends_mail_through_the_sites_smtp_secrets_without_seeing_them() {
     assert!(conversation.contains("Subject: Hello from the site") && conversation.contains("A visitor wrote."));
     assert!(conversation.contains("Reply-To: visitor@example.net"), "{conversation}");
     let plain = base64_plain("site-mailer", password);
-    assert!(
-        conversation.contains(&plain) || conversation.contains("AUTH LOGIN"),
-        "the credentials were used: {conversation}"
-    );
+    assert!(conversation.contains(&format!("AUTH PLAIN {plain}")), "the credentials were used: {conversation}");
     std::thread::sleep(std::time::Duration::from_millis(300));
     let logged = std::fs::read_to_string(&log).unwrap();
     for (what, text) in [("reply", &reply), ("log", &logged)] {

@@ -76,11 +76,8 @@ pub fn set_age(ws: &Workspace, id: &str, age: &str) -> Result<()> {
         secrets::identity::parse_recipient(age).map_err(|e| bad(e.to_string()))?;
     }
     let mut doc: toml_edit::DocumentMut = text(ws)?.parse().map_err(|e| bad(format!("{e}")))?;
-    let users = doc.get_mut("user").and_then(|u| u.as_array_of_tables_mut()).ok_or_else(|| bad("no users"))?;
-    let table = users
-        .iter_mut()
-        .find(|t| t.get("id").and_then(|v| v.as_str()) == Some(id))
-        .ok_or_else(|| bad(format!("no person {id:?}")))?;
+    let (users, index) = find(&mut doc, id)?;
+    let table = users.get_mut(index).ok_or_else(|| bad("lost a user"))?;
     match age.is_empty() {
         true => drop(table.remove("age")),
         false => crate::pages::put(table, "age", age),
@@ -91,13 +88,19 @@ pub fn set_age(ws: &Workspace, id: &str, age: &str) -> Result<()> {
 /// Remove the person `id` (their keys stop working once the change is published).
 pub fn remove(ws: &Workspace, id: &str) -> Result<()> {
     let mut doc: toml_edit::DocumentMut = text(ws)?.parse().map_err(|e| bad(format!("{e}")))?;
+    let (users, index) = find(&mut doc, id)?;
+    users.remove(index);
+    write(ws, &doc)
+}
+
+/// The `[[user]]` list of `doc` and where `id` is in it.
+fn find<'d>(doc: &'d mut toml_edit::DocumentMut, id: &str) -> Result<(&'d mut toml_edit::ArrayOfTables, usize)> {
     let users = doc.get_mut("user").and_then(|u| u.as_array_of_tables_mut()).ok_or_else(|| bad("no users"))?;
     let index = users
         .iter()
         .position(|t| t.get("id").and_then(|v| v.as_str()) == Some(id))
         .ok_or_else(|| bad(format!("no user {id:?}")))?;
-    users.remove(index);
-    write(ws, &doc)
+    Ok((users, index))
 }
 
 fn write(ws: &Workspace, doc: &toml_edit::DocumentMut) -> Result<()> {

@@ -4,9 +4,7 @@
 //! the rule the CLI uses (`secrets::recipients`), then saved and published like any change; the
 //! server checks them at push. Values are never shown back: only which keys exist.
 
-use std::path::Path;
-
-use secrets::{Document, Format, Keyring};
+use secrets::Keyring;
 
 use crate::workspace::Workspace;
 use crate::{Error, Result};
@@ -26,17 +24,13 @@ pub struct SecretFile {
 
 /// Every file under `secrets/`, with its keys when `keyring` opens it.
 pub fn list(ws: &Workspace, keyring: Option<&'static Keyring>) -> Vec<SecretFile> {
-    let dir = ws.dir().join(secrets::DIR);
-    secrets::recipients::files_in(&dir)
+    secrets::recipients::files_in(&ws.dir().join(secrets::DIR))
         .into_iter()
         .map(|file| {
-            let path = relative(ws, &file);
-            let opened = read(&file).and_then(|doc| {
-                let doc = doc.ok_or_else(|| secrets::Error::invalid_text("gone"))?;
-                match keyring {
-                    Some(k) => doc.decrypt(k).map(Some),
-                    None => Ok(None),
-                }
+            let path = file.strip_prefix(ws.dir()).unwrap_or(&file).to_string_lossy().replace('\\', "/");
+            let opened = secrets::file::read(&file).and_then(|doc| match (doc, keyring) {
+                (Some(doc), Some(k)) => doc.decrypt(k).map(Some),
+                _ => Ok(None),
             });
             match opened {
                 Ok(Some(tree)) => SecretFile { path, keys: keys_of(&tree), readable: true, problem: None },
@@ -51,60 +45,13 @@ pub fn list(ws: &Workspace, keyring: Option<&'static Keyring>) -> Vec<SecretFile
 /// recipients and the writer's own.
 pub fn set(ws: &Workspace, name: &str, key: &str, value: &str, keyring: &'static Keyring) -> Result<()> {
     let path = format!("{}/{}", secrets::DIR, name.trim_start_matches("secrets/"));
-    let (_, format) = secrets::store::name_of(&path).map_err(|e| page_error(&path, e))?;
-    let file = ws.dir().join(&path);
-    let old = read(&file).map_err(|e| page_error(&path, e))?;
-    let plain = match &old {
-        Some(doc) => doc.plaintext(keyring).map_err(|e| page_error(&path, e))?,
-        None => zeroize::Zeroizing::new(String::new()),
-    };
-    let text = secrets::document::set_value(format, &plain, key, value).map_err(|e| page_error(&path, e))?;
+    let problem = |e: secrets::Error| Error::Page { path: path.clone(), reason: e.to_string() };
+    secrets::store::name_of(&path).map_err(problem)?;
     let users = crate::people::list(ws)?;
-    let people: Vec<secrets::recipients::Person> = users
-        .iter()
-        .map(|u| secrets::recipients::Person { age: u.age.as_deref(), admin: u.roles.iter().any(|r| r == "admin") })
-        .collect();
-    let neighbours: Vec<Vec<String>> = match old {
-        Some(_) => Vec::new(),
-        None => secrets::recipients::files_in(&ws.dir().join(secrets::DIR))
-            .iter()
-            .filter_map(|f| read(f).ok().flatten())
-            .map(|d| d.recipients().to_vec())
-            .collect(),
-    };
-    let existing = old.as_ref().map(Document::recipients);
-    let recipients = secrets::recipients::choose(existing, &neighbours, &[], &keyring.recipients(), &people);
-    let doc = match &old {
-        Some(old) => old.update(keyring, &text, &recipients),
-        None => Document::encrypt(format, &text, &recipients),
-    }
-    .map_err(|e| page_error(&path, e))?;
-    if let Some(parent) = file.parent() {
-        std::fs::create_dir_all(parent).map_err(Error::fs(parent))?;
-    }
-    let tmp = file.with_extension("tmp~");
-    std::fs::write(&tmp, doc.text()).map_err(Error::fs(&tmp))?;
-    std::fs::rename(&tmp, &file).map_err(Error::fs(&file))?;
+    let people = hooks::users::secrets_people(&users);
+    let dir = ws.dir().join(secrets::DIR);
+    secrets::file::set(&ws.dir().join(&path), key, value, &dir, &[], keyring, &people).map_err(problem)?;
     Ok(())
-}
-
-fn page_error(path: &str, e: secrets::Error) -> Error {
-    Error::Page { path: path.to_string(), reason: e.to_string() }
-}
-
-fn relative(ws: &Workspace, file: &Path) -> String {
-    file.strip_prefix(ws.dir()).unwrap_or(file).to_string_lossy().replace('\\', "/")
-}
-
-fn read(file: &Path) -> secrets::Result<Option<Document>> {
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(secrets::Error::Io { path: file.into(), source }),
-    };
-    let format =
-        Format::of_path(&file.to_string_lossy()).ok_or_else(|| secrets::Error::invalid_text("not a secrets file"))?;
-    Document::parse(format, &text).map(Some)
 }
 
 /// Dot-separated paths to every value.
@@ -129,6 +76,7 @@ fn keys_of(tree: &secrets::SecretTree) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::fixture;
+    use secrets::{Document, Format};
 
     #[test]
     fn values_are_set_listed_by_key_and_encrypted_to_the_admins() {

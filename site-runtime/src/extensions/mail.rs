@@ -57,8 +57,8 @@ pub struct MailConfig {
 /// A message as a plugin asks for it, checked.
 #[derive(Debug, Clone)]
 pub struct Mail {
-    pub subject: String,
-    pub text: String,
+    subject: String,
+    text: String,
     to: Mailbox,
     reply_to: Option<Mailbox>,
 }

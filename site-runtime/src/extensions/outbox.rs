@@ -117,99 +117,87 @@ impl Destination {
     }
 }
 
-/// The endpoints of `secrets/endpoints.*` (see the module doc); entries that are not right are
-/// returned as problems, never with their values.
-fn endpoints_of(tree: &SecretTree) -> (BTreeMap<String, Destination>, Vec<String>) {
+/// The entries of `secrets/<document>`: a map of names, each a map of `allowed` keys with a
+/// `url`, made into a [`Destination`] by `make` (given the entry's label for messages, the entry
+/// and its checked URL). Entries that are not right are returned as problems, never with their
+/// values.
+fn destinations_of(
+    tree: &SecretTree,
+    document: &str,
+    allowed: &[&str],
+    make: impl Fn(&str, &SecretTree, &Secret) -> Result<Destination, String>,
+) -> (BTreeMap<String, Destination>, Vec<String>) {
     let mut out = BTreeMap::new();
     let mut problems = Vec::new();
     let SecretTree::Map(map) = tree else {
-        return (out, vec!["secrets/endpoints: expected a map of endpoint names".into()]);
+        return (out, vec![format!("secrets/{document}: expected a map of names")]);
     };
     for (name, entry) in map {
-        let what = format!("secrets/endpoints: {name}");
-        let checked = (|| -> Result<Destination, String> {
+        let what = format!("secrets/{document}: {name}");
+        let checked = (|| {
             if !super::manifest::is_name(name) {
                 return Err(format!("{what}: the name must be lowercase letters, digits, '-' or '_'"));
             }
-            let SecretTree::Map(fields) = entry else { return Err(format!("{what}: expected url, header, value")) };
-            if let Some(other) = fields.keys().find(|k| !["url", "header", "value", "method"].contains(&k.as_str())) {
-                return Err(format!("{what}: unknown key {other} (url, header, value, method)"));
+            let SecretTree::Map(fields) = entry else { return Err(format!("{what}: expected {}", allowed.join(", "))) };
+            if let Some(other) = fields.keys().find(|k| !allowed.contains(&k.as_str())) {
+                return Err(format!("{what}: unknown key {other} ({})", allowed.join(", ")));
             }
             let url = entry.value(&["url"]).ok_or_else(|| format!("{what}: needs a url"))?;
             check_url(&format!("{what}.url"), url.expose())?;
-            let header = match entry.value(&["header"]) {
-                None => hyper::header::AUTHORIZATION,
-                Some(h) => hyper::header::HeaderName::from_bytes(h.expose().as_bytes())
-                    .map_err(|_| format!("{what}.header: not a header name"))?,
-            };
-            use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING, USER_AGENT};
-            if [HOST, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING, CONNECTION, USER_AGENT].contains(&header) {
-                return Err(format!("{what}.header: {header} is set by the server"));
-            }
-            let value = entry.value(&["value"]).ok_or_else(|| format!("{what}: needs the header's value"))?;
-            hyper::header::HeaderValue::from_str(value.expose())
-                .map_err(|_| format!("{what}.value: not a valid header value (one line of text)"))?;
-            let method = match entry.value(&["method"]).map(|m| m.expose().to_ascii_uppercase()) {
-                None => hyper::Method::POST,
-                Some(m) if m == "POST" => hyper::Method::POST,
-                Some(m) if m == "PUT" => hyper::Method::PUT,
-                Some(m) if m == "PATCH" => hyper::Method::PATCH,
-                Some(_) => return Err(format!("{what}.method: POST, PUT or PATCH")),
-            };
-            Ok(Destination::Http { url: url.clone(), method, header: Some((header, value.clone())) })
+            make(&what, entry, url)
         })();
         match checked {
-            Ok(d) => {
-                out.insert(name.clone(), d);
-            }
+            Ok(d) => drop(out.insert(name.clone(), d)),
             Err(e) => problems.push(e),
         }
     }
     (out, problems)
 }
 
-/// Problems with `secrets/endpoints.*`, for validation at push.
-pub fn check_endpoints(tree: &SecretTree) -> Vec<String> {
-    endpoints_of(tree).1
+/// The webhooks of `secrets/webhooks.*`: `url` and an optional bearer `token` each.
+fn webhooks_of(tree: &SecretTree) -> (BTreeMap<String, Destination>, Vec<String>) {
+    destinations_of(tree, WEBHOOKS, &["url", "token"], |_, entry, url| {
+        Ok(Destination::http(url.clone(), entry.value(&["token"]).cloned()))
+    })
+}
+
+/// The endpoints of `secrets/endpoints.*` (see the module doc).
+fn endpoints_of(tree: &SecretTree) -> (BTreeMap<String, Destination>, Vec<String>) {
+    destinations_of(tree, ENDPOINTS, &["url", "header", "value", "method"], |what, entry, url| {
+        let header = match entry.value(&["header"]) {
+            None => hyper::header::AUTHORIZATION,
+            Some(h) => hyper::header::HeaderName::from_bytes(h.expose().as_bytes())
+                .map_err(|_| format!("{what}.header: not a header name"))?,
+        };
+        use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING, USER_AGENT};
+        if [HOST, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING, CONNECTION, USER_AGENT].contains(&header) {
+            return Err(format!("{what}.header: {header} is set by the server"));
+        }
+        let value = entry.value(&["value"]).ok_or_else(|| format!("{what}: needs the header's value"))?;
+        hyper::header::HeaderValue::from_str(value.expose())
+            .map_err(|_| format!("{what}.value: not a valid header value (one line of text)"))?;
+        let method = match entry.value(&["method"]).map(|m| m.expose().to_ascii_uppercase()).as_deref() {
+            None | Some("POST") => hyper::Method::POST,
+            Some("PUT") => hyper::Method::PUT,
+            Some("PATCH") => hyper::Method::PATCH,
+            Some(_) => return Err(format!("{what}.method: POST, PUT or PATCH")),
+        };
+        Ok(Destination::Http { url: url.clone(), method, header: Some((header, value.clone())) })
+    })
 }
 
 /// The secrets document that names endpoints.
 pub const ENDPOINTS: &str = "endpoints";
 
-/// A webhook of the site: its URL and optional bearer token.
-pub type Webhook = (Secret, Option<Secret>);
-
-/// The webhooks of `secrets/webhooks.*`: name → `url` and optional `token`. Entries that are
-/// not right are returned as problems (never with their values).
-pub fn webhooks_of(tree: &SecretTree) -> (BTreeMap<String, Webhook>, Vec<String>) {
-    let mut out = BTreeMap::new();
-    let mut problems = Vec::new();
-    let SecretTree::Map(map) = tree else {
-        return (out, vec!["secrets/webhooks: expected a map of webhook names".into()]);
-    };
-    for (name, entry) in map {
-        let what = format!("secrets/webhooks: {name}");
-        if !super::manifest::is_name(name) {
-            problems.push(format!("{what}: the name must be lowercase letters, digits, '-' or '_'"));
-            continue;
-        }
-        let Some(url) = entry.value(&["url"]) else {
-            problems.push(format!("{what}: needs a url"));
-            continue;
-        };
-        if let Err(e) = check_url(&format!("{what}.url"), url.expose()) {
-            problems.push(e);
-            continue;
-        }
-        if let SecretTree::Map(fields) = entry {
-            if let Some(other) = fields.keys().find(|k| !["url", "token"].contains(&k.as_str())) {
-                problems.push(format!("{what}: unknown key {other} (url, token)"));
-                continue;
-            }
-        }
-        out.insert(name.clone(), (url.clone(), entry.value(&["token"]).cloned()));
+/// Problems with a decrypted `secrets/<name>` document that one of the outbox's services reads
+/// (webhooks, endpoints, mail), for validation at push; other documents have none.
+pub fn problems_of(name: &str, tree: &SecretTree) -> Vec<String> {
+    match name {
+        WEBHOOKS => webhooks_of(tree).1,
+        ENDPOINTS => endpoints_of(tree).1,
+        super::mail::DOCUMENT => MailConfig::from_tree(tree).err().into_iter().collect(),
+        _ => Vec::new(),
     }
-    (out, problems)
 }
 
 struct Delivery {
@@ -303,9 +291,7 @@ impl WebhookOutbox {
             for p in problems {
                 tracing::error!(commit, "{p}");
             }
-            for (name, (url, token)) in hooks {
-                destinations.insert(name, Destination::http(url, token));
-            }
+            destinations.extend(hooks);
         }
         let mut endpoints = BTreeMap::new();
         if let Some(tree) = store.document(ENDPOINTS) {
@@ -539,7 +525,11 @@ pub(crate) mod tests {
         let tree = doc.decrypt(ring).unwrap();
         let (hooks, problems) = webhooks_of(&tree);
         assert_eq!(hooks.keys().collect::<Vec<_>>(), ["contact"]);
-        assert_eq!(hooks["contact"].1.as_ref().unwrap().expose(), "tok-123456");
+        let Destination::Http { method, header: Some((name, value)), .. } = &hooks["contact"] else { panic!() };
+        assert_eq!(
+            (method, name, value.expose()),
+            (&hyper::Method::POST, &hyper::header::AUTHORIZATION, "Bearer tok-123456")
+        );
         assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(problems.iter().all(|p| !p.contains("http://x/") && !p.contains("ftp://x/")), "{problems:?}");
     }
