@@ -34,21 +34,36 @@ use_shared_target_dir() {
 }
 
 # The shared target dir grows with every fresh clone (path dependencies hash by path, so each
-# clone's crates and test executables — 0.5 to 1 GB each with debug info — are new artifacts)
-# and with incremental caches; when the disk runs short (a build then dies with "No space left
-# on device"), drop what any build can remake: the incremental caches, test and example
-# executables not rebuilt in the last hour (a fresh clone rebuilds its own anyway), and
-# artifacts no build has read for three days.
+# clone's crates and test executables are new artifacts), with every dependency or feature change
+# (a new hash beside the old one) and with incremental caches. A disk that fills mid-build kills
+# the linker (SIGBUS on its mapped output), so prune before building when space is short or the
+# directory is large: the incremental caches, test and example executables not rebuilt in the last
+# hour (a fresh clone rebuilds its own anyway), and of each library every build but the two most
+# recently written (older ones belong to dependency versions and feature sets no longer used).
 prune_target_dir() {
-  local dir="$1" free
+  local dir="$1" free size
   free=$(df -Pk "$dir" | awk 'NR==2 {print int($4 / 1048576)}')
-  if [ "${free:-0}" -lt 15 ]; then
-    echo "only ${free} GiB free: pruning $dir (incremental caches, old executables, unread artifacts)" >&2
+  size=$(du -sk "$dir" 2>/dev/null | awk '{print int($1 / 1048576)}')
+  if [ "${free:-0}" -lt 30 ] || [ "${size:-0}" -gt 40 ]; then
+    echo "${free} GiB free, ${size} GiB in $dir: pruning (incremental caches, old executables, superseded libraries)" >&2
     rm -rf "$dir"/*/incremental
     find "$dir"/*/deps "$dir"/*/examples -maxdepth 1 -type f -mmin +60 -regextype posix-extended -regex '.*-[0-9a-f]{16}' \
       -delete 2>/dev/null || true
-    find "$dir"/*/deps "$dir"/*/build "$dir"/*/examples -mindepth 1 -maxdepth 1 -atime +3 \
-      -exec rm -rf {} + 2>/dev/null || true
+    python3 - "$dir" <<'PRUNE'
+import collections, os, re, sys
+for deps in (os.path.join(sys.argv[1], p, "deps") for p in ("debug", "release")):
+    if not os.path.isdir(deps):
+        continue
+    builds = collections.defaultdict(list)
+    for name in os.listdir(deps):
+        m = re.match(r"(.+)-[0-9a-f]{16}\.(rlib|rmeta|so|d)$", name)
+        if m:
+            path = os.path.join(deps, name)
+            builds[m.groups()].append((os.path.getmtime(path), path))
+    for found in builds.values():
+        for _, path in sorted(found, reverse=True)[2:]:
+            os.remove(path)
+PRUNE
   fi
 }
 
