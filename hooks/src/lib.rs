@@ -13,6 +13,7 @@ pub mod checkout;
 pub mod lockout;
 pub mod problem;
 pub mod publish;
+pub mod references;
 pub mod signatures;
 pub mod users;
 pub mod validate;

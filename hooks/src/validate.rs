@@ -3,7 +3,8 @@
 //! file (and line, where the parser knows it).
 //!
 //! Checked: `site.toml` (and that its theme exists), `theme.toml`, templates (compile), content
-//! front matter, the enabled plugins and theme scripts (manifests, Rhai compiled, settings),
+//! (front matter, shortcode syntax, code block options; the templates, shortcodes and documents
+//! it names exist: [`crate::references`]), the enabled plugins and theme scripts (manifests, Rhai compiled, settings),
 //! that every URL (and alias) belongs to one document, the site's Cedar policies
 //! (against the schema) and the roles users hold, and that no obvious private key or access token
 //! is pushed outside `secrets/`.
@@ -59,6 +60,10 @@ pub fn validate_update(update: &Update<'_>) -> site_runtime::Result<Vec<Problem>
     let mut access_changed = false;
     let mut extensions_changed = false;
     let mut claims = Vec::new();
+    let mut documents = Vec::new();
+    // Documents are placed by the new commit's languages (a broken site.toml is reported on
+    // its own; its defaults place them meanwhile).
+    let languages = SiteConfig::at(repo, new).unwrap_or_default().languages();
     for change in changes {
         let path = change.path();
         if path == crate::users::PATH || path.starts_with("policies/") {
@@ -88,8 +93,13 @@ pub fn validate_update(update: &Update<'_>) -> site_runtime::Result<Vec<Problem>
                 Err(m) => problem(m),
             }
         } else if document::is_document(path) {
-            match text().and_then(|t| document::parse(path, t).map_err(|e| strip_path(&e.to_string(), path))) {
-                Ok(doc) => claims.extend(urls::claims_of(&doc)),
+            match text()
+                .and_then(|t| document::parse(path, t, &languages).map_err(|e| strip_path(&e.to_string(), path)))
+            {
+                Ok(doc) => {
+                    claims.extend(urls::claims_of(&doc));
+                    documents.push((path.clone(), doc, String::from_utf8_lossy(&bytes).into_owned()));
+                }
                 Err(m) => problem(m),
             }
         } else if path == crate::users::PATH {
@@ -122,6 +132,7 @@ pub fn validate_update(update: &Update<'_>) -> site_runtime::Result<Vec<Problem>
     if !claims.is_empty() {
         check_urls(update, claims, &mut problems)?;
     }
+    crate::references::check(update, &documents, &mut problems)?;
     Ok(problems)
 }
 

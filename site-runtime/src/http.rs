@@ -97,11 +97,12 @@ async fn serve(
 
 /// Answer a GET or HEAD of `path` from `snap`; `None` when a newer publish overtook the read.
 fn serve_from(snap: &Snapshot, path: &str, query: Option<&str>, headers: &HeaderMap, now: i64) -> Option<Response> {
-    if path == "/search" {
+    let (lang, rest) = snap.languages.of_url(path);
+    if rest == "/search" {
         let query = search_query(query);
         let json = wants_json(headers);
-        return match snap.read(|conn| read::search(conn, &query, 50, now)) {
-            Ok(Read::Done(hits)) => Some(search_response(snap, &query, &hits, json)),
+        return match snap.read(|conn| read::search(conn, &query, lang, 50, now)) {
+            Ok(Read::Done(hits)) => Some(search_response(snap, &query, &hits, lang, json)),
             Ok(Read::Stale) => None,
             Err(e) => Some(internal_error(&e)),
         };
@@ -139,8 +140,12 @@ fn resolve(snap: &Snapshot, conn: &rusqlite::Connection, path: &str, now: i64) -
     match path {
         "/robots.txt" => return page(feeds::robots(snap)),
         "/sitemap.xml" => return page(feeds::sitemap(snap, conn, now)?),
-        "/rss.xml" => return page(feeds::rss(snap, conn, now)?),
-        "/atom.xml" => return page(feeds::atom(snap, conn, now)?),
+        _ => {}
+    }
+    let (lang, rest) = snap.languages.of_url(path);
+    match rest {
+        "/rss.xml" => return page(feeds::rss(snap, conn, lang, now)?),
+        "/atom.xml" => return page(feeds::atom(snap, conn, lang, now)?),
         _ => {}
     }
     if let Some(rendered) = render::render_path(snap, conn, path, now)? {
@@ -159,12 +164,16 @@ fn resolve(snap: &Snapshot, conn: &rusqlite::Connection, path: &str, now: i64) -
     let last = path.rsplit('/').next().unwrap_or("");
     if !path.ends_with('/') && !last.contains('.') {
         let with_slash = format!("{path}/");
-        if read::document(conn, &with_slash, now)?.is_some() || read::alias_target(conn, &with_slash, now)?.is_some() {
+        let language_home = snap.languages.of_url(&with_slash).1 == "/";
+        if language_home
+            || read::document(conn, &with_slash, now)?.is_some()
+            || read::alias_target(conn, &with_slash, now)?.is_some()
+        {
             return page(render::redirect(&with_slash));
         }
     }
     // Not cached: a later push may create the page, and 404s are cheap to render.
-    Ok(Outcome::Page { rendered: render::render_not_found(snap)?, cache: false, next_publication })
+    Ok(Outcome::Page { rendered: render::render_not_found(snap, lang)?, cache: false, next_publication })
 }
 
 /// Percent-decode a request path; refuse what cannot name a file of the site.
@@ -191,13 +200,13 @@ fn wants_json(headers: &HeaderMap) -> bool {
     headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"))
 }
 
-fn search_response(snap: &Snapshot, query: &str, hits: &[read::Hit], json: bool) -> Response {
+fn search_response(snap: &Snapshot, query: &str, hits: &[read::Hit], lang: &str, json: bool) -> Response {
     if json {
         let body = serde_json::json!({ "query": query, "results": hits });
         return ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body.to_string())
             .into_response();
     }
-    match render::render_search(snap, query, hits) {
+    match render::render_search(snap, query, hits, lang) {
         Ok(r) => page_response(&r, &HeaderMap::new()),
         Err(e) => internal_error(&e),
     }
@@ -246,22 +255,26 @@ fn asset_response(snap: &Snapshot, asset: &Asset, headers: &HeaderMap) -> Respon
 fn theme_file_response(snap: &Snapshot, file: ThemeFile, content_type: &str, headers: &HeaderMap) -> Response {
     match file {
         ThemeFile::Blob(id) => blob_response(snap, id, content_type, headers),
-        ThemeFile::Embedded(bytes) => {
-            let r = render::body_response(200, "application/octet-stream", bytes.to_vec());
-            if etag_matches(headers, &r.etag) {
-                return StatusCode::NOT_MODIFIED.into_response();
-            }
-            (
-                [
-                    (header::CONTENT_TYPE, content_type.to_string()),
-                    (header::ETAG, r.etag.clone()),
-                    (header::CACHE_CONTROL, "public, max-age=3600".to_string()),
-                ],
-                bytes,
-            )
-                .into_response()
-        }
+        ThemeFile::Embedded(bytes) => memory_file_response(bytes.to_vec(), content_type, headers),
+        ThemeFile::Generated(bytes) => memory_file_response(bytes.to_vec(), content_type, headers),
     }
+}
+
+/// A theme file held in memory, with an ETag of its bytes.
+fn memory_file_response(bytes: Vec<u8>, content_type: &str, headers: &HeaderMap) -> Response {
+    let r = render::body_response(200, "application/octet-stream", bytes);
+    if etag_matches(headers, &r.etag) {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::ETAG, r.etag.clone()),
+            (header::CACHE_CONTROL, "public, max-age=3600".to_string()),
+        ],
+        r.body.to_vec(),
+    )
+        .into_response()
 }
 
 /// A file from a Git blob: the blob id is its strong ETag.

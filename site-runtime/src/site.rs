@@ -90,16 +90,25 @@ impl Site {
     /// The claims on `urls` recorded in the index, if the index reflects `commit` (the branch's
     /// value before a push); `None` when it does not, and the caller must look at the tree.
     pub fn claims_on(&self, commit: ObjectId, urls: &[&str]) -> Result<Option<Vec<crate::urls::Claim>>> {
-        let Some(snap) = self.snapshot().filter(|s| s.commit == commit) else { return Ok(None) };
-        let read = snap.read(|conn| {
+        self.read_at(commit, |conn| {
             let mut out = Vec::new();
             for url in urls {
                 out.extend(crate::index::read::claims(conn, url)?);
             }
             Ok(out)
-        })?;
-        Ok(match read {
-            crate::snapshot::Read::Done(claims) => Some(claims),
+        })
+    }
+
+    /// `f` over the index, if the index reflects `commit`; `None` when it does not (the caller
+    /// then reads the tree).
+    pub fn read_at<T>(
+        &self,
+        commit: ObjectId,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let Some(snap) = self.snapshot().filter(|s| s.commit == commit) else { return Ok(None) };
+        Ok(match snap.read(f)? {
+            crate::snapshot::Read::Done(value) => Some(value),
             crate::snapshot::Read::Stale => None,
         })
     }
@@ -161,8 +170,11 @@ impl Site {
         };
         // Extensions and theme first: either failing to compile refuses the publish before the
         // index moves, and the previous snapshot keeps serving.
-        let content: Arc<dyn extensions::ContentHost> =
-            Arc::new(extensions::host::IndexHost { pool: self.pool.clone(), commit });
+        let content: Arc<dyn extensions::ContentHost> = Arc::new(extensions::host::IndexHost {
+            pool: self.pool.clone(),
+            commit,
+            lang: config.default_language.clone(),
+        });
         let options = self.extension_options.load_full();
         let ext = Arc::new(Extensions::load(&repo, commit, &config, &options, Some(content))?);
         let section_cell: crate::theme::Sections = Arc::default();
@@ -176,7 +188,12 @@ impl Site {
         let sections: BTreeMap<String, index::read::DocRow> =
             index::read::sections(conn)?.into_iter().map(|s| (s.url.clone(), s)).collect();
         let next = index::read::next_publication(conn, now)?;
-        let menu = index::read::menu(conn, now)?;
+        let mut menus = std::collections::HashMap::new();
+        let languages = config.languages();
+        for lang in languages.all() {
+            let home = format!("{}/", languages.prefix(&lang));
+            menus.insert(lang, index::read::menu(conn, &home, now)?);
+        }
         let sections = Arc::new(sections);
         let _ = section_cell.set(sections.clone());
         let snapshot = Snapshot::new(
@@ -184,7 +201,7 @@ impl Site {
             config,
             theme,
             sections,
-            menu,
+            menus,
             ext.clone(),
             self.pool.clone(),
             self.repo.clone(),

@@ -89,8 +89,10 @@ pub struct Snapshot {
     pub theme: Theme,
     /// Sections by URL (for `get_section`).
     pub sections: Arc<BTreeMap<String, DocRow>>,
-    /// The main menu.
-    pub menu: Vec<crate::index::read::MenuItem>,
+    /// The main menu of each language, by code.
+    pub menus: std::collections::HashMap<String, Vec<crate::index::read::MenuItem>>,
+    /// The site's languages (from `config`).
+    pub languages: crate::content::language::Languages,
     /// Plugins and theme scripts, compiled for this commit.
     pub extensions: Arc<crate::extensions::Extensions>,
     /// The edge's policy as the theme extends it, sent with every response of this snapshot;
@@ -121,19 +123,21 @@ impl Snapshot {
         config: SiteConfig,
         theme: Theme,
         sections: Arc<BTreeMap<String, DocRow>>,
-        menu: Vec<crate::index::read::MenuItem>,
+        menus: std::collections::HashMap<String, Vec<crate::index::read::MenuItem>>,
         extensions: Arc<crate::extensions::Extensions>,
         pool: Arc<Pool>,
         repo: gix::ThreadSafeRepository,
         next_publication: Option<i64>,
     ) -> Self {
+        let languages = config.languages();
         Snapshot {
             commit,
             published_at: jiff::Timestamp::now().as_second(),
             config,
             theme,
             sections,
-            menu,
+            languages,
+            menus,
             extensions,
             content_security_policy: None,
             pool,

@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use gix::ObjectId;
 
-use crate::content::document::{self, Document, Kind};
+use crate::content::document::{self, Document};
 use crate::content::front_matter::{self, FrontMatter};
+use crate::content::language::Languages;
 use crate::error::{Error, Result};
 use crate::source;
 
@@ -73,13 +74,13 @@ pub fn claims_of(doc: &Document) -> Vec<Claim> {
 
 /// The claims of the content file at `path` from its front matter alone (no Markdown is
 /// rendered: this runs over every document of a site).
-pub fn claims_of_source(path: &str, source: &str) -> Result<Vec<Claim>> {
+pub fn claims_of_source(path: &str, source: &str, languages: &Languages) -> Result<Vec<Claim>> {
     let (block, _) = front_matter::split(source).map_err(|e| Error::content(path, e))?;
     let meta = match block {
         Some((format, block)) => front_matter::parse(format, block).map_err(|e| Error::content(path, e))?,
         None => FrontMatter::default(),
     };
-    let (_, url, _): (Kind, String, String) = document::locate(path, &meta)?;
+    let url = document::locate(path, &meta, languages)?.url;
     Ok(claims(path, url, &meta))
 }
 
@@ -87,6 +88,7 @@ pub fn claims_of_source(path: &str, source: &str) -> Result<Vec<Claim>> {
 /// problem is reported on its own).
 pub fn claims_at(repo: &gix::Repository, commit: ObjectId) -> Result<Vec<Claim>> {
     let mut out = Vec::new();
+    let languages = crate::config::SiteConfig::at(repo, commit).unwrap_or_default().languages();
     for (rel, blob) in source::files_under(repo, commit, "content")? {
         let path = format!("content/{rel}");
         if !document::is_document(&path) {
@@ -94,7 +96,7 @@ pub fn claims_at(repo: &gix::Repository, commit: ObjectId) -> Result<Vec<Claim>>
         }
         let bytes = source::read_blob(repo, blob)?;
         let Ok(text) = std::str::from_utf8(&bytes) else { continue };
-        if let Ok(c) = claims_of_source(&path, text) {
+        if let Ok(c) = claims_of_source(&path, text, &languages) {
             out.extend(c);
         }
     }
@@ -131,13 +133,21 @@ mod tests {
 
     #[test]
     fn front_matter_alone_gives_the_claims() {
-        let c =
-            claims_of_source("content/blog/x.md", "+++\nslug = \"Y\"\naliases = [\"/old/x\", \"../bad\"]\n+++\nbody")
-                .unwrap();
+        let c = claims_of_source(
+            "content/blog/x.md",
+            "+++\nslug = \"Y\"\naliases = [\"/old/x\", \"../bad\"]\n+++\nbody",
+            &Languages::default(),
+        )
+        .unwrap();
         assert_eq!(c, [claim("/blog/y/", "content/blog/x.md", false), claim("/old/x/", "content/blog/x.md", true)]);
-        let parsed = document::parse("content/blog/x.md", "+++\nslug = \"Y\"\naliases = [\"/old/x\"]\n+++\n").unwrap();
+        let parsed = document::parse(
+            "content/blog/x.md",
+            "+++\nslug = \"Y\"\naliases = [\"/old/x\"]\n+++\n",
+            &Languages::default(),
+        )
+        .unwrap();
         assert_eq!(claims_of(&parsed), c);
-        assert!(claims_of_source("content/x.md", "+++\ntitle = \n+++\n").is_err());
+        assert!(claims_of_source("content/x.md", "+++\ntitle = \n+++\n", &Languages::default()).is_err());
     }
 
     #[test]

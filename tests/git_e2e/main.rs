@@ -6,6 +6,7 @@ mod clone_fetch;
 mod edge;
 mod extensions;
 mod follow;
+mod generators;
 mod governance;
 mod hostile;
 /// The smart-HTTP reference server of the client's tests (`git http-backend` behind HTTPS).

@@ -547,9 +547,19 @@ fn remove_empty_parents(ws: &Workspace, file: &Path) {
     }
 }
 
-/// The address the site gives the page at `path` with this text (`/` if it cannot be read).
+/// The address the site gives the page at `path` with this text (`/` if it cannot be read). A
+/// translation (`post.fr.md`) is placed under its language's prefix; whether the site declares
+/// the language is the check's business, not the address's.
 pub fn url_of(path: &str, text: &str) -> String {
-    site_runtime::content::document::parse(path, text).map(|d| d.url).unwrap_or_else(|_| "/".into())
+    use site_runtime::content::{document, language::Languages};
+    let mut languages = Languages::default();
+    let stem = path.strip_suffix(".md").unwrap_or(path);
+    if let Some((_, code)) = stem.rsplit_once('/').map_or(stem, |(_, f)| f).rsplit_once('.') {
+        if site_runtime::content::language::valid_code(code) && code != languages.default {
+            languages.others.push(code.to_string());
+        }
+    }
+    document::parse(path, text, &languages).map(|d| d.url).unwrap_or_else(|_| "/".into())
 }
 
 /// A new section titled `title` inside the section folder `parent` (`content`): its folder (the
@@ -607,7 +617,8 @@ mod tests {
              date = 2024-05-01\nweird_key = { nested = 1 }\ntags = [\"a\", \"b\"]\ndraft = true\n+++\n\nBody *here*.\n"
         );
         // What the server reads agrees.
-        let doc = site_runtime::content::document::parse("content/blog/hello.md", &text).unwrap();
+        let languages = site_runtime::content::language::Languages::default();
+        let doc = site_runtime::content::document::parse("content/blog/hello.md", &text, &languages).unwrap();
         assert_eq!(doc.title(), "Hello, \"world\"");
         // Unchanged, the text round-trips exactly.
         assert_eq!(Page::parse("x", TEXT).unwrap().to_text(), TEXT);

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 
 use super::front_matter::{self, FrontMatter};
-use super::markdown::{self, Heading};
+use super::language::{Languages, Placed};
+use super::markdown::{self, Heading, Link};
+use super::shortcodes::{self, Call};
 use crate::error::{Error, Result};
 
 /// Pages list under sections; sections are `_index.md` files.
@@ -43,6 +45,14 @@ pub struct Document {
     pub toc: Vec<Heading>,
     pub word_count: usize,
     pub text: String,
+    /// Shortcode calls; the HTML holds a placeholder for each ([`shortcodes`]).
+    pub calls: Vec<Call>,
+    /// Links to other documents (`@/…`).
+    pub links: Vec<Link>,
+    /// Its language's code.
+    pub lang: String,
+    /// What its translations share: the path it would have in the default language.
+    pub translation_key: String,
 }
 
 impl Document {
@@ -69,16 +79,23 @@ pub fn is_document(path: &str) -> bool {
     path.starts_with("content/") && path.ends_with(".md")
 }
 
-/// Parse the content file at `path` (repository path under `content/`).
-pub fn parse(path: &str, source: &str) -> Result<Document> {
+/// Parse the content file at `path` (repository path under `content/`) of a site with
+/// `languages`.
+pub fn parse(path: &str, source: &str, languages: &Languages) -> Result<Document> {
     let (block, body) = front_matter::split(source).map_err(|e| Error::content(path, e))?;
     let meta = match block {
         Some((format, block)) => front_matter::parse(format, block).map_err(|e| Error::content(path, e))?,
         None => FrontMatter::default(),
     };
-    let (kind, url, section) = locate(path, &meta)?;
-    let rendered = markdown::render(body);
-    let summary_html = rendered.summary_html.or_else(|| meta.summary.as_ref().map(|s| markdown::render(s).html));
+    let Location { kind, url, section, placed } = locate(path, &meta, languages)?;
+    let first_line = source[..source.len() - body.len()].matches('\n').count() + 1;
+    let dir = path.strip_prefix("content/").and_then(|p| p.rsplit_once('/')).map_or("", |(d, _)| d);
+    let scanned = shortcodes::scan(body, dir, first_line).map_err(|e| Error::content(path, e))?;
+    let rendered = markdown::render(&scanned.markdown, first_line);
+    if let Some((line, message)) = rendered.problems.first() {
+        return Err(Error::content(path, format!("line {line}: {message}")));
+    }
+    let summary_html = rendered.summary_html.or_else(|| meta.summary.as_ref().map(|s| markdown::to_html(s)));
     Ok(Document {
         path: path.to_string(),
         kind,
@@ -90,6 +107,10 @@ pub fn parse(path: &str, source: &str) -> Result<Document> {
         toc: rendered.toc,
         word_count: rendered.word_count,
         text: rendered.text,
+        calls: scanned.calls,
+        links: rendered.links,
+        lang: placed.lang,
+        translation_key: placed.key,
     })
 }
 
@@ -113,9 +134,22 @@ pub fn slug_component(part: &str) -> String {
     }
 }
 
-/// Kind, URL and section URL of the document at `path`.
-pub(crate) fn locate(path: &str, meta: &FrontMatter) -> Result<(Kind, String, String)> {
-    let rel = path.strip_prefix("content/").ok_or_else(|| Error::content(path, "not under content/"))?;
+/// Where a document is: its kind, URL, section URL and language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub kind: Kind,
+    pub url: String,
+    pub section: String,
+    pub placed: Placed,
+}
+
+/// Kind, URL, section URL and language of the document at `path`.
+pub fn locate(path: &str, meta: &FrontMatter, languages: &Languages) -> Result<Location> {
+    if !path.starts_with("content/") {
+        return Err(Error::content(path, "not under content/"));
+    }
+    let placed = languages.place(path).map_err(|e| Error::content(path, e))?;
+    let rel = placed.rel.as_str();
     let (dir, file) = match rel.rsplit_once('/') {
         Some((d, f)) => (d, f),
         None => ("", rel),
@@ -145,8 +179,14 @@ pub(crate) fn locate(path: &str, meta: &FrontMatter) -> Result<(Kind, String, St
     }
     if let Some(custom) = &meta.path {
         url = normalize_url(custom).map_err(|e| Error::content(path, e))?;
+        if !placed.prefix.is_empty() && url.starts_with(&format!("{}/", placed.prefix)) {
+            url = url[placed.prefix.len()..].to_string();
+        }
     }
-    Ok((kind, url, section))
+    // Translations live under their language's prefix: `/fr/blog/post/`.
+    let url = format!("{}{url}", placed.prefix);
+    let section = if section.is_empty() { section } else { format!("{}{section}", placed.prefix) };
+    Ok(Location { kind, url, section, placed })
 }
 
 /// Normalize a site-relative URL path from front matter (`path`, `aliases`): one leading
@@ -177,7 +217,22 @@ mod tests {
     use super::*;
 
     fn doc(path: &str, text: &str) -> Document {
-        parse(path, text).unwrap()
+        parse(path, text, &Languages::default()).unwrap()
+    }
+
+    #[test]
+    fn translations_live_under_their_language() {
+        let langs = Languages { default: "en".into(), others: vec!["fr".into()] };
+        let fr = parse("content/blog/hello.fr.md", "", &langs).unwrap();
+        assert_eq!((fr.url.as_str(), fr.section.as_str(), fr.lang.as_str()), ("/fr/blog/hello/", "/fr/blog/", "fr"));
+        assert_eq!(fr.translation_key, "content/blog/hello.md");
+        let home = parse("content/_index.fr.md", "", &langs).unwrap();
+        assert_eq!((home.url.as_str(), home.section.as_str()), ("/fr/", ""));
+        let section = parse("content/fr/blog/_index.md", "", &langs).unwrap();
+        assert_eq!((section.url.as_str(), section.section.as_str()), ("/fr/blog/", "/fr/"));
+        let custom = parse("content/a.fr.md", "+++\npath = \"/fr/b\"\n+++\n", &langs).unwrap();
+        assert_eq!(custom.url, "/fr/b/");
+        assert!(parse("content/a.de.md", "", &langs).is_err());
     }
 
     #[test]
@@ -204,14 +259,14 @@ mod tests {
     fn hostile_paths_are_refused() {
         for custom in ["../../etc", "/a/../b", "/a?b", "/a#b", "/a%2e%2e/", "/a\0b", "/a\\b"] {
             let text = format!("+++\npath = {custom:?}\n+++\n");
-            assert!(parse("content/x.md", &text).is_err(), "accepted {custom:?}");
+            assert!(parse("content/x.md", &text, &Languages::default()).is_err(), "accepted {custom:?}");
         }
-        assert!(parse("content/x.md", "+++\nslug = \"!!!\"\n+++\n").is_err());
+        assert!(parse("content/x.md", "+++\nslug = \"!!!\"\n+++\n", &Languages::default()).is_err());
     }
 
     #[test]
     fn errors_name_the_file() {
-        let err = parse("content/blog/bad.md", "+++\ntitle = \n+++\n").unwrap_err().to_string();
+        let err = parse("content/blog/bad.md", "+++\ntitle = \n+++\n", &Languages::default()).unwrap_err().to_string();
         assert!(err.starts_with("content/blog/bad.md: "), "{err}");
         assert!(err.contains("line"), "{err}");
     }

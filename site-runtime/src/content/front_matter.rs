@@ -2,7 +2,7 @@
 //!
 //! `+++` fences TOML (Zola, Hugo), `---` fences YAML (Hugo, Jekyll). Both tools' names are
 //! accepted where they overlap: `updated`/`lastmod`, `path`/`url`, `extra`/`params`, `tags` and
-//! `categories` beside `[taxonomies]`. Unknown top-level keys are kept in `extra`, as Hugo keeps
+//! `categories` beside `[taxonomies]`, `publish_date`/`publishDate`, `expiry_date`/`expiryDate`. Unknown top-level keys are kept in `extra`, as Hugo keeps
 //! them in `.Params`.
 
 use std::collections::BTreeMap;
@@ -11,13 +11,27 @@ use jiff::Timestamp;
 use serde::Deserialize;
 
 /// What a content file declares about itself.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FrontMatter {
     pub title: Option<String>,
     pub description: Option<String>,
     pub date: Option<Timestamp>,
     pub updated: Option<Timestamp>,
+    /// Not on the site before this (Hugo's `publishDate`; `date` when absent).
+    pub publish_date: Option<Timestamp>,
+    /// Off the site from this moment (Hugo's `expiryDate`).
+    pub expiry_date: Option<Timestamp>,
     pub draft: bool,
+    /// `false`: no page of its own (Zola's `render`); a section's pages are still listed.
+    pub render: bool,
+    /// Section only: its pages are also listed in the parent section (Zola's `transparent`).
+    pub transparent: bool,
+    /// `false`: left out of search (Zola's `in_search_index`).
+    pub in_search_index: bool,
+    /// Section only: anchor links on its pages' headings: `left`, `right`, `heading` or `none`.
+    pub insert_anchor_links: Option<String>,
+    /// Section only: answer its URL with a redirect there (Zola's `redirect_to`).
+    pub redirect_to: Option<String>,
     pub slug: Option<String>,
     pub path: Option<String>,
     pub aliases: Vec<String>,
@@ -26,13 +40,44 @@ pub struct FrontMatter {
     /// Taxonomy name → terms (`tags` and `categories` folded in).
     pub taxonomies: BTreeMap<String, Vec<String>>,
     pub summary: Option<String>,
-    /// Section only: how to sort its pages (`date`, `weight`, `title`).
+    /// Section only: how to sort its pages (`date`, `weight`, `title`, `slug`, `none`).
     pub sort_by: Option<String>,
     /// Section only: pages per listing page.
     pub paginate_by: Option<usize>,
     /// Section only: template for its pages.
     pub page_template: Option<String>,
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl Default for FrontMatter {
+    /// What a file without front matter declares: rendered and searchable, nothing else.
+    fn default() -> Self {
+        FrontMatter {
+            title: None,
+            description: None,
+            date: None,
+            updated: None,
+            publish_date: None,
+            expiry_date: None,
+            draft: false,
+            render: true,
+            transparent: false,
+            in_search_index: true,
+            insert_anchor_links: None,
+            redirect_to: None,
+            slug: None,
+            path: None,
+            aliases: Vec::new(),
+            weight: None,
+            template: None,
+            taxonomies: BTreeMap::new(),
+            summary: None,
+            sort_by: None,
+            paginate_by: None,
+            page_template: None,
+            extra: BTreeMap::new(),
+        }
+    }
 }
 
 /// Why a front matter block was refused.
@@ -78,7 +123,16 @@ struct Raw {
     date: Option<RawDate>,
     #[serde(alias = "lastmod")]
     updated: Option<RawDate>,
+    #[serde(alias = "publishDate", alias = "publishdate")]
+    publish_date: Option<RawDate>,
+    #[serde(alias = "expiryDate", alias = "expirydate")]
+    expiry_date: Option<RawDate>,
     draft: bool,
+    render: Option<bool>,
+    transparent: bool,
+    in_search_index: Option<bool>,
+    insert_anchor_links: Option<String>,
+    redirect_to: Option<String>,
     slug: Option<String>,
     #[serde(alias = "url")]
     path: Option<String>,
@@ -115,6 +169,27 @@ pub fn parse(format: Format, block: &str) -> Result<FrontMatter, FrontMatterErro
     };
     let date = raw.date.map(|d| parse_date(&d, "date")).transpose()?;
     let updated = raw.updated.map(|d| parse_date(&d, "updated")).transpose()?;
+    let publish_date = raw.publish_date.map(|d| parse_date(&d, "publish_date")).transpose()?;
+    let expiry_date = raw.expiry_date.map(|d| parse_date(&d, "expiry_date")).transpose()?;
+    if let Some(anchors) = &raw.insert_anchor_links {
+        if !matches!(anchors.as_str(), "left" | "right" | "heading" | "none") {
+            return Err(FrontMatterError(format!(
+                "insert_anchor_links must be left, right, heading or none, not {anchors:?}"
+            )));
+        }
+    }
+    if let Some(to) = &raw.redirect_to {
+        if to.trim().is_empty() || to.chars().any(|c| c.is_control() || c == ' ') {
+            return Err(FrontMatterError(format!("redirect_to {to:?} is not a URL or path")));
+        }
+    }
+    for (name, value) in [("template", &raw.template), ("page_template", &raw.page_template)] {
+        if let Some(t) = value {
+            if t.is_empty() || t.contains("..") || t.starts_with('/') || t.contains('\\') {
+                return Err(FrontMatterError(format!("{name} {t:?} is not a template name (e.g. docs.html)")));
+            }
+        }
+    }
     let mut taxonomies = raw.taxonomies;
     if !raw.tags.is_empty() {
         taxonomies.entry("tags".into()).or_default().extend(raw.tags);
@@ -127,8 +202,8 @@ pub fn parse(format: Format, block: &str) -> Result<FrontMatter, FrontMatterErro
         terms.dedup();
     }
     if let Some(sort) = &raw.sort_by {
-        if !matches!(sort.as_str(), "date" | "weight" | "title" | "none") {
-            return Err(FrontMatterError(format!("sort_by must be date, weight, title or none, not {sort:?}")));
+        if !matches!(sort.as_str(), "date" | "weight" | "title" | "slug" | "none") {
+            return Err(FrontMatterError(format!("sort_by must be date, weight, title, slug or none, not {sort:?}")));
         }
     }
     let mut extra = raw.rest;
@@ -138,7 +213,14 @@ pub fn parse(format: Format, block: &str) -> Result<FrontMatter, FrontMatterErro
         description: raw.description,
         date,
         updated,
+        publish_date,
+        expiry_date,
         draft: raw.draft,
+        render: raw.render.unwrap_or(true),
+        transparent: raw.transparent,
+        in_search_index: raw.in_search_index.unwrap_or(true),
+        insert_anchor_links: raw.insert_anchor_links,
+        redirect_to: raw.redirect_to,
         slug: raw.slug,
         path: raw.path,
         aliases: raw.aliases,
@@ -210,6 +292,19 @@ mod tests {
     }
 
     #[test]
+    fn reads_visibility_keys_of_both_tools() {
+        let m = fm("---\npublishDate: 2030-01-01\nexpiryDate: 2031-01-01T00:00:00Z\n---\n");
+        assert_eq!(m.publish_date.unwrap().to_string(), "2030-01-01T00:00:00Z");
+        assert_eq!(m.expiry_date.unwrap().to_string(), "2031-01-01T00:00:00Z");
+        assert!(m.render && m.in_search_index && !m.transparent);
+        let m = fm("+++\nrender = false\ntransparent = true\nin_search_index = false\ninsert_anchor_links = \"right\"\nredirect_to = \"docs/intro\"\nsort_by = \"slug\"\n+++\n");
+        assert!(!m.render && m.transparent && !m.in_search_index);
+        assert_eq!(m.insert_anchor_links.as_deref(), Some("right"));
+        assert_eq!(m.redirect_to.as_deref(), Some("docs/intro"));
+        assert!(m.extra.is_empty(), "{:?}", m.extra);
+    }
+
+    #[test]
     fn files_without_front_matter_are_all_body() {
         let (block, body) = split("# Title\n\ntext").unwrap();
         assert!(block.is_none());
@@ -228,6 +323,10 @@ mod tests {
             "+++\nsort_by = \"random\"\n+++\n",
             "---\n- just\n- a list\n---\n",
             "+++\n[taxonomies]\ntags = \"not a list\"\n+++\n",
+            "+++\ninsert_anchor_links = \"top\"\n+++\n",
+            "+++\nredirect_to = \"a b\"\n+++\n",
+            "+++\ntemplate = \"../../etc/passwd\"\n+++\n",
+            "---\nexpiryDate: soon\n---\n",
         ] {
             let result = split(text).and_then(|(b, _)| match b {
                 Some((f, b)) => parse(f, b).map(drop),

@@ -1,9 +1,27 @@
 //! Markdown to HTML with pulldown-cmark, GitHub-flavoured: tables, footnotes, strikethrough,
 //! task lists, heading attributes, and an `id` on every heading (slug of its text, made unique)
-//! so headings can be linked and listed in a table of contents.
+//! so headings can be linked and listed in a table of contents. Fenced code blocks keep their
+//! options for highlighting at render time ([`super::code_block`]); links to `@/path.md` are
+//! collected (checked at push, resolved at render); shortcode placeholders
+//! ([`super::shortcodes`]) pass through and stay out of the plain text.
 
-use pulldown_cmark::{html, CowStr, Event, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{html, CodeBlockKind, CowStr, Event, Options, Parser, Tag, TagEnd};
 use serde::Serialize;
+
+use super::code_block::CodeInfo;
+use super::shortcodes::{CLOSE, OPEN};
+
+/// Internal links start with this (Zola's syntax; Hugo's `ref` is rewritten to it).
+pub const INTERNAL: &str = "@/";
+
+/// A link to another document: `@/blog/post.md#anchor`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The target's path under `content/`, without the anchor.
+    pub target: String,
+    /// Line in the file.
+    pub line: usize,
+}
 
 /// The summary marker, as in Zola and Hugo.
 pub const MORE_MARKER: &str = "<!-- more -->";
@@ -16,6 +34,20 @@ pub struct Heading {
     pub title: String,
 }
 
+/// The repository paths an internal link's target (under `content/`, no anchor) may name: the
+/// file itself when it names a Markdown file (Zola), else — Hugo's `ref "post"` — `post.md`,
+/// the section `post/_index.md` or the bundle `post/index.md`.
+pub fn link_candidates(target: &str) -> Vec<String> {
+    let target = target.trim_matches('/');
+    if target.ends_with(".md") {
+        return vec![format!("content/{target}")];
+    }
+    if target.is_empty() {
+        return vec!["content/_index.md".into()];
+    }
+    vec![format!("content/{target}.md"), format!("content/{target}/_index.md"), format!("content/{target}/index.md")]
+}
+
 /// A rendered document.
 #[derive(Debug, Clone, Default)]
 pub struct Rendered {
@@ -26,6 +58,10 @@ pub struct Rendered {
     pub word_count: usize,
     /// Plain text, for search.
     pub text: String,
+    /// Internal links, in order.
+    pub links: Vec<Link>,
+    /// Problems with the line they are on (code block options).
+    pub problems: Vec<(usize, String)>,
 }
 
 fn options() -> Options {
@@ -38,19 +74,43 @@ fn options() -> Options {
         | Options::ENABLE_GFM
 }
 
-/// Render `markdown`.
-pub fn render(markdown: &str) -> Rendered {
+/// Render `markdown` whose first line is line `first_line` of its file.
+pub fn render(markdown: &str, first_line: usize) -> Rendered {
     let mut out = Rendered::default();
-    out.html = render_html(markdown, Some(&mut out.toc), Some(&mut out.text));
+    let mut extra = Extra {
+        toc: Some(&mut out.toc),
+        text: Some(&mut out.text),
+        links: Some(&mut out.links),
+        problems: Some(&mut out.problems),
+    };
+    out.html = render_html(markdown, first_line, &mut extra);
     out.word_count = out.text.split_whitespace().count();
     if let Some(pos) = markdown.find(MORE_MARKER) {
-        out.summary_html = Some(render_html(&markdown[..pos], None, None));
+        out.summary_html = Some(render_html(&markdown[..pos], first_line, &mut Extra::default()));
     }
     out
 }
 
-fn render_html(markdown: &str, toc: Option<&mut Vec<Heading>>, text: Option<&mut String>) -> String {
-    let events: Vec<Event> = Parser::new_ext(markdown, options()).collect();
+/// Render `markdown` to HTML alone (a summary, a shortcode's body, a template's `markdown`).
+pub fn to_html(markdown: &str) -> String {
+    render_html(markdown, 1, &mut Extra::default())
+}
+
+/// What a render collects beside the HTML, when asked.
+#[derive(Default)]
+struct Extra<'a> {
+    toc: Option<&'a mut Vec<Heading>>,
+    text: Option<&'a mut String>,
+    links: Option<&'a mut Vec<Link>>,
+    problems: Option<&'a mut Vec<(usize, String)>>,
+}
+
+fn render_html(markdown: &str, first_line: usize, extra: &mut Extra<'_>) -> String {
+    let line_of = |at: usize| first_line + markdown[..at.min(markdown.len())].matches('\n').count();
+    let (events, offsets): (Vec<Event>, Vec<usize>) =
+        Parser::new_ext(markdown, options()).into_offset_iter().map(|(e, r)| (e, r.start)).unzip();
+    let mut links = Vec::new();
+    let mut problems = Vec::new();
     let mut used_ids: Vec<String> = Vec::new();
     let mut headings = Vec::new();
     let mut plain = String::new();
@@ -87,6 +147,35 @@ fn render_html(markdown: &str, toc: Option<&mut Vec<Heading>>, text: Option<&mut
                 i += 1;
                 continue;
             }
+            Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => {
+                let mut code = String::new();
+                let mut j = i + 1;
+                while j < events.len() && !matches!(events[j], Event::End(TagEnd::CodeBlock)) {
+                    if let Event::Text(t) = &events[j] {
+                        code.push_str(t);
+                    }
+                    j += 1;
+                }
+                plain.push_str(&code);
+                plain.push(' ');
+                let block = match CodeInfo::parse(info) {
+                    Ok(options) => options,
+                    Err(message) => {
+                        problems.push((line_of(offsets[i]), message));
+                        CodeInfo::default()
+                    }
+                };
+                result.push(Event::Html(CowStr::from(block.to_html(&code))));
+                i = j + 1;
+                continue;
+            }
+            Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. })
+                if dest_url.starts_with(INTERNAL) =>
+            {
+                let target = dest_url[INTERNAL.len()..].split('#').next().unwrap_or_default().to_string();
+                links.push(Link { target, line: line_of(offsets[i]) });
+            }
+            Event::Text(t) if t.contains([OPEN, CLOSE]) => plain.push_str(&without_placeholders(t)),
             Event::Text(t) | Event::Code(t) => plain.push_str(t),
             // Inline ends join words; block ends separate them.
             Event::End(TagEnd::Emphasis | TagEnd::Strong | TagEnd::Strikethrough | TagEnd::Link | TagEnd::Image) => {}
@@ -98,22 +187,70 @@ fn render_html(markdown: &str, toc: Option<&mut Vec<Heading>>, text: Option<&mut
     }
     let mut html_out = String::with_capacity(markdown.len() * 3 / 2);
     html::push_html(&mut html_out, result.into_iter());
-    if let Some(toc) = toc {
+    if let Some(toc) = extra.toc.as_deref_mut() {
         *toc = headings;
     }
-    if let Some(text) = text {
+    if let Some(text) = extra.text.as_deref_mut() {
         *text = plain;
     }
+    if let Some(out) = extra.links.as_deref_mut() {
+        *out = links;
+    }
+    if let Some(out) = extra.problems.as_deref_mut() {
+        *out = problems;
+    }
     html_out
+}
+
+/// Text without shortcode placeholders (they stand for markup, not words).
+fn without_placeholders(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut inside = false;
+    for c in text.chars() {
+        match c {
+            OPEN => inside = true,
+            CLOSE => {
+                inside = false;
+                out.push(' ');
+            }
+            _ if !inside => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn render1(markdown: &str) -> Rendered {
+        render(markdown, 1)
+    }
+
+    #[test]
+    fn code_blocks_keep_their_options_and_links_are_collected() {
+        let r = render1("Text [a](@/blog/post.md#x) ![i](@/img.md)\n\n```rust,hl_lines=2\nfn a() {}\nlet b = 1 < 2;\n```\n\n```rust,bogus\nx\n```\n");
+        assert!(r.html.contains("<pre data-lang=\"rust\" data-hl=\"2\"><code class=\"language-rust\">fn a() {}\nlet b = 1 &lt; 2;\n</code></pre>"), "{}", r.html);
+        assert!(r.html.contains("href=\"@/blog/post.md#x\""));
+        assert_eq!(
+            r.links,
+            [Link { target: "blog/post.md".into(), line: 1 }, Link { target: "img.md".into(), line: 1 }]
+        );
+        assert_eq!(r.problems, [(8, "unknown code block option \"bogus\"".to_string())]);
+        assert!(r.text.contains("let b = 1 < 2;"));
+    }
+
+    #[test]
+    fn placeholders_stay_out_of_the_text() {
+        let r = render1(&format!("Before {OPEN}0{CLOSE} after"));
+        assert!(r.html.contains(&format!("{OPEN}0{CLOSE}")));
+        assert_eq!(r.word_count, 2);
+    }
+
     #[test]
     fn renders_gfm() {
-        let r = render("| a | b |\n|---|---|\n| 1 | 2 |\n\n~~old~~ [^1]\n\n- [x] done\n\n[^1]: note\n");
+        let r = render1("| a | b |\n|---|---|\n| 1 | 2 |\n\n~~old~~ [^1]\n\n- [x] done\n\n[^1]: note\n");
         assert!(r.html.contains("<table>"), "{}", r.html);
         assert!(r.html.contains("<del>old</del>"));
         assert!(r.html.contains("checkbox"));
@@ -122,7 +259,7 @@ mod tests {
 
     #[test]
     fn headings_get_unique_anchor_ids() {
-        let r = render("# Hello World\n\n## Hello World\n\n## Custom {#mine}\n");
+        let r = render1("# Hello World\n\n## Hello World\n\n## Custom {#mine}\n");
         assert!(r.html.contains("<h1 id=\"hello-world\">"), "{}", r.html);
         assert!(r.html.contains("<h2 id=\"hello-world-1\">"));
         assert!(r.html.contains("<h2 id=\"mine\">"));
@@ -132,7 +269,7 @@ mod tests {
 
     #[test]
     fn summary_stops_at_the_more_marker() {
-        let r = render("Intro *text*.\n\n<!-- more -->\n\nRest.");
+        let r = render1("Intro *text*.\n\n<!-- more -->\n\nRest.");
         assert_eq!(r.summary_html.as_deref().map(str::trim), Some("<p>Intro <em>text</em>.</p>"));
         assert!(r.html.contains("Rest."));
         assert_eq!(r.word_count, 3);
@@ -144,7 +281,7 @@ mod tests {
         let nested = "[".repeat(10_000) + "]".repeat(10_000).as_str();
         let long = "word ".repeat(200_000);
         for input in [deep.as_str(), nested.as_str(), long.as_str(), "\0\u{feff}#", "#", "```\nunclosed", "<script>x"] {
-            let _ = render(input);
+            let _ = render1(input);
         }
     }
 }

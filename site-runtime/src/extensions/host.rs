@@ -251,6 +251,8 @@ pub(crate) fn register(engine: &mut Engine) {
 pub(crate) struct IndexHost {
     pub pool: Arc<Pool>,
     pub commit: ObjectId,
+    /// The language plugins read in (the site's default).
+    pub(crate) lang: String,
 }
 
 impl IndexHost {
@@ -280,7 +282,7 @@ impl ContentHost for IndexHost {
     fn pages(&self, section: &str, limit: usize) -> Result<Vec<serde_json::Value>> {
         self.read(|conn, now| {
             let (pages, _) = if section == "/" {
-                read::dated_pages(conn, limit, 0, now)?
+                read::dated_pages(conn, &self.lang, limit, 0, now)?
             } else {
                 read::section_pages(conn, section, None, limit, 0, now)?
             };
@@ -290,7 +292,7 @@ impl ContentHost for IndexHost {
 
     fn search(&self, query: &str, limit: usize) -> Result<Vec<serde_json::Value>> {
         self.read(|conn, now| {
-            let hits = read::search(conn, query, limit, now)?;
+            let hits = read::search(conn, query, &self.lang, limit, now)?;
             Ok(hits.into_iter().map(|h| serde_json::to_value(h).unwrap_or_default()).collect())
         })
     }
@@ -301,14 +303,14 @@ impl ContentHost for IndexHost {
 
     fn terms(&self, taxonomy: &str) -> Result<Vec<serde_json::Value>> {
         self.read(|conn, now| {
-            let terms = read::terms(conn, taxonomy, now)?;
+            let terms = read::terms(conn, taxonomy, &self.lang, now)?;
             Ok(terms.into_iter().map(|t| serde_json::to_value(t).unwrap_or_default()).collect())
         })
     }
 
     fn term_pages(&self, taxonomy: &str, slug: &str, limit: usize) -> Result<Vec<serde_json::Value>> {
         self.read(|conn, now| {
-            let (pages, _) = read::term_pages(conn, taxonomy, slug, limit, 0, now)?;
+            let (pages, _) = read::term_pages(conn, taxonomy, slug, &self.lang, limit, 0, now)?;
             Ok(pages.into_iter().map(summary).collect())
         })
     }

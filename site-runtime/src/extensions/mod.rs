@@ -7,7 +7,8 @@
 //!
 //! What a plugin implements (declared in [`manifest`], checked against the script at load):
 //! - filters `page_html(html, page)` and `head(page)`;
-//! - shortcodes `{{ name(key="value") }}` in Markdown: `shortcode_<name>(args, page)`;
+//! - shortcodes in Markdown (`{{ name(key="value") }}` and the other syntaxes of
+//!   [`crate::content::shortcodes`]): `shortcode_<name>(args, page)`;
 //! - template functions (also usable as filters) for themes;
 //! - the event `on_publish(change)`;
 //! - routes: `handler(request)` returning `#{ status, headers, body | json | html | template }`.
@@ -18,7 +19,6 @@ pub mod manifest;
 pub mod memory;
 pub mod outbox;
 pub mod sandbox;
-mod shortcodes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -186,21 +186,47 @@ impl Extensions {
         self.units.iter().enumerate().filter(move |(_, u)| u.manifest.as_ref().is_some_and(&pick)).map(|(i, _)| i)
     }
 
-    /// The page's HTML after shortcodes and every `page_html` filter (a failing filter is
-    /// skipped).
+    /// The HTML of shortcode `name` from the plugin that declares it, if one does (a failing
+    /// call gives nothing). The plugin gets the named arguments with `_positional` and `_body`
+    /// added when the call has them (Hugo's positional arguments, the text between the tags).
+    pub fn shortcode(
+        &self,
+        name: &str,
+        args: &serde_json::Value,
+        positional: &[serde_json::Value],
+        body: Option<&str>,
+        page: &serde_json::Value,
+    ) -> Option<String> {
+        let unit = self.plugins_with(|m| m.shortcodes.iter().any(|s| s == name)).next()?;
+        let mut args = args.clone();
+        if let Some(map) = args.as_object_mut() {
+            if !positional.is_empty() {
+                map.insert("_positional".into(), serde_json::Value::from(positional.to_vec()));
+            }
+            if let Some(body) = body {
+                map.insert("_body".into(), serde_json::Value::from(body));
+            }
+        }
+        let args = rhai::serde::to_dynamic(&args).unwrap_or(Dynamic::UNIT);
+        let page = rhai::serde::to_dynamic(page).unwrap_or(Dynamic::UNIT);
+        match self.call(unit, &format!("shortcode_{name}"), vec![args, page]) {
+            Ok(out) => Some(out.to_string()),
+            Err(_) => Some(String::new()),
+        }
+    }
+
+    /// Whether a plugin declares shortcode `name`.
+    pub fn has_shortcode(&self, name: &str) -> bool {
+        self.plugins_with(|m| m.shortcodes.iter().any(|s| s == name)).next().is_some()
+    }
+
+    /// The page's HTML after every `page_html` filter (a failing filter is skipped).
     pub fn page_html(&self, html: String, page: &serde_json::Value) -> String {
         if self.units.is_empty() {
             return html;
         }
         let page_dyn = rhai::serde::to_dynamic(page).unwrap_or(Dynamic::UNIT);
-        let mut html = shortcodes::expand(&html, |name, args| {
-            let unit = self.plugins_with(|m| m.shortcodes.iter().any(|s| s == name)).next()?;
-            let args = rhai::serde::to_dynamic(args).unwrap_or(Dynamic::UNIT);
-            match self.call(unit, &format!("shortcode_{name}"), vec![args, page_dyn.clone()]) {
-                Ok(out) => Some(out.to_string()),
-                Err(_) => Some(String::new()),
-            }
-        });
+        let mut html = html;
         let filters: Vec<usize> = self.plugins_with(|m| m.filters.iter().any(|f| f == "page_html")).collect();
         for unit in filters {
             match self.call(unit, "page_html", vec![html.clone().into(), page_dyn.clone()]) {
@@ -339,6 +365,21 @@ fn reply_from(unit: &str, reply: serde_json::Value) -> std::result::Result<Reply
 /// overrides. For validation at push.
 pub fn check(repo: &gix::Repository, commit: ObjectId, config: &SiteConfig) -> Result<Vec<Error>> {
     Ok(compile(repo, commit, config, &Options::default(), None)?.1)
+}
+
+/// The shortcodes the plugins `config` enables declare at `commit` (from their manifests; a
+/// broken manifest is reported by [`check`]).
+pub fn declared_shortcodes(repo: &gix::Repository, commit: ObjectId, config: &SiteConfig) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for name in config.plugins.iter().filter(|n| manifest::is_name(n)) {
+        let path = format!("plugins/{name}/plugin.toml");
+        let Some(blob) = source::blob_at(repo, commit, &path)? else { continue };
+        let Ok(text) = text_at(repo, blob, &path) else { continue };
+        if let Ok(m) = manifest::parse(&path, name, &text) {
+            names.extend(m.shortcodes);
+        }
+    }
+    Ok(names)
 }
 
 /// Compile everything; problems are collected, Git errors end it.

@@ -7,7 +7,7 @@
 //! see the old or the new state, never a mix.
 
 pub mod read;
-mod write;
+pub mod write;
 
 use std::path::Path;
 
@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 pub use write::{asset_url, mime_type, Progress, UpdateStats};
 
 /// Bumped whenever the schema or the meaning of a column changes: old files are rebuilt.
-const SCHEMA_VERSION: &str = "2";
+const SCHEMA_VERSION: &str = "4";
 
 /// An open index file.
 pub struct Index {

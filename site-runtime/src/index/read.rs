@@ -1,5 +1,6 @@
 //! Reading the index: the queries the site needs, each filtered to what is published at `now`
-//! (not a draft, and not dated in the future), so scheduled pages appear by themselves.
+//! (not a draft, not dated or scheduled (`publish_date`) in the future, not expired, rendered),
+//! so scheduled pages appear and expired ones leave by themselves.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
@@ -29,8 +30,32 @@ pub struct DocRow {
     pub word_count: i64,
     pub reading_time: i64,
     pub extra: serde_json::Value,
+    /// Section: its pages are listed in its parent too.
+    pub transparent: bool,
+    /// Section: anchor links on its pages' headings (`left`, `right`, `heading`, `none`).
+    pub insert_anchor_links: Option<String>,
+    /// Section: its URL redirects there.
+    pub redirect_to: Option<String>,
+    /// Its language's code.
+    pub lang: String,
+    /// The other languages it exists in (filled by [`with_translations`]).
+    pub translations: Vec<Translation>,
+    /// What its translations share (not shown to templates).
+    #[serde(skip)]
+    pub translation_key: String,
+    /// Shortcode calls, by placeholder number (not shown to templates).
+    #[serde(skip)]
+    pub calls: Vec<crate::content::shortcodes::Call>,
     /// Taxonomy name → terms (filled by [`with_terms`]).
     pub taxonomies: std::collections::BTreeMap<String, Vec<Term>>,
+}
+
+/// A document in another language.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Translation {
+    pub lang: String,
+    pub url: String,
+    pub title: String,
 }
 
 /// A taxonomy term.
@@ -60,8 +85,14 @@ pub struct Hit {
 }
 
 const COLUMNS: &str = "kind, path, url, section, title, description, date, updated, weight, template, page_template, \
-     sort_by, paginate_by, summary_html, content_html, toc, word_count, extra";
-const VISIBLE: &str = "draft = 0 AND (date IS NULL OR date <= ?1)";
+     sort_by, paginate_by, summary_html, content_html, toc, word_count, extra, transparent, insert_anchor_links, \
+     redirect_to, calls, lang, translation_key";
+/// Published at `?1`: not a draft, its publication time come, not expired, rendered.
+const VISIBLE: &str =
+    "draft = 0 AND (publish IS NULL OR publish <= ?1) AND (expiry IS NULL OR expiry > ?1) AND render = 1";
+/// [`VISIBLE`] for the documents table aliased `d`.
+const VISIBLE_D: &str =
+    "d.draft = 0 AND (d.publish IS NULL OR d.publish <= ?1) AND (d.expiry IS NULL OR d.expiry > ?1) AND d.render = 1";
 
 fn doc(r: &Row<'_>) -> rusqlite::Result<DocRow> {
     let word_count: i64 = r.get(16)?;
@@ -85,6 +116,13 @@ fn doc(r: &Row<'_>) -> rusqlite::Result<DocRow> {
         word_count,
         reading_time: (word_count + 199) / 200,
         extra: serde_json::from_str(&r.get::<_, String>(17)?).unwrap_or_default(),
+        transparent: r.get(18)?,
+        insert_anchor_links: r.get(19)?,
+        redirect_to: r.get(20)?,
+        calls: r.get::<_, Option<String>>(21)?.and_then(|c| serde_json::from_str(&c).ok()).unwrap_or_default(),
+        lang: r.get(22)?,
+        translation_key: r.get(23)?,
+        translations: Vec::new(),
         taxonomies: Default::default(),
     })
 }
@@ -109,6 +147,19 @@ pub fn with_terms(conn: &Connection, mut d: DocRow) -> Result<DocRow> {
     Ok(d)
 }
 
+/// Fill in the published translations of a document (itself left out).
+pub fn with_translations(conn: &Connection, mut d: DocRow, now: i64) -> Result<DocRow> {
+    let sql = format!(
+        "SELECT lang, url, title FROM documents WHERE translation_key = ?2 AND path != ?3 AND {VISIBLE} ORDER BY lang"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![now, d.translation_key, d.path], |r| {
+        Ok(Translation { lang: r.get(0)?, url: r.get(1)?, title: r.get(2)? })
+    })?;
+    d.translations = rows.collect::<rusqlite::Result<_>>()?;
+    Ok(d)
+}
+
 /// All sections (published or not: sections are structure), by URL.
 pub fn sections(conn: &Connection) -> Result<Vec<DocRow>> {
     let sql = format!("SELECT {COLUMNS} FROM documents WHERE kind = 'section' AND draft = 0 ORDER BY url");
@@ -122,11 +173,16 @@ fn order_by(sort: Option<&str>) -> &'static str {
         Some("weight") => "weight IS NULL, weight, title",
         Some("title") => "title COLLATE NOCASE, path",
         Some("none") => "path",
+        Some("slug") => "slug, path",
         _ => "date IS NULL, date DESC, title",
     }
 }
 
-/// One listing page of the published pages of a section, and how many there are in all.
+/// The sections whose pages a section (`?2`) lists: itself and its transparent descendants.
+const WITH_LISTED: &str = "WITH RECURSIVE listed(url) AS (SELECT ?2 UNION SELECT d.url FROM documents d JOIN listed \
+     ON d.section = listed.url WHERE d.kind = 'section' AND d.transparent = 1 AND d.draft = 0)";
+
+/// One listing page of the published pages of a section (and of its transparent subsections), and how many there are in all.
 pub fn section_pages(
     conn: &Connection,
     section: &str,
@@ -136,10 +192,13 @@ pub fn section_pages(
     now: i64,
 ) -> Result<(Vec<DocRow>, usize)> {
     let total: i64 = conn
-        .prepare_cached(&format!("SELECT count(*) FROM documents WHERE section = ?2 AND kind = 'page' AND {VISIBLE}"))?
+        .prepare_cached(&format!(
+            "{WITH_LISTED} SELECT count(*) FROM documents WHERE section IN listed AND kind = 'page' AND {VISIBLE}"
+        ))?
         .query_row(params![now, section], |r| r.get(0))?;
     let sql = format!(
-        "SELECT {COLUMNS} FROM documents WHERE section = ?2 AND kind = 'page' AND {VISIBLE} ORDER BY {} LIMIT ?3 OFFSET ?4",
+        "{WITH_LISTED} SELECT {COLUMNS} FROM documents WHERE section IN listed AND kind = 'page' AND {VISIBLE} \
+         ORDER BY {} LIMIT ?3 OFFSET ?4",
         order_by(sort)
     );
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -150,15 +209,16 @@ pub fn section_pages(
 }
 
 /// The terms of a taxonomy with their published page counts, by name.
-pub fn terms(conn: &Connection, taxonomy: &str, now: i64) -> Result<Vec<Term>> {
+pub fn terms(conn: &Connection, taxonomy: &str, lang: &str, now: i64) -> Result<Vec<Term>> {
     let sql = format!(
         "SELECT min(t.term), t.slug, count(*) FROM terms t JOIN documents d ON d.id = t.document_id \
-         WHERE t.taxonomy = ?2 AND d.kind = 'page' AND {} GROUP BY t.slug ORDER BY min(t.term) COLLATE NOCASE",
-        VISIBLE.replace("draft", "d.draft").replace("date", "d.date")
+         WHERE t.taxonomy = ?2 AND d.kind = 'page' AND d.lang = ?3 AND {} GROUP BY t.slug \
+         ORDER BY min(t.term) COLLATE NOCASE",
+        VISIBLE_D
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows =
-        stmt.query_map(params![now, taxonomy], |r| Ok(Term { name: r.get(0)?, slug: r.get(1)?, count: r.get(2)? }))?;
+    let rows = stmt
+        .query_map(params![now, taxonomy, lang], |r| Ok(Term { name: r.get(0)?, slug: r.get(1)?, count: r.get(2)? }))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -167,25 +227,26 @@ pub fn term_pages(
     conn: &Connection,
     taxonomy: &str,
     slug: &str,
+    lang: &str,
     limit: usize,
     offset: usize,
     now: i64,
 ) -> Result<(Vec<DocRow>, usize)> {
-    let visible = VISIBLE.replace("draft", "d.draft").replace("date", "d.date");
+    let visible = VISIBLE_D;
     let total: i64 = conn
         .prepare_cached(&format!(
             "SELECT count(DISTINCT d.id) FROM terms t JOIN documents d ON d.id = t.document_id \
-             WHERE t.taxonomy = ?2 AND t.slug = ?3 AND d.kind = 'page' AND {visible}"
+             WHERE t.taxonomy = ?2 AND t.slug = ?3 AND d.kind = 'page' AND d.lang = ?6 AND {visible}"
         ))?
-        .query_row(params![now, taxonomy, slug], |r| r.get(0))?;
+        .query_row(params![now, taxonomy, slug, 0, 0, lang], |r| r.get(0))?;
     let columns = COLUMNS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", ");
     let sql = format!(
         "SELECT DISTINCT {columns} FROM terms t JOIN documents d ON d.id = t.document_id \
-         WHERE t.taxonomy = ?2 AND t.slug = ?3 AND d.kind = 'page' AND {visible} \
+         WHERE t.taxonomy = ?2 AND t.slug = ?3 AND d.kind = 'page' AND d.lang = ?6 AND {visible} \
          ORDER BY d.date IS NULL, d.date DESC, d.title LIMIT ?4 OFFSET ?5"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![now, taxonomy, slug, limit as i64, offset as i64], doc)?;
+    let rows = stmt.query_map(params![now, taxonomy, slug, limit as i64, offset as i64, lang], doc)?;
     let pages = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     let pages = pages.into_iter().map(|p| with_terms(conn, p)).collect::<Result<_>>()?;
     Ok((pages, total as usize))
@@ -195,7 +256,7 @@ pub fn term_pages(
 pub fn alias_target(conn: &Connection, url: &str, now: i64) -> Result<Option<String>> {
     let sql = format!(
         "SELECT d.url FROM aliases a JOIN documents d ON d.id = a.document_id WHERE a.alias = ?2 AND {} LIMIT 1",
-        VISIBLE.replace("draft", "d.draft").replace("date", "d.date")
+        VISIBLE_D
     );
     Ok(conn.prepare_cached(&sql)?.query_row(params![now, url], |r| r.get(0)).optional()?)
 }
@@ -224,32 +285,110 @@ pub fn asset(conn: &Connection, url: &str) -> Result<Option<Asset>> {
 }
 
 /// The newest published pages (feeds).
-pub fn recent_pages(conn: &Connection, limit: usize, now: i64) -> Result<Vec<DocRow>> {
+pub fn recent_pages(conn: &Connection, lang: &str, limit: usize, now: i64) -> Result<Vec<DocRow>> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM documents WHERE kind = 'page' AND {VISIBLE} ORDER BY date IS NULL, date DESC, path LIMIT ?2"
+        "SELECT {COLUMNS} FROM documents WHERE kind = 'page' AND lang = ?3 AND {VISIBLE} \
+         ORDER BY date IS NULL, date DESC, path LIMIT ?2"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![now, limit as i64], doc)?;
+    let rows = stmt.query_map(params![now, limit as i64, lang], doc)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// URL and last change of every published document (sitemap).
-pub fn sitemap(conn: &Connection, now: i64) -> Result<Vec<(String, Option<i64>)>> {
-    let sql = format!("SELECT url, coalesce(updated, date) FROM documents WHERE {VISIBLE} ORDER BY url");
+/// A sitemap entry: a published document's URL, its last change, and its translations
+/// (language, URL; itself included) when it has any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SitemapEntry {
+    pub url: String,
+    pub changed: Option<i64>,
+    pub alternates: Vec<(String, String)>,
+}
+
+/// Every published document (sitemap), by URL.
+pub fn sitemap(conn: &Connection, now: i64) -> Result<Vec<SitemapEntry>> {
+    let sql = format!(
+        "SELECT url, coalesce(updated, date), translation_key, lang FROM documents WHERE {VISIBLE} ORDER BY url"
+    );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map(params![now], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+    })?;
+    let rows: Vec<_> = rows.collect::<rusqlite::Result<_>>()?;
+    let mut by_key: std::collections::HashMap<&str, Vec<(String, String)>> = std::collections::HashMap::new();
+    for (url, _, key, lang) in &rows {
+        by_key.entry(key).or_default().push((lang.clone(), url.clone()));
+    }
+    Ok(rows
+        .iter()
+        .map(|(url, changed, key, _)| {
+            let group = &by_key[key.as_str()];
+            let alternates = if group.len() > 1 { group.clone() } else { Vec::new() };
+            SitemapEntry { url: url.clone(), changed: *changed, alternates }
+        })
+        .collect())
 }
 
-/// The next moment a scheduled (future-dated) document becomes visible, if any.
+/// The next moment a scheduled document appears or an expiring one leaves, if any.
 pub fn next_publication(conn: &Connection, now: i64) -> Result<Option<i64>> {
     Ok(conn
-        .prepare_cached("SELECT min(date) FROM documents WHERE date > ?1 AND draft = 0")?
+        .prepare_cached(
+            "SELECT min(t) FROM (SELECT min(publish) AS t FROM documents WHERE publish > ?1 AND draft = 0 \
+             UNION ALL SELECT min(expiry) FROM documents WHERE expiry > ?1 AND draft = 0)",
+        )?
         .query_row([now], |r| r.get(0))?)
 }
 
+/// The URL of the document at `path` (`content/…`), published or not (internal links).
+pub fn url_of_path(conn: &Connection, path: &str) -> Result<Option<String>> {
+    Ok(conn.prepare_cached("SELECT url FROM documents WHERE path = ?1")?.query_row([path], |r| r.get(0)).optional()?)
+}
+
+/// What a document refers to, by kind: another document (`link`, a path under `content/`), a
+/// shortcode (`shortcode`), a template (`template`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RefKind {
+    Link,
+    Shortcode,
+    Template,
+}
+
+impl RefKind {
+    /// The name stored in the index.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefKind::Link => "link",
+            RefKind::Shortcode => "shortcode",
+            RefKind::Template => "template",
+        }
+    }
+}
+
+/// The documents referring to any of `targets` of `kind`: (document path, target, line).
+pub fn referrers(conn: &Connection, kind: RefKind, targets: &[&str]) -> Result<Vec<(String, String, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.path, r.target, r.line FROM refs r JOIN documents d ON d.id = r.document_id \
+         WHERE r.kind = ?1 AND r.target = ?2 ORDER BY d.path",
+    )?;
+    let mut out = Vec::new();
+    for target in targets {
+        let rows = stmt.query_map(params![kind.as_str(), target], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        out.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+    }
+    Ok(out)
+}
+
+/// Every distinct target of `kind` with one document that refers to it: (target, path, line).
+pub fn targets(conn: &Connection, kind: RefKind) -> Result<Vec<(String, String, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.target, min(d.path), min(r.line) FROM refs r JOIN documents d ON d.id = r.document_id \
+         WHERE r.kind = ?1 GROUP BY r.target ORDER BY r.target",
+    )?;
+    let rows = stmt.query_map(params![kind.as_str()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Full-text search over published documents; `query` is taken as words, not FTS syntax.
-pub fn search(conn: &Connection, query: &str, limit: usize, now: i64) -> Result<Vec<Hit>> {
+pub fn search(conn: &Connection, query: &str, lang: &str, limit: usize, now: i64) -> Result<Vec<Hit>> {
     // Quote every word so user input can never be FTS5 syntax (column filters, NEAR, …).
     let terms: Vec<String> = query
         .split_whitespace()
@@ -263,11 +402,11 @@ pub fn search(conn: &Connection, query: &str, limit: usize, now: i64) -> Result<
     }
     let sql = format!(
         "SELECT d.url, d.title, snippet(documents_fts, 2, char(1), char(2), '…', 24) FROM documents_fts f \
-         JOIN documents d ON d.id = f.rowid WHERE documents_fts MATCH ?2 AND {} ORDER BY rank LIMIT ?3",
-        VISIBLE.replace("draft", "d.draft").replace("date", "d.date")
+         JOIN documents d ON d.id = f.rowid WHERE documents_fts MATCH ?2 AND d.lang = ?4 AND {} ORDER BY rank LIMIT ?3",
+        VISIBLE_D
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![now, terms.join(" "), limit as i64], |r| {
+    let rows = stmt.query_map(params![now, terms.join(" "), limit as i64, lang], |r| {
         let raw: String = r.get(2)?;
         Ok(Hit { url: r.get(0)?, title: r.get(1)?, snippet: mark(&raw) })
     })?;
@@ -293,18 +432,24 @@ fn mark(raw: &str) -> String {
 
 /// One listing page of all published dated pages, newest first (the home page's list), and how
 /// many there are.
-pub fn dated_pages(conn: &Connection, limit: usize, offset: usize, now: i64) -> Result<(Vec<DocRow>, usize)> {
+pub fn dated_pages(
+    conn: &Connection,
+    lang: &str,
+    limit: usize,
+    offset: usize,
+    now: i64,
+) -> Result<(Vec<DocRow>, usize)> {
     let total: i64 = conn
         .prepare_cached(&format!(
-            "SELECT count(*) FROM documents WHERE kind = 'page' AND date IS NOT NULL AND {VISIBLE}"
+            "SELECT count(*) FROM documents WHERE kind = 'page' AND date IS NOT NULL AND lang = ?2 AND {VISIBLE}"
         ))?
-        .query_row(params![now], |r| r.get(0))?;
+        .query_row(params![now, lang], |r| r.get(0))?;
     let sql = format!(
-        "SELECT {COLUMNS} FROM documents WHERE kind = 'page' AND date IS NOT NULL AND {VISIBLE} \
+        "SELECT {COLUMNS} FROM documents WHERE kind = 'page' AND date IS NOT NULL AND lang = ?4 AND {VISIBLE} \
          ORDER BY date DESC, path LIMIT ?2 OFFSET ?3"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![now, limit as i64, offset as i64], doc)?;
+    let rows = stmt.query_map(params![now, limit as i64, offset as i64, lang], doc)?;
     let pages = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     let pages = pages.into_iter().map(|p| with_terms(conn, p)).collect::<Result<_>>()?;
     Ok((pages, total as usize))
@@ -318,15 +463,15 @@ pub struct MenuItem {
     pub weight: Option<i64>,
 }
 
-/// The main menu: top-level sections, and top-level pages that set a `weight`, by weight then
-/// title.
-pub fn menu(conn: &Connection, now: i64) -> Result<Vec<MenuItem>> {
+/// The main menu of the language whose home is `home` (`/`, `/fr/`): top-level sections, and
+/// top-level pages that set a `weight`, by weight then title.
+pub fn menu(conn: &Connection, home: &str, now: i64) -> Result<Vec<MenuItem>> {
     let sql = format!(
-        "SELECT title, url, weight FROM documents WHERE section = '/' AND {VISIBLE} \
+        "SELECT title, url, weight FROM documents WHERE section = ?2 AND {VISIBLE} \
          AND (kind = 'section' OR weight IS NOT NULL) ORDER BY weight IS NULL, weight, title COLLATE NOCASE"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows =
-        stmt.query_map(params![now], |r| Ok(MenuItem { title: r.get(0)?, url: r.get(1)?, weight: r.get(2)? }))?;
+        stmt.query_map(params![now, home], |r| Ok(MenuItem { title: r.get(0)?, url: r.get(1)?, weight: r.get(2)? }))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -11,12 +11,21 @@ CREATE TABLE IF NOT EXISTS documents (
     blob          TEXT NOT NULL,
     kind          TEXT NOT NULL,
     url           TEXT NOT NULL,
+    -- The URL's last component (sort_by = "slug").
+    slug          TEXT NOT NULL,
     section       TEXT NOT NULL,
     title         TEXT NOT NULL,
     description   TEXT,
     date          INTEGER,
     updated       INTEGER,
+    -- Visible from (publish_date, else date) and until (expiry_date).
+    publish       INTEGER,
+    expiry        INTEGER,
     draft         INTEGER NOT NULL,
+    render        INTEGER NOT NULL,
+    transparent   INTEGER NOT NULL,
+    insert_anchor_links TEXT,
+    redirect_to   TEXT,
     weight        INTEGER,
     template      TEXT,
     page_template TEXT,
@@ -26,14 +35,31 @@ CREATE TABLE IF NOT EXISTS documents (
     content_html  TEXT NOT NULL,
     toc           TEXT NOT NULL,
     word_count    INTEGER NOT NULL,
-    extra         TEXT NOT NULL
+    extra         TEXT NOT NULL,
+    -- Shortcode calls (JSON), by the number of their placeholder in the HTML.
+    calls         TEXT,
+    -- The language, and what translations of one document share (its default-language path).
+    lang          TEXT NOT NULL,
+    translation_key TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS documents_translations ON documents(translation_key);
 CREATE INDEX IF NOT EXISTS documents_url ON documents(url);
 CREATE INDEX IF NOT EXISTS documents_section ON documents(section, kind, date);
 -- Every uncached render asks when the next scheduled page appears (`next_publication`): without
--- this index that is a scan of every document. On `date` alone: with `draft` first, SQLite (no
+-- this index that is a scan of every document. On `publish` alone: with `draft` first, SQLite (no
 -- statistics) prefers it to `documents_url` for page lookups and scans every published page.
-CREATE INDEX IF NOT EXISTS documents_scheduled ON documents(date);
+CREATE INDEX IF NOT EXISTS documents_scheduled ON documents(publish);
+CREATE INDEX IF NOT EXISTS documents_expiring ON documents(expiry);
+-- What documents refer to (kind: link → a content path, shortcode → a name, template → a name),
+-- so a push that removes one finds who used it without reading every document.
+CREATE TABLE IF NOT EXISTS refs (
+    document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    kind        TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    line        INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS refs_by_target ON refs(kind, target);
+CREATE INDEX IF NOT EXISTS refs_by_document ON refs(document_id);
 CREATE TABLE IF NOT EXISTS terms (
     document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
     taxonomy    TEXT NOT NULL,

@@ -9,6 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::content::{self, Document};
 use crate::error::{Error, Result};
+use crate::index::read::RefKind;
 use crate::source::{self, Change};
 
 /// Progress of a long update, for logs and progress bars.
@@ -63,14 +64,16 @@ pub(super) fn update(
         full = true;
         changes = source::changes(repo, None, commit)?;
     }
-    let parsed = parse_documents(repo, &changes, progress)?;
+    // A broken site.toml is refused at push; indexing goes on with the defaults.
+    let languages = crate::config::SiteConfig::at(repo, commit).unwrap_or_default().languages();
+    let parsed = parse_documents(repo, &changes, &languages, progress)?;
 
     let tx = conn.transaction()?;
     let mut stats = UpdateStats { full, ..Default::default() };
     if full {
         tx.execute_batch(
             "DELETE FROM documents; DELETE FROM terms; DELETE FROM aliases; DELETE FROM assets; \
-             DELETE FROM problems; DELETE FROM documents_fts;",
+             DELETE FROM problems; DELETE FROM documents_fts; DELETE FROM refs;",
         )?;
     }
     let mut parsed = parsed.into_iter();
@@ -137,6 +140,7 @@ pub(super) fn update(
 fn parse_documents(
     repo: &gix::Repository,
     changes: &[Change],
+    languages: &content::language::Languages,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Vec<Result<Document>>> {
     let work: Vec<(&str, ObjectId)> = changes
@@ -150,7 +154,7 @@ fn parse_documents(
     let parse_one = |repo: &gix::Repository, (path, blob): (&str, ObjectId)| -> Result<Document> {
         let bytes = source::read_blob(repo, blob)?;
         let text = std::str::from_utf8(&bytes).map_err(|_| Error::content(path, "not UTF-8 text"))?;
-        content::document::parse(path, text)
+        content::document::parse(path, text, languages)
     };
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
     if total < PARALLEL_THRESHOLD || threads == 1 {
@@ -202,10 +206,13 @@ fn delete_document(tx: &Transaction<'_>, path: &str) -> Result<usize> {
 
 fn insert_document(tx: &Transaction<'_>, doc: &Document, blob: ObjectId) -> Result<()> {
     let m = &doc.meta;
+    let calls = (!doc.calls.is_empty()).then(|| serde_json::to_string(&doc.calls).unwrap_or_else(|_| "[]".into()));
     tx.execute(
-        "INSERT INTO documents(path, blob, kind, url, section, title, description, date, updated, draft, weight, \
-         template, page_template, sort_by, paginate_by, summary_html, content_html, toc, word_count, extra) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+        "INSERT INTO documents(path, blob, kind, url, section, title, description, date, updated, publish, expiry, \
+         draft, render, transparent, insert_anchor_links, redirect_to, weight, template, page_template, sort_by, \
+         paginate_by, summary_html, content_html, toc, word_count, extra, calls, lang, translation_key, slug) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
+         ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
         params![
             doc.path,
             blob.to_string(),
@@ -216,7 +223,13 @@ fn insert_document(tx: &Transaction<'_>, doc: &Document, blob: ObjectId) -> Resu
             m.description,
             m.date.map(|d| d.as_second()),
             m.updated.map(|d| d.as_second()),
+            m.publish_date.or(m.date).map(|d| d.as_second()),
+            m.expiry_date.map(|d| d.as_second()),
             m.draft,
+            m.render,
+            m.transparent,
+            m.insert_anchor_links,
+            m.redirect_to,
             m.weight,
             m.template,
             m.page_template,
@@ -224,9 +237,13 @@ fn insert_document(tx: &Transaction<'_>, doc: &Document, blob: ObjectId) -> Resu
             m.paginate_by.map(|n| n as i64),
             doc.summary_html,
             doc.html,
-            serde_json::to_string(&doc.toc).unwrap_or_else(|_| "[]".into()),
+            serde_json::to_string(&nested_toc(&doc.url, &doc.toc)).unwrap_or_else(|_| "[]".into()),
             doc.word_count as i64,
             serde_json::to_string(&m.extra).unwrap_or_else(|_| "{}".into()),
+            calls,
+            doc.lang,
+            doc.translation_key,
+            doc.url.trim_end_matches('/').rsplit('/').next().unwrap_or_default(),
         ],
     )?;
     let id = tx.last_insert_rowid();
@@ -243,12 +260,64 @@ fn insert_document(tx: &Transaction<'_>, doc: &Document, blob: ObjectId) -> Resu
             tx.execute("INSERT INTO aliases(document_id, alias) VALUES (?1, ?2)", params![id, url])?;
         }
     }
-    let summary = doc.meta.description.clone().unwrap_or_default();
-    tx.execute(
-        "INSERT INTO documents_fts(rowid, title, summary, body) VALUES (?1, ?2, ?3, ?4)",
-        params![id, doc.title(), summary, doc.text],
-    )?;
+    for (kind, target, line) in references(doc) {
+        tx.execute(
+            "INSERT INTO refs(document_id, kind, target, line) VALUES (?1, ?2, ?3, ?4)",
+            params![id, kind.as_str(), target, line as i64],
+        )?;
+    }
+    if m.in_search_index && m.render {
+        let summary = doc.meta.description.clone().unwrap_or_default();
+        tx.execute(
+            "INSERT INTO documents_fts(rowid, title, summary, body) VALUES (?1, ?2, ?3, ?4)",
+            params![id, doc.title(), summary, doc.text],
+        )?;
+    }
     Ok(())
+}
+
+/// What `doc` refers to: documents it links (`content/` and the link's target as written, which
+/// [`content::markdown::link_candidates`] resolves), shortcodes it calls, templates it names,
+/// each with its line (0 where the line is not known).
+pub fn references(doc: &Document) -> Vec<(RefKind, String, usize)> {
+    let mut out = Vec::new();
+    for link in &doc.links {
+        out.push((RefKind::Link, format!("content/{}", link.target), link.line));
+    }
+    for call in &doc.calls {
+        out.push((RefKind::Shortcode, call.name.clone(), call.line));
+    }
+    for template in [&doc.meta.template, &doc.meta.page_template].into_iter().flatten() {
+        out.push((RefKind::Template, template.clone(), 0));
+    }
+    out
+}
+
+/// Headings as Zola's `toc`: each with its `permalink` (the page's URL and the anchor) and the
+/// lower-level headings under it as `children`.
+fn nested_toc(url: &str, headings: &[content::markdown::Heading]) -> Vec<serde_json::Value> {
+    fn take(url: &str, headings: &[content::markdown::Heading], at: &mut usize, level: u8) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        while let Some(h) = headings.get(*at) {
+            if h.level < level {
+                break;
+            }
+            *at += 1;
+            let children = take(url, headings, at, h.level + 1);
+            out.push(serde_json::json!({
+                "level": h.level, "id": h.id, "title": h.title,
+                "permalink": format!("{url}#{}", h.id), "children": children,
+            }));
+        }
+        out
+    }
+    let mut at = 0;
+    let mut out = Vec::new();
+    while at < headings.len() {
+        let level = headings[at].level;
+        out.extend(take(url, headings, &mut at, level));
+    }
+    out
 }
 
 /// The URL a non-document file is served at: `static/x` at `/x`, `content/a/b.png` at `/a/b.png`

@@ -8,7 +8,7 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("date", date);
     env.add_filter("truncate", truncate);
     env.add_filter("slugify", |s: String| slug::slugify(s));
-    env.add_filter("markdown", |s: String| Value::from_safe_string(crate::content::markdown::render(&s).html));
+    env.add_filter("markdown", |s: String| Value::from_safe_string(crate::content::markdown::to_html(&s)));
     env.add_filter("json", |v: Value| -> Result<Value, Error> {
         serde_json::to_string(&v)
             .map(Value::from_safe_string)

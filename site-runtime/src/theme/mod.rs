@@ -42,7 +42,16 @@ const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
     ("404.html", include_str!("../../themes/default/templates/404.html")),
     ("partials/page_summary.html", include_str!("../../themes/default/templates/partials/page_summary.html")),
     ("partials/pagination.html", include_str!("../../themes/default/templates/partials/pagination.html")),
+    ("anchor-link.html", include_str!("../../themes/default/templates/anchor-link.html")),
+    ("shortcodes/youtube.html", include_str!("../../themes/default/templates/shortcodes/youtube.html")),
+    ("shortcodes/vimeo.html", include_str!("../../themes/default/templates/shortcodes/vimeo.html")),
+    ("shortcodes/figure.html", include_str!("../../themes/default/templates/shortcodes/figure.html")),
+    ("shortcodes/gist.html", include_str!("../../themes/default/templates/shortcodes/gist.html")),
+    ("shortcodes/details.html", include_str!("../../themes/default/templates/shortcodes/details.html")),
 ];
+
+/// The URL of the highlighting stylesheet every theme gets ([`crate::render::highlight`]).
+pub const HIGHLIGHT_CSS: &str = "/highlight.css";
 
 /// The static files of the built-in theme.
 const DEFAULT_STATIC: &[(&str, &[u8])] = &[("/style.css", include_bytes!("../../themes/default/static/style.css"))];
@@ -85,6 +94,8 @@ pub type Sections = Arc<std::sync::OnceLock<Arc<BTreeMap<String, DocRow>>>>;
 pub enum ThemeFile {
     /// Compiled into the server.
     Embedded(&'static [u8]),
+    /// Made when the theme loads (the highlighting stylesheet).
+    Generated(Arc<[u8]>),
     /// A blob of the site repository.
     Blob(ObjectId),
 }
@@ -96,6 +107,8 @@ pub struct Theme {
     csp_additions: BTreeMap<String, Vec<String>>,
     env: Environment<'static>,
     statics: HashMap<String, ThemeFile>,
+    /// Templates the site's theme has (beside the built-in ones).
+    own: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for Theme {
@@ -118,7 +131,9 @@ impl Theme {
         let mut statics: HashMap<String, ThemeFile> =
             DEFAULT_STATIC.iter().map(|(url, bytes)| (url.to_string(), ThemeFile::Embedded(bytes))).collect();
         let mut name = "default".to_string();
-        let mut csp_additions = BTreeMap::new();
+        let mut csp_additions = embed_sources();
+        let mut own = std::collections::HashSet::new();
+        statics.insert(HIGHLIGHT_CSS.into(), highlight_stylesheet(config)?);
         if let Some(theme) = &config.theme {
             let dir = format!("themes/{theme}");
             let manifest_path = format!("{dir}/theme.toml");
@@ -126,7 +141,10 @@ impl Theme {
                 Error::content(crate::config::PATH, format!("theme {theme:?} not found: no {manifest_path}"))
             })?;
             let manifest = parse_manifest(&manifest_path, &source::read_blob(repo, manifest_blob)?)?;
-            csp_additions = manifest.csp_additions();
+            for (directive, sources) in manifest.csp_additions() {
+                let list = csp_additions.entry(directive).or_default();
+                list.extend(sources.into_iter().filter(|s| !list.contains(s)).collect::<Vec<_>>());
+            }
             name = manifest.name;
             for (rel, blob) in source::files_under(repo, commit, &format!("{dir}/templates"))? {
                 if !rel.ends_with(".html") && !rel.ends_with(".xml") && !rel.ends_with(".txt") {
@@ -135,20 +153,25 @@ impl Theme {
                 let path = format!("{dir}/templates/{rel}");
                 let text = String::from_utf8(source::read_blob(repo, blob)?)
                     .map_err(|_| Error::content(&path, "template is not UTF-8"))?;
-                env.add_template_owned(rel, text).map_err(|e| Error::content(&path, template_error(&e)))?;
+                env.add_template_owned(rel.clone(), text).map_err(|e| Error::content(&path, template_error(&e)))?;
+                own.insert(rel);
             }
             for (rel, blob) in source::files_under(repo, commit, &format!("{dir}/static"))? {
                 statics.insert(format!("/{rel}"), ThemeFile::Blob(blob));
             }
         }
-        Ok(Theme { name, csp_additions, env, statics })
+        Ok(Theme { name, csp_additions, env, statics, own })
     }
 
     /// The built-in theme alone (no repository needed).
     pub fn builtin(config: &SiteConfig, sections: Sections) -> Self {
         let env = base_environment(config, sections, &Arc::new(Extensions::none()));
-        let statics = DEFAULT_STATIC.iter().map(|(url, bytes)| (url.to_string(), ThemeFile::Embedded(bytes))).collect();
-        Theme { name: "default".into(), csp_additions: BTreeMap::new(), env, statics }
+        let mut statics: HashMap<String, ThemeFile> =
+            DEFAULT_STATIC.iter().map(|(url, bytes)| (url.to_string(), ThemeFile::Embedded(bytes))).collect();
+        if let Ok(css) = highlight_stylesheet(config) {
+            statics.insert(HIGHLIGHT_CSS.into(), css);
+        }
+        Theme { name: "default".into(), csp_additions: embed_sources(), env, statics, own: Default::default() }
     }
 
     /// The theme's name.
@@ -167,6 +190,11 @@ impl Theme {
         self.env.get_template(name).is_ok()
     }
 
+    /// Whether the site's theme has template `name` itself (not only the built-in one).
+    pub fn has_own_template(&self, name: &str) -> bool {
+        self.own.contains(name)
+    }
+
     /// Render template `name` with `context`.
     pub fn render(&self, name: &str, context: Value) -> std::result::Result<String, String> {
         let template = self.env.get_template(name).map_err(|e| template_error(&e))?;
@@ -177,6 +205,39 @@ impl Theme {
     pub fn static_file(&self, url: &str) -> Option<&ThemeFile> {
         self.statics.get(url)
     }
+}
+
+/// Where the built-in `youtube` and `vimeo` shortcodes' players come from: every theme's policy
+/// allows framing these two (and nothing else it does not declare).
+fn embed_sources() -> BTreeMap<String, Vec<String>> {
+    BTreeMap::from([(
+        "frame-src".to_string(),
+        vec!["https://www.youtube-nocookie.com".to_string(), "https://player.vimeo.com".to_string()],
+    )])
+}
+
+/// The highlighting stylesheet for `site.toml`'s `[markdown]` themes.
+fn highlight_stylesheet(config: &SiteConfig) -> Result<ThemeFile> {
+    let m = &config.markdown;
+    let css = crate::render::highlight::stylesheet(&m.highlight_theme, m.highlight_theme_dark.as_deref())
+        .map_err(|e| Error::content(crate::config::PATH, e))?;
+    Ok(ThemeFile::Generated(Arc::from(css.into_bytes())))
+}
+
+/// The names of the templates a site has at `commit` with `config`: the built-in ones and its
+/// theme's (`themes/<name>/templates/…`), without compiling them.
+pub fn template_names(
+    repo: &gix::Repository,
+    commit: ObjectId,
+    config: &SiteConfig,
+) -> Result<std::collections::BTreeSet<String>> {
+    let mut names: std::collections::BTreeSet<String> = DEFAULT_TEMPLATES.iter().map(|(n, _)| n.to_string()).collect();
+    if let Some(theme) = &config.theme {
+        for (rel, _) in source::files_under(repo, commit, &format!("themes/{theme}/templates"))? {
+            names.insert(rel);
+        }
+    }
+    Ok(names)
 }
 
 /// Escape text for HTML content and attribute values.

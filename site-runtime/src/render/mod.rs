@@ -1,5 +1,10 @@
 //! Rendering a request path to HTML through the theme: documents, paginated listings, taxonomy
-//! pages, the search page and the 404 page. Feeds and the sitemap are in [`crate::feeds`].
+//! pages, the search page and the 404 page. Feeds and the sitemap are in [`crate::feeds`];
+//! [`finish`] turns a document's stored HTML into what a reader gets (shortcodes, internal links,
+//! [`highlight`]ing, heading anchors).
+
+mod finish;
+pub mod highlight;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -43,17 +48,41 @@ impl Paginator {
     }
 }
 
-/// What templates see as `site`.
-fn site_value(snap: &Snapshot) -> Value {
+/// A language of the site, as templates see it in `site.languages`.
+#[derive(Serialize)]
+struct LanguageLink {
+    code: String,
+    /// Its own name for itself (`[languages.<code>] name`), else the code.
+    name: String,
+    /// Its home page.
+    url: String,
+}
+
+/// What templates see as `site`, in language `lang` (`site.language`).
+fn site_value(snap: &Snapshot, lang: &str) -> Value {
     let c = &snap.config;
+    let over = c.languages.get(lang);
+    let languages: Vec<LanguageLink> = snap
+        .languages
+        .all()
+        .into_iter()
+        .map(|code| LanguageLink {
+            name: c.languages.get(&code).and_then(|l| l.name.clone()).unwrap_or_else(|| code.clone()),
+            url: format!("{}/", snap.languages.prefix(&code)),
+            code,
+        })
+        .collect();
     context! {
-        title => &c.title,
-        description => &c.description,
+        title => over.and_then(|l| l.title.as_deref()).unwrap_or(&c.title),
+        description => over.and_then(|l| l.description.as_deref()).unwrap_or(&c.description),
         base_url => c.base(),
-        language => &c.default_language,
+        language => lang,
+        default_language => &c.default_language,
+        languages => Serde(&languages),
+        home => format!("{}/", snap.languages.prefix(lang)),
         taxonomies => Serde(&c.taxonomies),
         extra => Serde(&c.extra),
-        menu => Serde(&snap.menu),
+        menu => Serde(snap.menus.get(lang).cloned().unwrap_or_default()),
         commit => snap.commit.to_string(),
     }
 }
@@ -65,10 +94,12 @@ pub fn render_path(snap: &Snapshot, conn: &Connection, path: &str, now: i64) -> 
     if let Some(doc) = read::document(conn, path, now)? {
         return render_document(snap, conn, doc, 1, now).map(Some);
     }
-    // The home page of a site without `content/_index.md`: an implicit root section, as Zola
-    // and Hugo have, listing the dated pages.
-    if path == "/" {
-        return render_document(snap, conn, implicit_root(snap), 1, now).map(Some);
+    let (lang, rest) = snap.languages.of_url(path);
+    let prefix = snap.languages.prefix(lang);
+    // The home page of a site (or language) without `content/_index.md`: an implicit root
+    // section, as Zola and Hugo have, listing the dated pages.
+    if rest == "/" && path.ends_with('/') {
+        return render_document(snap, conn, implicit_root(snap, lang), 1, now).map(Some);
     }
     // `/<section>/page/<n>/`
     if let Some((base, n)) = split_page(path) {
@@ -79,36 +110,43 @@ pub fn render_path(snap: &Snapshot, conn: &Connection, path: &str, now: i64) -> 
             if doc.kind == "section" {
                 return render_document(snap, conn, doc, n, now).map(Some);
             }
-        } else if base == "/" {
-            return render_document(snap, conn, implicit_root(snap), n, now).map(Some);
+        } else if base == format!("{prefix}/") {
+            return render_document(snap, conn, implicit_root(snap, lang), n, now).map(Some);
         }
     }
-    // `/<taxonomy>/`, `/<taxonomy>/<term>/`, `/<taxonomy>/<term>/page/<n>/`
+    // `/<taxonomy>/`, `/<taxonomy>/<term>/`, `/<taxonomy>/<term>/page/<n>/` (under the
+    // language's prefix)
+    let path = rest;
     let (listing, page) = split_page(path).unwrap_or((path, 1));
     let parts: Vec<&str> = listing.trim_matches('/').split('/').collect();
     if let Some(taxonomy) = parts.first().filter(|t| snap.config.taxonomies.iter().any(|x| x == *t)) {
         match parts.as_slice() {
             [_] if page == 1 && path.ends_with('/') => {
-                let terms = read::terms(conn, taxonomy, now)?;
-                let ctx = context! { site => site_value(snap), taxonomy => *taxonomy, terms => Serde(terms), current_url => path };
+                let terms = read::terms(conn, taxonomy, lang, now)?;
+                let url = format!("{prefix}{path}");
+                let ctx = context! {
+                    site => site_value(snap, lang), lang => lang, taxonomy => *taxonomy, terms => Serde(terms),
+                    current_url => url, prefix => &prefix,
+                };
                 return html(snap, "taxonomy_list.html", ctx, 200).map(Some);
             }
             [_, slug] if path.ends_with('/') => {
                 let per_page = snap.config.paginate_by;
-                let (pages, total) = read::term_pages(conn, taxonomy, slug, per_page, (page - 1) * per_page, now)?;
+                let (pages, total) =
+                    read::term_pages(conn, taxonomy, slug, lang, per_page, (page - 1) * per_page, now)?;
                 if total == 0 || (page > 1 && pages.is_empty()) {
                     return Ok(None);
                 }
-                let name = read::terms(conn, taxonomy, now)?.into_iter().find(|t| t.slug == *slug).unwrap_or(Term {
-                    name: slug.to_string(),
-                    slug: slug.to_string(),
-                    count: total as i64,
-                });
-                let base = format!("/{taxonomy}/{slug}/");
+                let name = read::terms(conn, taxonomy, lang, now)?
+                    .into_iter()
+                    .find(|t| t.slug == *slug)
+                    .unwrap_or(Term { name: slug.to_string(), slug: slug.to_string(), count: total as i64 });
+                let base = format!("{prefix}/{taxonomy}/{slug}/");
                 let paginator = Paginator::new(pages, total, per_page, page, &base);
+                let url = format!("{prefix}{path}");
                 let ctx = context! {
-                    site => site_value(snap), taxonomy => *taxonomy, term => Serde(name),
-                    paginator => Serde(paginator), current_url => path,
+                    site => site_value(snap, lang), lang => lang, taxonomy => *taxonomy, term => Serde(name),
+                    paginator => Serde(paginator), current_url => url, prefix => &prefix,
                 };
                 return html(snap, "taxonomy_single.html", ctx, 200).map(Some);
             }
@@ -118,13 +156,18 @@ pub fn render_path(snap: &Snapshot, conn: &Connection, path: &str, now: i64) -> 
     Ok(None)
 }
 
-/// The root section a site has without `content/_index.md`: titled like the site.
-fn implicit_root(snap: &Snapshot) -> DocRow {
+/// The root section a site (or one of its languages) has without `content/_index.md`: titled
+/// like the site.
+fn implicit_root(snap: &Snapshot, lang: &str) -> DocRow {
+    let over = snap.config.languages.get(lang);
+    let title = over.and_then(|l| l.title.clone()).unwrap_or_else(|| snap.config.title.clone());
+    let description = over.and_then(|l| l.description.clone()).unwrap_or_else(|| snap.config.description.clone());
     DocRow {
         kind: "section".into(),
-        url: "/".into(),
-        title: snap.config.title.clone(),
-        description: (!snap.config.description.is_empty()).then(|| snap.config.description.clone()),
+        url: format!("{}/", snap.languages.prefix(lang)),
+        lang: lang.to_string(),
+        title,
+        description: (!description.is_empty()).then_some(description),
         toc: serde_json::Value::Array(Vec::new()),
         extra: serde_json::Value::Object(Default::default()),
         ..DocRow::default()
@@ -132,7 +175,14 @@ fn implicit_root(snap: &Snapshot) -> DocRow {
 }
 
 fn render_document(snap: &Snapshot, conn: &Connection, mut doc: DocRow, page: usize, now: i64) -> Result<Rendered> {
-    let site = site_value(snap);
+    if let Some(to) = &doc.redirect_to {
+        return Ok(redirect_with(&redirect_target(conn, to), 302));
+    }
+    let lang = doc.lang.clone();
+    let site = site_value(snap, &lang);
+    if !doc.path.is_empty() {
+        doc = read::with_translations(conn, doc, now)?;
+    }
     let ext = &snap.extensions;
     // What extensions see of the document: its metadata (and, for filters, its HTML apart).
     let meta = if ext.is_empty() {
@@ -143,32 +193,86 @@ fn render_document(snap: &Snapshot, conn: &Connection, mut doc: DocRow, page: us
         doc.content = content;
         meta
     };
+    let anchors = if doc.kind == "page" {
+        snap.sections.get(&doc.section).and_then(|s| s.insert_anchor_links.clone())
+    } else {
+        doc.insert_anchor_links.clone()
+    };
+    let calls = std::mem::take(&mut doc.calls);
+    doc.content = finish::finish(snap, conn, &site, &doc.content, &calls, &meta, anchors.as_deref());
+    if let Some(summary) = doc.summary.take() {
+        doc.summary = Some(finish::finish(snap, conn, &site, &summary, &calls, &meta, None));
+    }
     if doc.kind == "page" {
         if !ext.is_empty() {
             doc.content = ext.page_html(std::mem::take(&mut doc.content), &meta);
         }
         let section_template = snap.sections.get(&doc.section).and_then(|s| s.page_template.clone());
         let template = doc.template.clone().or(section_template).unwrap_or_else(|| "page.html".into());
+        let template = existing_template(snap, template, "page.html", &doc.path);
         let url = doc.url.clone();
-        let ctx = context! { site => site, page => Serde(doc), current_url => url };
+        let ctx = context! { site => site, lang => lang, page => Serde(doc), current_url => url };
         return with_head(snap, &meta, html(snap, &template, ctx, 200)?);
     }
     let per_page = doc.paginate_by.map(|n| n as usize).unwrap_or(snap.config.paginate_by).max(1);
     let offset = (page - 1) * per_page;
-    let (pages, total) = if doc.url == "/" {
-        read::dated_pages(conn, per_page, offset, now)?
+    let root = doc.section.is_empty();
+    let (pages, total) = if root {
+        read::dated_pages(conn, &lang, per_page, offset, now)?
     } else {
         read::section_pages(conn, &doc.url, doc.sort_by.as_deref(), per_page, offset, now)?
     };
     if page > 1 && pages.is_empty() {
-        return html(snap, "404.html", context! { site => site }, 404);
+        return html(snap, "404.html", context! { site => site, lang => lang }, 404);
     }
+    let pages = pages.into_iter().map(|p| with_finished_summary(snap, conn, &site, p)).collect();
     let paginator = Paginator::new(pages, total, per_page, page, &doc.url);
-    let default_template = if doc.url == "/" { "index.html" } else { "section.html" };
+    let default_template = if root { "index.html" } else { "section.html" };
     let template = doc.template.clone().unwrap_or_else(|| default_template.into());
+    let template = existing_template(snap, template, default_template, &doc.path);
     let url = doc.url.clone();
-    let ctx = context! { site => site, section => Serde(doc), paginator => Serde(paginator), current_url => url };
+    let ctx = context! {
+        site => site, lang => lang, section => Serde(doc), paginator => Serde(paginator), current_url => url,
+    };
     with_head(snap, &meta, html(snap, &template, ctx, 200)?)
+}
+
+/// A listed page with its summary finished (shortcodes, links, highlighting).
+fn with_finished_summary(snap: &Snapshot, conn: &Connection, site: &Value, mut page: DocRow) -> DocRow {
+    if let Some(summary) = page.summary.take() {
+        let meta = serde_json::Value::Null;
+        page.summary = Some(finish::finish(snap, conn, site, &summary, &page.calls, &meta, None));
+    }
+    page
+}
+
+/// `template` if the theme has it, else `fallback` (a push naming a missing template is
+/// refused; this covers an index built before the theme lost one).
+fn existing_template(snap: &Snapshot, template: String, fallback: &str, path: &str) -> String {
+    if template == fallback || snap.theme.has_template(&template) {
+        return template;
+    }
+    tracing::warn!(%path, %template, "template missing from the theme; using {fallback}");
+    fallback.to_string()
+}
+
+/// Where a `redirect_to` points: a full URL as it is, `@/…` to that document, else a path of
+/// the site.
+fn redirect_target(conn: &Connection, to: &str) -> String {
+    if to.starts_with("http://") || to.starts_with("https://") {
+        return to.to_string();
+    }
+    if let Some(target) = to.strip_prefix(crate::content::markdown::INTERNAL) {
+        let path = target.split('#').next().unwrap_or_default();
+        let url = crate::content::markdown::link_candidates(path)
+            .into_iter()
+            .find_map(|c| read::url_of_path(conn, &c).ok().flatten());
+        if let Some(url) = url {
+            return url;
+        }
+        tracing::warn!(to, "redirect_to names a missing document");
+    }
+    format!("/{}", to.trim_start_matches('/'))
 }
 
 /// Add what the extensions' `head` filters give at the end of `<head>`.
@@ -191,19 +295,19 @@ pub fn render_plugin_template(
     context: &serde_json::Value,
     status: u16,
 ) -> Result<Rendered> {
-    let ctx = context! { site => site_value(snap), ..Value::from(Serde(context)) };
+    let ctx = context! { site => site_value(snap, &snap.config.default_language), ..Value::from(Serde(context)) };
     html(snap, template, ctx, status)
 }
 
-/// The search page.
-pub fn render_search(snap: &Snapshot, query: &str, hits: &[Hit]) -> Result<Rendered> {
-    let ctx = context! { site => site_value(snap), query => query, hits => Serde(hits) };
+/// The search page, in `lang`.
+pub fn render_search(snap: &Snapshot, query: &str, hits: &[Hit], lang: &str) -> Result<Rendered> {
+    let ctx = context! { site => site_value(snap, lang), lang => lang, query => query, hits => Serde(hits) };
     html(snap, "search.html", ctx, 200)
 }
 
-/// The 404 page (status 404).
-pub fn render_not_found(snap: &Snapshot) -> Result<Rendered> {
-    html(snap, "404.html", context! { site => site_value(snap) }, 404)
+/// The 404 page (status 404), in `lang`.
+pub fn render_not_found(snap: &Snapshot, lang: &str) -> Result<Rendered> {
+    html(snap, "404.html", context! { site => site_value(snap, lang), lang => lang }, 404)
 }
 
 fn html(snap: &Snapshot, template: &str, ctx: Value, status: u16) -> Result<Rendered> {
@@ -229,8 +333,13 @@ pub fn body_response(status: u16, content_type: &'static str, body: Vec<u8>) -> 
 
 /// A permanent redirect.
 pub fn redirect(to: &str) -> Rendered {
+    redirect_with(to, 301)
+}
+
+/// A redirect with `status` (301 or 302).
+pub fn redirect_with(to: &str, status: u16) -> Rendered {
     Rendered {
-        status: 301,
+        status,
         content_type: "text/plain; charset=utf-8",
         body: Arc::new(Vec::new()),
         etag: String::new(),
