@@ -68,6 +68,13 @@ echo "publish (server-side, incremental index + theme + swap): ${PUBLISH[*]} ms"
 echo "git push (ssh, pack, checks, publish) → new page served: ${SERVED[*]} ms" >&2
 echo "end of git push → new page served (one curl): ${AFTER[*]} ms" >&2
 
+echo "== (f) first request of a page: highlighting, shortcodes and template, uncached" >&2
+FIRST=()
+for p in $(seq 100 139); do
+  FIRST+=("$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$HTTP_PORT/s$((p % 50))/page-$p/")")
+done
+echo "first requests (s): ${FIRST[*]}" >&2
+
 echo "== (c) cached page: whispercms vs nginx (same bytes)" >&2
 URL_PATH="/s3/page-3/"
 mkdir -p "$W/www/s3/page-3"
@@ -92,9 +99,10 @@ echo "$AUTHZ" >&2
 echo "== (d) memory" >&2
 RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$(cat "$W/server.pid")/status")
 
-python3 - "$PAGES" "$FULL_MS" "$PER_PAGE" "${PUBLISH[*]}" "${SERVED[*]}" "${AFTER[*]}" "$(rps "$OURS")" "$(p99 "$OURS")" "$(rps "$NGINX")" "$(p99 "$NGINX")" "$RSS_KB" <<'PY'
+python3 - "$PAGES" "$FULL_MS" "$PER_PAGE" "${PUBLISH[*]}" "${SERVED[*]}" "${AFTER[*]}" "$(rps "$OURS")" "$(p99 "$OURS")" "$(rps "$NGINX")" "$(p99 "$NGINX")" "$RSS_KB" "${FIRST[*]}" <<'PY'
 import sys, statistics
-pages, full_ms, per_page, publish, served, after, ours_rps, ours_p99, nginx_rps, nginx_p99, rss = sys.argv[1:]
+pages, full_ms, per_page, publish, served, after, ours_rps, ours_p99, nginx_rps, nginx_p99, rss, first = sys.argv[1:]
+first = sorted(float(x) * 1000 for x in first.split())
 publish = [int(x) for x in publish.split()]
 served = [int(x) for x in served.split()]
 after = [int(x) for x in after.split()]
@@ -106,5 +114,7 @@ print(f"(b) one-page push: publish (index + theme + swap) median {statistics.med
 ratio = float(ours_rps) / float(nginx_rps)
 print(f"(c) cached page: whispercms {ours_rps} req/s, p99 {ours_p99}; nginx {nginx_rps} req/s, p99 {nginx_p99}; ratio {ratio:.2f}")
 print(f"(d) server RSS with the site loaded: {int(rss) / 1024:.0f} MiB")
+print(f"(f) first request of a page (every page has a highlighted code block, every fourth a shortcode): "
+      f"median {statistics.median(first):.1f} ms, p90 {first[int(len(first) * 0.9)]:.1f} ms over {len(first)} pages (curl, one at a time)")
 PY
 echo "(e) $AUTHZ"

@@ -5,7 +5,8 @@
 //! Checked: `site.toml` (and that its theme exists), `theme.toml`, templates (compile), content
 //! (front matter, shortcode syntax, code block options; the templates, shortcodes and documents
 //! it names exist: [`crate::references`]), the enabled plugins and theme scripts (manifests, Rhai compiled, settings),
-//! that every URL (and alias) belongs to one document, the site's Cedar policies
+//! that every URL (and alias) belongs to one document, that images are readable and within the
+//! pixel limit, the site's Cedar policies
 //! (against the schema) and the roles users hold, and that no obvious private key or access token
 //! is pushed outside `secrets/`.
 
@@ -82,7 +83,12 @@ pub fn validate_update(update: &Update<'_>) -> site_runtime::Result<Vec<Problem>
             }
         }
         let text = || std::str::from_utf8(&bytes).map_err(|_| "not UTF-8 text".to_string());
-        if path.starts_with("secrets/") {
+        if site_runtime::images::is_image(path) {
+            // Read from the header alone: a decompression bomb is refused before any decoding.
+            if let Err(m) = site_runtime::images::check(&bytes) {
+                problem(m);
+            }
+        } else if path.starts_with("secrets/") {
             if let Err(m) = text().and_then(|t| check_secrets_document(path, t, update.secrets)) {
                 problem(m);
             }

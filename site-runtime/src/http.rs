@@ -48,9 +48,15 @@ async fn readyz(State(site): State<Arc<Site>>) -> Response {
 
 /// What a path resolved to.
 enum Outcome {
-    Page { rendered: Rendered, cache: bool, next_publication: Option<i64> },
+    Page {
+        rendered: Rendered,
+        cache: bool,
+        next_publication: Option<i64>,
+    },
     Asset(Asset),
     ThemeFile(ThemeFile, String),
+    /// A resized image's file.
+    Image(std::path::PathBuf, String),
 }
 
 async fn serve(
@@ -123,6 +129,7 @@ fn serve_from(snap: &Snapshot, path: &str, query: Option<&str>, headers: &Header
         Ok(Read::Done(Outcome::ThemeFile(file, content_type))) => {
             theme_file_response(snap, file, &content_type, headers)
         }
+        Ok(Read::Done(Outcome::Image(file, content_type))) => image_response(&file, &content_type, headers),
     })
 }
 
@@ -156,6 +163,11 @@ fn resolve(snap: &Snapshot, conn: &rusqlite::Connection, path: &str, now: i64) -
     }
     if let Some(asset) = read::asset(conn, path)? {
         return Ok(Outcome::Asset(asset));
+    }
+    if let Some(name) = path.strip_prefix(crate::images::URL_PREFIX) {
+        if let Some(file) = snap.images.file(name) {
+            return Ok(Outcome::Image(file, crate::index::mime_type(path)));
+        }
     }
     if let Some(file) = snap.theme.static_file(path) {
         return Ok(Outcome::ThemeFile(file.clone(), crate::index::mime_type(path)));
@@ -257,6 +269,26 @@ fn theme_file_response(snap: &Snapshot, file: ThemeFile, content_type: &str, hea
         ThemeFile::Blob(id) => blob_response(snap, id, content_type, headers),
         ThemeFile::Embedded(bytes) => memory_file_response(bytes.to_vec(), content_type, headers),
         ThemeFile::Generated(bytes) => memory_file_response(bytes.to_vec(), content_type, headers),
+    }
+}
+
+/// A resized image: its name says what it is made of, so it never changes (immutable).
+fn image_response(file: &std::path::Path, content_type: &str, headers: &HeaderMap) -> Response {
+    let etag = format!("\"{}\"", file.file_name().and_then(|n| n.to_str()).unwrap_or_default());
+    if etag_matches(headers, &etag) {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    match std::fs::read(file) {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, content_type.to_string()),
+                (header::ETAG, etag),
+                (header::CACHE_CONTROL, "public, max-age=31536000, immutable".to_string()),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
     }
 }
 

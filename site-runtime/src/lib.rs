@@ -14,6 +14,7 @@ mod error;
 pub mod extensions;
 pub mod feeds;
 pub mod http;
+pub mod images;
 pub mod index;
 pub mod plugin_routes;
 pub mod render;

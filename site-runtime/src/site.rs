@@ -41,6 +41,8 @@ pub struct Site {
     extension_options: ArcSwap<extensions::Options>,
     /// The edge's base Content-Security-Policy, which a theme may extend.
     base_csp: ArcSwap<String>,
+    /// Resized images (derived, beside the index).
+    images: Arc<crate::images::ImageStore>,
     /// Held for a whole publish, so that publishes of one branch never interleave and the one
     /// that runs last serves the newest head (see [`Site::refresh`]).
     publishing: Mutex<()>,
@@ -54,6 +56,7 @@ impl Site {
     pub fn open(git_dir: &Path, branch: &str, index_path: PathBuf) -> Result<Self> {
         let repo = gix::open_opts(git_dir, crate::source::open_options()).map_err(Error::git)?.into_sync();
         let index = Index::open(&index_path)?;
+        let images_dir = index_path.parent().map_or_else(|| PathBuf::from("images"), |d| d.join("images"));
         Ok(Site {
             branch: branch.to_string(),
             repo,
@@ -63,6 +66,7 @@ impl Site {
             publishing: Mutex::new(()),
             extension_options: ArcSwap::from_pointee(extensions::Options::default()),
             base_csp: ArcSwap::from_pointee(String::new()),
+            images: Arc::new(crate::images::ImageStore::new(images_dir)),
             status_note: ArcSwapOption::empty(),
         })
     }
@@ -178,7 +182,8 @@ impl Site {
         let options = self.extension_options.load_full();
         let ext = Arc::new(Extensions::load(&repo, commit, &config, &options, Some(content))?);
         let section_cell: crate::theme::Sections = Arc::default();
-        let theme = Theme::load(&repo, commit, &config, section_cell.clone(), &ext)?;
+        let images = crate::theme::ImageFunction { store: self.images.clone(), repo: self.repo.clone(), commit };
+        let theme = Theme::load(&repo, commit, &config, section_cell.clone(), &ext, Some(images))?;
         let csp = theme.content_security_policy(&self.base_csp.load());
         let csp = csp.and_then(|c| axum::http::HeaderValue::try_from(c).ok());
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
@@ -206,6 +211,7 @@ impl Site {
             self.pool.clone(),
             self.repo.clone(),
             next,
+            self.images.clone(),
         )
         .with_content_security_policy(csp);
         self.current.store(Some(Arc::new(snapshot)));

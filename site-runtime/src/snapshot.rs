@@ -91,6 +91,8 @@ pub struct Snapshot {
     pub sections: Arc<BTreeMap<String, DocRow>>,
     /// The main menu of each language, by code.
     pub menus: std::collections::HashMap<String, Vec<crate::index::read::MenuItem>>,
+    /// Resized images (`/processed_images/…`).
+    pub images: Arc<crate::images::ImageStore>,
     /// The site's languages (from `config`).
     pub languages: crate::content::language::Languages,
     /// Plugins and theme scripts, compiled for this commit.
@@ -128,6 +130,7 @@ impl Snapshot {
         pool: Arc<Pool>,
         repo: gix::ThreadSafeRepository,
         next_publication: Option<i64>,
+        images: Arc<crate::images::ImageStore>,
     ) -> Self {
         let languages = config.languages();
         Snapshot {
@@ -137,6 +140,7 @@ impl Snapshot {
             theme,
             sections,
             languages,
+            images,
             menus,
             extensions,
             content_security_policy: None,

@@ -49,9 +49,14 @@ fn a_zola_site_pushes_unchanged_and_renders() {
     let home = page(http, "/");
     assert!(home.contains("Lantern Docs") && home.contains("Second post"), "{home}");
 
-    // The section's own template, from the site's theme, with its pages by weight.
+    // The section's own template, from the site's theme, with its pages by weight; the theme's
+    // resize_image makes its logo 64 × 64.
     let docs = page(http, "/docs/");
     assert!(docs.contains("<main class=\"docs-section\">"), "{docs}");
+    assert!(docs.contains("width=\"64\" height=\"64\""), "{docs}");
+    let logo = docs.split("class=\"logo\" src=\"").nth(1).and_then(|s| s.split('"').next()).unwrap();
+    let (status, _, body) = http_get_bytes(http, logo);
+    assert_eq!((status, u32::from_be_bytes(body[16..20].try_into().unwrap())), (200, 64));
     let first = docs.find("Getting started").unwrap();
     assert!(first < docs.find("Configuration").unwrap(), "by weight: {docs}");
 
@@ -121,6 +126,20 @@ fn a_hugo_site_pushes_unchanged_and_renders() {
     assert!(post.contains("<summary>What we packed</summary>") && post.contains("<strong>red</strong>"), "{post}");
     assert!(post.contains("href=\"https://gist.github.com/spf13/7896402\""), "{post}");
     assert!(post.contains("data-lang=\"go\"") && post.contains("<mark class=\"line\">"), "{post}");
+    // A raster figure gets smaller copies in a srcset, and its size.
+    let srcset = post.split("srcset=\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or_default().to_string();
+    let widths: Vec<&str> = srcset.split(", ").filter_map(|c| c.rsplit(' ').next()).collect();
+    assert_eq!(widths, ["480w", "960w", "1600w", "2000w"], "{post}");
+    assert!(post.contains("width=\"2000\" height=\"1000\""), "{post}");
+    let small = srcset.split(' ').next().unwrap();
+    assert!(small.starts_with("/processed_images/"), "{srcset}");
+    let (status, head, body) = http_get_bytes(http, small);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: image/png"), "{head}");
+    assert!(head.contains("immutable"), "{head}");
+    // PNG IHDR: width and height at bytes 16..24.
+    assert_eq!(u32::from_be_bytes(body[16..20].try_into().unwrap()), 480);
+    assert_eq!(u32::from_be_bytes(body[20..24].try_into().unwrap()), 240);
 
     // publishDate: in the past → shown; far future → not yet. expiryDate in the past → gone.
     assert_eq!(http_get(http, "/posts/second-night/").0, 200);
@@ -183,6 +202,13 @@ fn a_multilingual_site_serves_each_language_under_its_prefix() {
 }
 
 #[test]
+fn an_image_bomb_is_refused() {
+    let bomb = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bomb.png")).unwrap();
+    let err = refused_bytes(&[("static/huge.png", bomb)]);
+    assert!(err.contains("static/huge.png: 100000×100000 pixels is more than the 50 megapixels"), "{err}");
+}
+
+#[test]
 fn a_translation_in_an_undeclared_language_is_refused() {
     let err = refused(&[("content/blog/a-first.de.md", Some("+++\ntitle = \"Erster\"\n+++\nx\n"))]);
     assert!(
@@ -211,6 +237,21 @@ fn a_page_leaves_the_site_by_itself_when_it_expires() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(gone, "the expired page is still served");
+}
+
+/// Push binary `files` (path, bytes) on top of the Zola fixture; the refusal's stderr.
+fn refused_bytes(files: &[(&str, Vec<u8>)]) -> String {
+    let server = Server::binary();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = push_fixture(&server, tmp.path(), "zola-site");
+    for (path, bytes) in files {
+        std::fs::write(repo.join(path), bytes).unwrap();
+    }
+    server.git_ok(&repo, &["add", "-A"]);
+    server.git_ok(&repo, &["commit", "-qm", "a file the site cannot take"]);
+    let out = server.git_out(&repo, &["push", "origin", "HEAD:main"]);
+    assert!(!out.status.success(), "accepted: {}", stderr(&out));
+    stderr(&out)
 }
 
 /// Push `files` (path, content) on top of the Zola fixture; the refusal's stderr.

@@ -83,7 +83,7 @@ pub(super) fn update(
             if !full {
                 stats.removed += delete_document(&tx, path)?;
             }
-            tx.execute("DELETE FROM problems WHERE path = ?1", [path])?;
+            tx.prepare_cached("DELETE FROM problems WHERE path = ?1")?.execute([path])?;
             if let Change::Upsert { blob, .. } = change {
                 match parsed.next().expect("one parse result per upserted document") {
                     Ok(doc) => {
@@ -207,71 +207,65 @@ fn delete_document(tx: &Transaction<'_>, path: &str) -> Result<usize> {
 fn insert_document(tx: &Transaction<'_>, doc: &Document, blob: ObjectId) -> Result<()> {
     let m = &doc.meta;
     let calls = (!doc.calls.is_empty()).then(|| serde_json::to_string(&doc.calls).unwrap_or_else(|_| "[]".into()));
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO documents(path, blob, kind, url, section, title, description, date, updated, publish, expiry, \
          draft, render, transparent, insert_anchor_links, redirect_to, weight, template, page_template, sort_by, \
          paginate_by, summary_html, content_html, toc, word_count, extra, calls, lang, translation_key, slug) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
          ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)",
-        params![
-            doc.path,
-            blob.to_string(),
-            doc.kind.as_str(),
-            doc.url,
-            doc.section,
-            doc.title(),
-            m.description,
-            m.date.map(|d| d.as_second()),
-            m.updated.map(|d| d.as_second()),
-            m.publish_date.or(m.date).map(|d| d.as_second()),
-            m.expiry_date.map(|d| d.as_second()),
-            m.draft,
-            m.render,
-            m.transparent,
-            m.insert_anchor_links,
-            m.redirect_to,
-            m.weight,
-            m.template,
-            m.page_template,
-            m.sort_by,
-            m.paginate_by.map(|n| n as i64),
-            doc.summary_html,
-            doc.html,
-            serde_json::to_string(&nested_toc(&doc.url, &doc.toc)).unwrap_or_else(|_| "[]".into()),
-            doc.word_count as i64,
-            serde_json::to_string(&m.extra).unwrap_or_else(|_| "{}".into()),
-            calls,
-            doc.lang,
-            doc.translation_key,
-            doc.url.trim_end_matches('/').rsplit('/').next().unwrap_or_default(),
-        ],
-    )?;
+    )?
+    .execute(params![
+        doc.path,
+        blob.to_string(),
+        doc.kind.as_str(),
+        doc.url,
+        doc.section,
+        doc.title(),
+        m.description,
+        m.date.map(|d| d.as_second()),
+        m.updated.map(|d| d.as_second()),
+        m.publish_date.or(m.date).map(|d| d.as_second()),
+        m.expiry_date.map(|d| d.as_second()),
+        m.draft,
+        m.render,
+        m.transparent,
+        m.insert_anchor_links,
+        m.redirect_to,
+        m.weight,
+        m.template,
+        m.page_template,
+        m.sort_by,
+        m.paginate_by.map(|n| n as i64),
+        doc.summary_html,
+        doc.html,
+        serde_json::to_string(&nested_toc(&doc.url, &doc.toc)).unwrap_or_else(|_| "[]".into()),
+        doc.word_count as i64,
+        serde_json::to_string(&m.extra).unwrap_or_else(|_| "{}".into()),
+        calls,
+        doc.lang,
+        doc.translation_key,
+        doc.url.trim_end_matches('/').rsplit('/').next().unwrap_or_default(),
+    ])?;
     let id = tx.last_insert_rowid();
     for (taxonomy, terms) in doc.taxonomies() {
         for term in terms {
-            tx.execute(
-                "INSERT INTO terms(document_id, taxonomy, term, slug) VALUES (?1, ?2, ?3, ?4)",
-                params![id, taxonomy, term, slug::slugify(term)],
-            )?;
+            tx.prepare_cached("INSERT INTO terms(document_id, taxonomy, term, slug) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![id, taxonomy, term, slug::slugify(term)])?;
         }
     }
     for alias in &m.aliases {
         if let Ok(url) = content::document::normalize_url(alias) {
-            tx.execute("INSERT INTO aliases(document_id, alias) VALUES (?1, ?2)", params![id, url])?;
+            tx.prepare_cached("INSERT INTO aliases(document_id, alias) VALUES (?1, ?2)")?.execute(params![id, url])?;
         }
     }
     for (kind, target, line) in references(doc) {
-        tx.execute(
-            "INSERT INTO refs(document_id, kind, target, line) VALUES (?1, ?2, ?3, ?4)",
-            params![id, kind.as_str(), target, line as i64],
-        )?;
+        tx.prepare_cached("INSERT INTO refs(document_id, kind, target, line) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![id, kind.as_str(), target, line as i64])?;
     }
     if m.in_search_index && m.render {
         let summary = doc.meta.description.clone().unwrap_or_default();
-        tx.execute(
-            "INSERT INTO documents_fts(rowid, title, summary, body) VALUES (?1, ?2, ?3, ?4)",
-            params![id, doc.title(), summary, doc.text],
-        )?;
+        tx.prepare_cached("INSERT INTO documents_fts(rowid, title, summary, body) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![id, doc.title(), summary, doc.text])?;
     }
     Ok(())
 }

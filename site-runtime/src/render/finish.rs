@@ -6,7 +6,8 @@
 //! `shortcode_<name>`, the built-in `shortcodes/<name>.html` of the default theme. Templates see
 //! the named arguments (as variables and as `args`), `positional` (Hugo's), `body` (the text
 //! between the tags, as written), `body_html` (that text as Markdown), `nth` (the how-manieth
-//! call of this shortcode on the page), `page` and `site`.
+//! call of this shortcode on the page), `page_dir` (the page's folder, for files beside it),
+//! `page` and `site`.
 
 use std::collections::HashMap;
 
@@ -79,6 +80,10 @@ fn shortcode(snap: &Snapshot, site: &Value, call: &Call, nth: usize, page: &serd
             call.body.as_deref().map(|b| serde_json::Value::from(markdown::to_html(b))).unwrap_or_default(),
         );
         vars.insert("nth".into(), serde_json::Value::from(nth));
+        // The page's folder in the repository (`content/blog/trip`), for files beside it.
+        let page_dir =
+            page.get("path").and_then(|p| p.as_str()).and_then(|p| p.rsplit_once('/')).map_or("content", |(d, _)| d);
+        vars.insert("page_dir".into(), serde_json::Value::from(page_dir));
         vars.insert("page".into(), page.clone());
         let ctx = minijinja::context! { site => site.clone(), ..Value::from(Serde(vars)) };
         snap.theme.render(&template, ctx).unwrap_or_else(|e| {

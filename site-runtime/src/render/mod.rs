@@ -185,7 +185,7 @@ fn render_document(snap: &Snapshot, conn: &Connection, mut doc: DocRow, page: us
     }
     let ext = &snap.extensions;
     // What extensions see of the document: its metadata (and, for filters, its HTML apart).
-    let meta = if ext.is_empty() {
+    let meta = if ext.is_empty() && doc.calls.is_empty() {
         serde_json::Value::Null
     } else {
         let content = std::mem::take(&mut doc.content);

@@ -126,8 +126,12 @@ impl Theme {
         config: &SiteConfig,
         sections: Sections,
         extensions: &Arc<Extensions>,
+        images: Option<ImageFunction>,
     ) -> Result<Self> {
         let mut env = base_environment(config, sections, extensions);
+        if let Some(images) = images {
+            env.add_function("resize_image", images.function());
+        }
         let mut statics: HashMap<String, ThemeFile> =
             DEFAULT_STATIC.iter().map(|(url, bytes)| (url.to_string(), ThemeFile::Embedded(bytes))).collect();
         let mut name = "default".to_string();
@@ -204,6 +208,56 @@ impl Theme {
     /// A static file of the theme, by URL.
     pub fn static_file(&self, url: &str) -> Option<&ThemeFile> {
         self.statics.get(url)
+    }
+}
+
+/// What `resize_image` needs: the store of resized images and the commit's files.
+pub struct ImageFunction {
+    pub store: Arc<crate::images::ImageStore>,
+    pub repo: gix::ThreadSafeRepository,
+    pub commit: ObjectId,
+}
+
+impl ImageFunction {
+    /// Zola's `resize_image(path, width, height, op="fill", format="auto", quality=75)`: a map
+    /// with `url`, `width`, `height`, `orig_width`, `orig_height`. A failure (no such file, not
+    /// an image) is logged and gives the original's URL with no sizes, so a page still renders.
+    fn function(
+        self,
+    ) -> impl Fn(Option<String>, minijinja::value::Kwargs) -> std::result::Result<Value, minijinja::Error>
+           + Send
+           + Sync
+           + 'static {
+        move |path: Option<String>, kwargs: minijinja::value::Kwargs| {
+            let bad = |m: String| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, m);
+            let path = match path {
+                Some(p) => p,
+                None => kwargs.get::<String>("path")?,
+            };
+            let width: Option<u32> = kwargs.get("width")?;
+            let height: Option<u32> = kwargs.get("height")?;
+            let op: Option<String> = kwargs.get("op")?;
+            let format: Option<String> = kwargs.get("format")?;
+            let quality: Option<u8> = kwargs.get("quality")?;
+            kwargs.assert_all_used()?;
+            let op = crate::images::Op::parse(op.as_deref().unwrap_or("fill")).map_err(bad)?;
+            let quality = quality.unwrap_or(75).clamp(1, 100);
+            let request =
+                crate::images::Request { width, height, op, format: format.unwrap_or_else(|| "auto".into()), quality };
+            let repo = self.repo.to_thread_local();
+            let mut last = String::new();
+            for candidate in crate::images::candidates(&path) {
+                match self.store.resize(&repo, self.commit, &candidate, &request) {
+                    Ok(resized) => return Ok(Value::from(minijinja::value::Serde(resized))),
+                    Err(e) => last = e,
+                }
+            }
+            tracing::warn!(%path, error = %last, "resize_image failed");
+            let url = if path.starts_with('/') { path.clone() } else { format!("/{path}") };
+            Ok(
+                minijinja::context! { url => url, width => 0, height => 0, orig_width => 0, orig_height => 0, error => last },
+            )
+        }
     }
 }
 
