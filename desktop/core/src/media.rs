@@ -293,9 +293,12 @@ mod tests {
         assert!(import(&ws, "a.png", b"x", &Place::Page("content/none.md".into())).is_err());
         assert!(import(&ws, "a.png", b"x", &Place::Page("../outside.md".into())).is_err());
         assert!(import(&ws, "a.bin", &vec![0; MAX_BYTES + 1], &Place::Static).is_err());
-        // The server accepts what was imported.
+        // The check says what the server would refuse: the broken picture, nothing else.
         let author = crate::fixture::author();
         ws.save("media", &author).unwrap();
-        assert_eq!(ws.check("main").unwrap(), vec![]);
+        let problems = ws.check("main").unwrap();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "static/media/x.jpg");
+        assert!(problems[0].message.starts_with("not a readable image"), "{problems:?}");
     }
 }
