@@ -133,6 +133,25 @@ fn serve_from(snap: &Snapshot, path: &str, query: Option<&str>, headers: &Header
     })
 }
 
+/// Render `urls` of `snap` into its page cache (after a publish, off the request path); stops
+/// quietly when a newer publish has overtaken the snapshot.
+pub(crate) fn warm(snap: &Snapshot, urls: &[String]) {
+    for url in urls {
+        let now = jiff::Timestamp::now().as_second();
+        if snap.cached(url, now).is_some() {
+            continue;
+        }
+        match snap.read(|conn| resolve(snap, conn, url, now)) {
+            Ok(Read::Done(Outcome::Page { rendered, cache: true, next_publication })) => {
+                snap.remember(url.clone(), rendered, next_publication);
+            }
+            Ok(Read::Stale) => return,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%url, error = %e, "rendering ahead failed"),
+        }
+    }
+}
+
 /// Send the snapshot's Content-Security-Policy (its theme's extension of the edge's), if any.
 fn with_policy(mut response: Response, policy: Option<&HeaderValue>) -> Response {
     if let Some(policy) = policy {

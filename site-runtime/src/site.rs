@@ -30,6 +30,9 @@ pub struct Published {
     pub notes: Vec<String>,
 }
 
+/// At most this many changed pages are rendered ahead after a publish.
+const WARM_PAGES: usize = 200;
+
 /// One branch of a site repository, served.
 pub struct Site {
     branch: String,
@@ -214,8 +217,20 @@ impl Site {
             self.images.clone(),
         )
         .with_content_security_policy(csp);
-        self.current.store(Some(Arc::new(snapshot)));
+        let snapshot = Arc::new(snapshot);
+        self.current.store(Some(snapshot.clone()));
         drop(index);
+        // The pages this publish changed are rendered now, off the request path: their resized
+        // images are made and the first reader gets them from the cache.
+        let warm: Vec<String> = stats.changed.iter().take(WARM_PAGES).cloned().collect();
+        if !warm.is_empty() {
+            let spawned = std::thread::Builder::new()
+                .name("warm-pages".into())
+                .spawn(move || crate::http::warm(&snapshot, &warm));
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "could not start rendering the changed pages ahead");
+            }
+        }
         let mut notes = Vec::new();
         if !ext.is_empty() {
             let change = serde_json::json!({

@@ -218,6 +218,34 @@ fn a_translation_in_an_undeclared_language_is_refused() {
 }
 
 #[test]
+fn a_publish_renders_the_changed_pages_and_their_images_ahead() {
+    let server = Server::binary();
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = push_fixture(&server, tmp.path(), "hugo-site");
+    let images = server.data_dir.join("index/images");
+    let made = || {
+        std::fs::read_dir(&images)
+            .map(|d| d.filter_map(|e| e.ok()).filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count())
+            .unwrap_or(0)
+    };
+    assert_eq!(made(), 0, "nothing asked for a page yet");
+    let page = repo.join("content/posts/first-light.md");
+    let text = std::fs::read_to_string(&page).unwrap() + "\nOne more line.\n";
+    commit_file(&server, &repo, "content/posts/first-light.md", &text);
+    assert_success(&server.git_out(&repo, &["push", "origin", "HEAD:main"]), &["push"]);
+    // No request: the publish itself renders the changed page, which makes its figure's copies.
+    let mut count = 0;
+    for _ in 0..100 {
+        count = made();
+        if count == 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(count, 3, "480, 960 and 1600 pixels wide");
+}
+
+#[test]
 fn a_page_leaves_the_site_by_itself_when_it_expires() {
     let server = Server::binary();
     let http = server.http_port.unwrap();
