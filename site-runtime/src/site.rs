@@ -193,6 +193,13 @@ impl Site {
         let stats = index.update(&repo, commit, progress)?;
         let now = jiff::Timestamp::now().as_second();
         let conn = index.connection();
+        // What to render ahead: the pages this publish changed or, after a full build (which
+        // lists none), the pages with pictures for the built-in figure to resize.
+        let warm: Vec<String> = if stats.full {
+            index::read::referrer_urls(conn, index::read::RefKind::Shortcode, "figure", WARM_PAGES)?
+        } else {
+            stats.changed.iter().take(WARM_PAGES).cloned().collect()
+        };
         let sections: BTreeMap<String, index::read::DocRow> =
             index::read::sections(conn)?.into_iter().map(|s| (s.url.clone(), s)).collect();
         let next = index::read::next_publication(conn, now)?;
@@ -220,9 +227,8 @@ impl Site {
         let snapshot = Arc::new(snapshot);
         self.current.store(Some(snapshot.clone()));
         drop(index);
-        // The pages this publish changed are rendered now, off the request path: their resized
-        // images are made and the first reader gets them from the cache.
-        let warm: Vec<String> = stats.changed.iter().take(WARM_PAGES).cloned().collect();
+        // Those pages are rendered now, off the request path: their resized images are made and
+        // the first reader gets them from the cache.
         if !warm.is_empty() {
             let spawned = std::thread::Builder::new()
                 .name("warm-pages".into())

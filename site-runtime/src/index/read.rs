@@ -377,6 +377,16 @@ pub fn referrers(conn: &Connection, kind: RefKind, targets: &[&str]) -> Result<V
     Ok(out)
 }
 
+/// The URLs of at most `limit` documents referring to `target` of `kind`.
+pub fn referrer_urls(conn: &Connection, kind: RefKind, target: &str, limit: usize) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT d.url FROM refs r JOIN documents d ON d.id = r.document_id \
+         WHERE r.kind = ?1 AND r.target = ?2 ORDER BY d.url LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![kind.as_str(), target, limit as i64], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Every distinct target of `kind` with one document that refers to it: (target, path, line).
 pub fn targets(conn: &Connection, kind: RefKind) -> Result<Vec<(String, String, i64)>> {
     let mut stmt = conn.prepare_cached(
