@@ -116,15 +116,46 @@ pub fn atom(snap: &Snapshot, conn: &Connection, lang: &str, now: i64) -> Result<
     Ok(body_response(200, "application/atom+xml; charset=utf-8", xml.into_bytes()))
 }
 
-/// `/sitemap.xml`: every language's pages, each with its translations as `hreflang`
-/// alternates (Google's form of them).
-pub fn sitemap(snap: &Snapshot, conn: &Connection, now: i64) -> Result<Rendered> {
-    let base = snap.config.base();
+/// The sitemaps protocol's limit of URLs in one file.
+pub const SITEMAP_URLS: usize = 50_000;
+
+/// `/sitemap.xml` (`part` `None`) and `/sitemap-<n>.xml`: every language's pages, each with its
+/// translations as `hreflang` alternates (Google's form of them). Up to [`SITEMAP_URLS`] pages
+/// it is one file; beyond, `/sitemap.xml` is a sitemap index of `/sitemap-1.xml` … each holding
+/// at most that many. `None`: no such part.
+pub fn sitemap(snap: &Snapshot, conn: &Connection, part: Option<usize>, now: i64) -> Result<Option<Rendered>> {
+    let entries = read::sitemap(conn, now)?;
+    Ok(sitemap_xml(snap.config.base(), &entries, part, SITEMAP_URLS)
+        .map(|xml| body_response(200, "application/xml; charset=utf-8", xml.into_bytes())))
+}
+
+/// The XML of a sitemap file (see [`sitemap`]) with `per_file` URLs at most per file.
+fn sitemap_xml(base: &str, entries: &[read::SitemapEntry], part: Option<usize>, per_file: usize) -> Option<String> {
+    let files = entries.len().div_ceil(per_file).max(1);
+    let chunk = match part {
+        None if files == 1 => entries,
+        None => {
+            let mut xml = String::from(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<sitemapindex xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n",
+            );
+            for (i, chunk) in entries.chunks(per_file).enumerate() {
+                xml.push_str(&format!("<sitemap><loc>{}</loc>", xml_escape(&format!("{base}/sitemap-{}.xml", i + 1))));
+                if let Some(changed) = chunk.iter().filter_map(|e| e.changed).max() {
+                    xml.push_str(&format!("<lastmod>{}</lastmod>", rfc3339(changed)));
+                }
+                xml.push_str("</sitemap>\n");
+            }
+            xml.push_str("</sitemapindex>\n");
+            return Some(xml);
+        }
+        Some(n) if files > 1 && (1..=files).contains(&n) => entries.chunks(per_file).nth(n - 1)?,
+        Some(_) => return None,
+    };
     let mut xml = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\" \
          xmlns:xhtml=\"http://www.w3.org/1999/xhtml\">\n",
     );
-    for entry in read::sitemap(conn, now)? {
+    for entry in chunk {
         xml.push_str(&format!("<url><loc>{}</loc>", xml_escape(&format!("{base}{}", entry.url))));
         if let Some(c) = entry.changed {
             xml.push_str(&format!("<lastmod>{}</lastmod>", rfc3339(c)));
@@ -139,7 +170,16 @@ pub fn sitemap(snap: &Snapshot, conn: &Connection, now: i64) -> Result<Rendered>
         xml.push_str("</url>\n");
     }
     xml.push_str("</urlset>\n");
-    Ok(body_response(200, "application/xml; charset=utf-8", xml.into_bytes()))
+    Some(xml)
+}
+
+/// The part a `/sitemap-<n>.xml` path names.
+pub fn sitemap_part(path: &str) -> Option<usize> {
+    let n = path.strip_prefix("/sitemap-")?.strip_suffix(".xml")?;
+    if n.is_empty() || n.len() > 6 || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
 }
 
 /// `/robots.txt`: everything allowed, the sitemap announced.
@@ -151,6 +191,41 @@ pub fn robots(snap: &Snapshot) -> Rendered {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entries(n: usize) -> Vec<read::SitemapEntry> {
+        (0..n)
+            .map(|i| read::SitemapEntry { url: format!("/p{i}/"), changed: Some(i as i64), alternates: Vec::new() })
+            .collect()
+    }
+
+    #[test]
+    fn one_file_up_to_the_limit_then_an_index_of_parts() {
+        let base = "https://example.org";
+        let one = sitemap_xml(base, &entries(3), None, 3).unwrap();
+        assert!(one.contains("<urlset") && one.matches("<url>").count() == 3);
+        assert!(sitemap_xml(base, &entries(3), Some(1), 3).is_none());
+
+        let index = sitemap_xml(base, &entries(7), None, 3).unwrap();
+        assert!(index.contains("<sitemapindex"), "{index}");
+        assert_eq!(index.matches("<sitemap>").count(), 3);
+        assert!(index.contains("<loc>https://example.org/sitemap-3.xml</loc>"));
+        let parts: Vec<String> = (1..=3).map(|n| sitemap_xml(base, &entries(7), Some(n), 3).unwrap()).collect();
+        assert_eq!(parts.iter().map(|p| p.matches("<url>").count()).collect::<Vec<_>>(), [3, 3, 1]);
+        assert!(parts[2].contains("/p6/"));
+        assert!(sitemap_xml(base, &entries(7), Some(4), 3).is_none());
+        assert!(sitemap_xml(base, &entries(7), Some(0), 3).is_none());
+        assert_eq!(sitemap_part("/sitemap-12.xml"), Some(12));
+        for bad in ["/sitemap-.xml", "/sitemap-1a.xml", "/sitemap-9999999.xml", "/sitemap-+1.xml", "/sitemap-1.xml/"] {
+            assert_eq!(sitemap_part(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_real_limit_is_the_protocols() {
+        assert_eq!(SITEMAP_URLS, 50_000);
+        let xml = sitemap_xml("", &entries(SITEMAP_URLS + 1), None, SITEMAP_URLS).unwrap();
+        assert_eq!(xml.matches("<sitemap>").count(), 2);
+    }
 
     #[test]
     fn escapes_xml() {

@@ -165,8 +165,17 @@ fn resolve(snap: &Snapshot, conn: &rusqlite::Connection, path: &str, now: i64) -
     let page = |rendered| Ok(Outcome::Page { rendered, cache: true, next_publication });
     match path {
         "/robots.txt" => return page(feeds::robots(snap)),
-        "/sitemap.xml" => return page(feeds::sitemap(snap, conn, now)?),
+        "/sitemap.xml" => {
+            if let Some(xml) = feeds::sitemap(snap, conn, None, now)? {
+                return page(xml);
+            }
+        }
         _ => {}
+    }
+    if let Some(part) = feeds::sitemap_part(path) {
+        if let Some(xml) = feeds::sitemap(snap, conn, Some(part), now)? {
+            return page(xml);
+        }
     }
     let (lang, rest) = snap.languages.of_url(path);
     match rest {

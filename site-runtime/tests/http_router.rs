@@ -106,6 +106,9 @@ async fn drafts_and_future_pages_are_not_published() {
     let sitemap = get(&f.site, "/sitemap.xml", &[]).await.body;
     assert!(!sitemap.contains("draft") && !sitemap.contains("future"), "{sitemap}");
     assert!(sitemap.contains("<loc>https://example.org/blog/post-0/</loc>"));
+    // A small site's sitemap is one file: there are no parts.
+    assert!(sitemap.contains("<urlset"), "{sitemap}");
+    assert_eq!(get(&f.site, "/sitemap-1.xml", &[]).await.status, StatusCode::NOT_FOUND);
     let rss = get(&f.site, "/rss.xml", &[]).await.body;
     assert!(!rss.contains("From the future"));
 }
