@@ -8,6 +8,7 @@
 //!
 //! This crate knows nothing of SSH or the pack protocol.
 
+mod carry;
 pub mod config;
 pub mod content;
 mod error;

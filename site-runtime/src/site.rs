@@ -190,9 +190,21 @@ impl Site {
         let csp = theme.content_security_policy(&self.base_csp.load());
         let csp = csp.and_then(|c| axum::http::HeaderValue::try_from(c).ok());
         let mut index = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        // Which cached pages of the serving snapshot may carry over (decided on the old index).
+        let previous = self.snapshot().filter(|p| p.commit != commit);
+        let carry = match &previous {
+            Some(prev) if ext.is_empty() && theme.pages_stand_alone() && index.commit()? == Some(prev.commit) => {
+                crate::carry::plan(&repo, index.connection(), prev.commit, commit)?
+            }
+            _ => None,
+        };
         let stats = index.update(&repo, commit, progress)?;
         let now = jiff::Timestamp::now().as_second();
         let conn = index.connection();
+        let carry = match carry {
+            Some(plan) if !stats.full => plan.after(conn)?,
+            _ => None,
+        };
         // What to render ahead: the pages this publish changed or, after a full build (which
         // lists none), the pages with pictures for the built-in figure to resize.
         let warm: Vec<String> = if stats.full {
@@ -211,6 +223,7 @@ impl Site {
         }
         let sections = Arc::new(sections);
         let _ = section_cell.set(sections.clone());
+        let taxonomies = config.taxonomies.clone();
         let snapshot = Snapshot::new(
             commit,
             config,
@@ -224,6 +237,12 @@ impl Site {
             self.images.clone(),
         )
         .with_content_security_policy(csp);
+        if let (Some(plan), Some(prev)) = (&carry, &previous) {
+            // Sections, and the home pages that list pages without a section document.
+            let is_section = |url: &str| snapshot.sections.contains_key(url) || snapshot.languages.of_url(url).1 == "/";
+            let kept = snapshot.carry_from(prev, |key, rendered| plan.keeps(key, rendered, is_section, &taxonomies));
+            tracing::debug!(kept, "cached pages carried over");
+        }
         let snapshot = Arc::new(snapshot);
         self.current.store(Some(snapshot.clone()));
         drop(index);

@@ -172,6 +172,25 @@ impl Snapshot {
         cache.entries.get(key).cloned()
     }
 
+    /// Take over the cached responses of `previous` that `keep` accepts (a publish that left
+    /// them as they were); the number taken.
+    pub(crate) fn carry_from(&self, previous: &Snapshot, keep: impl Fn(&str, &Rendered) -> bool) -> usize {
+        let now = jiff::Timestamp::now().as_second();
+        let old = previous.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if old.valid_until.is_some_and(|t| now >= t) {
+            return 0;
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut kept = 0;
+        for (key, rendered) in old.entries.iter() {
+            if keep(key, rendered) {
+                cache.entries.insert(key.clone(), rendered.clone());
+                kept += 1;
+            }
+        }
+        kept
+    }
+
     /// Remember a response for `key`; `next_publication` (from the same read) bounds its life.
     pub fn remember(&self, key: String, rendered: Rendered, next_publication: Option<i64>) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());

@@ -336,3 +336,42 @@ async fn a_site_without_a_home_document_has_an_implicit_home() {
     assert!(second.body.contains("Post 1"), "{}", second.body);
     assert_eq!(get(&site, "/page/9/", &[]).await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_publish_keeps_the_cached_pages_it_did_not_change() {
+    let f = fixture();
+    write(
+        &f.work,
+        "content/blog/post-2.md",
+        "+++\ntitle = \"Post 2\"\ndate = 2024-01-03\n+++\nLinks to [zero](@/blog/post-0.md).\n",
+    );
+    let second = commit_all(&f.work, "a link");
+    f.site.publish(second, &mut |_| {}).unwrap();
+    for url in ["/", "/blog/post-0/", "/blog/post-1/", "/blog/post-2/", "/blog/", "/tags/rust/"] {
+        assert_eq!(get(&f.site, url, &[]).await.status, StatusCode::OK, "{url}");
+    }
+    let now = jiff::Timestamp::now().as_second();
+    let cached = |url: &str| f.site.snapshot().unwrap().cached(url, now).is_some();
+    assert!(cached("/blog/post-1/") && cached("/blog/"));
+
+    // One page changes: the others stay cached; it, the pages linking to it and the listings go.
+    write(
+        &f.work,
+        "content/blog/post-0.md",
+        "+++\ntitle = \"Post 0, edited\"\ndate = 2024-01-01\ntags = [\"rust\"]\n+++\nNew body.\n",
+    );
+    let third = commit_all(&f.work, "an edit");
+    f.site.publish(third, &mut |_| {}).unwrap();
+    let cached = |url: &str| f.site.snapshot().unwrap().cached(url, now).is_some();
+    assert!(cached("/blog/post-1/"), "an unrelated page is still cached");
+    assert!(!cached("/blog/post-2/"), "a page linking to the changed one is not");
+    assert!(!cached("/") && !cached("/blog/") && !cached("/tags/rust/"), "listings are not");
+    assert!(get(&f.site, "/blog/post-0/", &[]).await.body.contains("New body."));
+    assert!(get(&f.site, "/blog/page/2/", &[]).await.body.contains("Post 0, edited"));
+
+    // A change to the site's shared parts (here a section) keeps nothing.
+    write(&f.work, "content/blog/_index.md", "+++\ntitle = \"The blog\"\nsort_by = \"date\"\n+++\n");
+    let fourth = commit_all(&f.work, "a section");
+    f.site.publish(fourth, &mut |_| {}).unwrap();
+    assert!(f.site.snapshot().unwrap().cached("/blog/post-1/", now).is_none());
+}

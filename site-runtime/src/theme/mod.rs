@@ -109,6 +109,9 @@ pub struct Theme {
     statics: HashMap<String, ThemeFile>,
     /// Templates the site's theme has (beside the built-in ones).
     own: std::collections::HashSet<String>,
+    /// No template shows other documents through `get_section` or prints `site.commit`: a
+    /// page's HTML depends on that page (and the site's shared parts) alone.
+    stand_alone: bool,
 }
 
 impl std::fmt::Debug for Theme {
@@ -137,6 +140,7 @@ impl Theme {
         let mut name = "default".to_string();
         let mut csp_additions = embed_sources();
         let mut own = std::collections::HashSet::new();
+        let mut stand_alone = true;
         statics.insert(HIGHLIGHT_CSS.into(), highlight_stylesheet(config)?);
         if let Some(theme) = &config.theme {
             let dir = format!("themes/{theme}");
@@ -157,6 +161,7 @@ impl Theme {
                 let path = format!("{dir}/templates/{rel}");
                 let text = String::from_utf8(source::read_blob(repo, blob)?)
                     .map_err(|_| Error::content(&path, "template is not UTF-8"))?;
+                stand_alone &= !(text.contains("get_section") || text.contains("commit"));
                 env.add_template_owned(rel.clone(), text).map_err(|e| Error::content(&path, template_error(&e)))?;
                 own.insert(rel);
             }
@@ -164,7 +169,7 @@ impl Theme {
                 statics.insert(format!("/{rel}"), ThemeFile::Blob(blob));
             }
         }
-        Ok(Theme { name, csp_additions, env, statics, own })
+        Ok(Theme { name, csp_additions, env, statics, own, stand_alone })
     }
 
     /// The built-in theme alone (no repository needed).
@@ -175,7 +180,14 @@ impl Theme {
         if let Ok(css) = highlight_stylesheet(config) {
             statics.insert(HIGHLIGHT_CSS.into(), css);
         }
-        Theme { name: "default".into(), csp_additions: embed_sources(), env, statics, own: Default::default() }
+        Theme {
+            name: "default".into(),
+            csp_additions: embed_sources(),
+            env,
+            statics,
+            own: Default::default(),
+            stand_alone: true,
+        }
     }
 
     /// The theme's name.
@@ -192,6 +204,12 @@ impl Theme {
     /// Whether a template exists.
     pub fn has_template(&self, name: &str) -> bool {
         self.env.get_template(name).is_ok()
+    }
+
+    /// Whether each page's HTML depends only on that page and the site's shared parts (no
+    /// template reads other documents or the commit), so a publish may keep unchanged pages.
+    pub fn pages_stand_alone(&self) -> bool {
+        self.stand_alone
     }
 
     /// Whether the site's theme has template `name` itself (not only the built-in one).
