@@ -48,6 +48,9 @@ echo $! > "$W/server.pid"
 for _ in $(seq 200); do grep -q "http listening" "$W/server.out" 2>/dev/null && break; sleep 0.05; done
 curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null
 
+# Twenty pages read before the pushes below: after a one-page push they should still be cached.
+for p in $(seq 200 219); do curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/s$((p % 50))/page-$p/"; done
+
 echo "== (b) one-page change: push → served" >&2
 export GIT_SSH_COMMAND="ssh -F /dev/null -i $W/client -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
 git clone -q "ssh://git@127.0.0.1:$SSH_PORT/site.git" "$W/clone"
@@ -67,6 +70,13 @@ done
 echo "publish (server-side, incremental index + theme + swap): ${PUBLISH[*]} ms" >&2
 echo "git push (ssh, pack, checks, publish) → new page served: ${SERVED[*]} ms" >&2
 echo "end of git push → new page served (one curl): ${AFTER[*]} ms" >&2
+
+echo "== (g) after a one-page push: pages read before it (kept in the cache?)" >&2
+KEPT=()
+for p in $(seq 200 219); do
+  KEPT+=("$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$HTTP_PORT/s$((p % 50))/page-$p/")")
+done
+echo "pages read before the push (s): ${KEPT[*]}" >&2
 
 echo "== (f) first request of a page: highlighting, shortcodes and template, uncached" >&2
 FIRST=()
@@ -99,9 +109,10 @@ echo "$AUTHZ" >&2
 echo "== (d) memory" >&2
 RSS_KB=$(awk '/VmRSS/ {print $2}' "/proc/$(cat "$W/server.pid")/status")
 
-python3 - "$PAGES" "$FULL_MS" "$PER_PAGE" "${PUBLISH[*]}" "${SERVED[*]}" "${AFTER[*]}" "$(rps "$OURS")" "$(p99 "$OURS")" "$(rps "$NGINX")" "$(p99 "$NGINX")" "$RSS_KB" "${FIRST[*]}" <<'PY'
+python3 - "$PAGES" "$FULL_MS" "$PER_PAGE" "${PUBLISH[*]}" "${SERVED[*]}" "${AFTER[*]}" "$(rps "$OURS")" "$(p99 "$OURS")" "$(rps "$NGINX")" "$(p99 "$NGINX")" "$RSS_KB" "${FIRST[*]}" "${KEPT[*]}" <<'PY'
 import sys, statistics
-pages, full_ms, per_page, publish, served, after, ours_rps, ours_p99, nginx_rps, nginx_p99, rss, first = sys.argv[1:]
+pages, full_ms, per_page, publish, served, after, ours_rps, ours_p99, nginx_rps, nginx_p99, rss, first, kept = sys.argv[1:]
+kept = sorted(float(x) * 1000 for x in kept.split())
 first = sorted(float(x) * 1000 for x in first.split())
 publish = [int(x) for x in publish.split()]
 served = [int(x) for x in served.split()]
@@ -116,5 +127,7 @@ print(f"(c) cached page: whispercms {ours_rps} req/s, p99 {ours_p99}; nginx {ngi
 print(f"(d) server RSS with the site loaded: {int(rss) / 1024:.0f} MiB")
 print(f"(f) first request of a page (every page has a highlighted code block, every fourth a shortcode): "
       f"median {statistics.median(first):.1f} ms, p90 {first[int(len(first) * 0.9)]:.1f} ms over {len(first)} pages (curl, one at a time)")
+print(f"(g) after five one-page pushes, pages read before them: median {statistics.median(kept):.2f} ms, "
+      f"max {kept[-1]:.2f} ms over {len(kept)} pages (kept in the cache when below the first-request figure)")
 PY
 echo "(e) $AUTHZ"
