@@ -33,9 +33,9 @@ use_shared_target_dir() {
   fi
 }
 
-# The shared target dir grows with every fresh clone (path dependencies hash by path, so each
-# clone's crates and test executables are new artifacts), with every dependency or feature change
-# (a new hash beside the old one) and with incremental caches. A disk that fills mid-build kills
+# The shared target dir grows with every dependency, feature or profile change (a new hash beside
+# the old one; a fresh clone of an unchanged tree reuses what is there) and with incremental
+# caches. A disk that fills mid-build kills
 # the linker (SIGBUS on its mapped output), so prune before building when space is short or the
 # directory is large: the incremental caches, test and example executables not rebuilt in the last
 # hour (a fresh clone rebuilds its own anyway), and of each library every build but the two most
