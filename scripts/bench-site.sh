@@ -48,8 +48,15 @@ echo $! > "$W/server.pid"
 for _ in $(seq 200); do grep -q "http listening" "$W/server.out" 2>/dev/null && break; sleep 0.05; done
 curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null
 
+# The seconds a request of each generated page FROM..TO takes (one curl at a time).
+page_times() {
+  for p in $(seq "$1" "$2"); do
+    curl -s -o /dev/null -w '%{time_total} ' "http://127.0.0.1:$HTTP_PORT/s$((p % 50))/page-$p/"
+  done
+}
+
 # Twenty pages read before the pushes below: after a one-page push they should still be cached.
-for p in $(seq 200 219); do curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/s$((p % 50))/page-$p/"; done
+page_times 200 219 > /dev/null
 
 echo "== (b) one-page change: push → served" >&2
 export GIT_SSH_COMMAND="ssh -F /dev/null -i $W/client -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
@@ -72,17 +79,11 @@ echo "git push (ssh, pack, checks, publish) → new page served: ${SERVED[*]} ms
 echo "end of git push → new page served (one curl): ${AFTER[*]} ms" >&2
 
 echo "== (g) after a one-page push: pages read before it (kept in the cache?)" >&2
-KEPT=()
-for p in $(seq 200 219); do
-  KEPT+=("$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$HTTP_PORT/s$((p % 50))/page-$p/")")
-done
+read -r -a KEPT <<< "$(page_times 200 219)"
 echo "pages read before the push (s): ${KEPT[*]}" >&2
 
 echo "== (f) first request of a page: highlighting, shortcodes and template, uncached" >&2
-FIRST=()
-for p in $(seq 100 139); do
-  FIRST+=("$(curl -s -o /dev/null -w '%{time_total}' "http://127.0.0.1:$HTTP_PORT/s$((p % 50))/page-$p/")")
-done
+read -r -a FIRST <<< "$(page_times 100 139)"
 echo "first requests (s): ${FIRST[*]}" >&2
 
 echo "== (c) cached page: whispercms vs nginx (same bytes)" >&2

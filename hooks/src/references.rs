@@ -32,15 +32,10 @@ struct Offered {
 
 impl Offered {
     fn at(repo: &gix::Repository, commit: ObjectId) -> site_runtime::Result<Option<Offered>> {
-        let config = match source::blob_at(repo, commit, site_runtime::config::PATH)? {
-            Some(blob) => {
-                let bytes = source::read_blob(repo, blob)?;
-                match std::str::from_utf8(&bytes).ok().and_then(|t| SiteConfig::parse(t).ok()) {
-                    Some(config) => config,
-                    None => return Ok(None), // reported on its own
-                }
-            }
-            None => SiteConfig::default(),
+        let config = match SiteConfig::at(repo, commit) {
+            Ok(config) => config,
+            Err(site_runtime::Error::Content { .. }) => return Ok(None), // reported on its own
+            Err(e) => return Err(e),
         };
         let templates = theme::template_names(repo, commit, &config)?;
         let mut shortcodes: BTreeSet<String> = templates
@@ -106,7 +101,7 @@ pub fn check(
     // The targets a link to a deleted document may be written as: its path, or Hugo's
     // extension-less name of it.
     let link_keys: Vec<String> =
-        deleted.iter().flat_map(|p| [p.to_string(), format!("content/{}", link_base(p))]).collect();
+        deleted.iter().flat_map(|p| [p.to_string(), format!("content/{}", content::markdown::link_base(p))]).collect();
     let link_keys: Vec<&str> = link_keys.iter().map(String::as_str).collect();
     let site_changed = changes.iter().any(|c| {
         let p = c.path();
@@ -191,16 +186,6 @@ pub fn check(
         }
     }
     Ok(())
-}
-
-/// `content/blog/post.md`, `content/blog/post/index.md`, `content/blog/post/_index.md` →
-/// `blog/post`.
-fn link_base(path: &str) -> &str {
-    let rel = path.strip_prefix("content/").unwrap_or(path);
-    rel.strip_suffix("/_index.md")
-        .or_else(|| rel.strip_suffix("/index.md"))
-        .or_else(|| rel.strip_suffix(".md"))
-        .unwrap_or(rel)
 }
 
 fn at_line(line: usize, message: String) -> String {

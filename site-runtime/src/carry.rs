@@ -25,13 +25,20 @@ use crate::source::{self, Change};
 /// What a publish may keep, decided from the diff and the index before it moves.
 pub(crate) struct Plan {
     paths: Vec<String>,
+    languages: crate::content::language::Languages,
     /// URLs whose cached pages are dropped (changed pages by their old URL, …).
     drop: HashSet<String>,
 }
 
 /// The plan for publishing `new` over the indexed `old`, or `None` when nothing may be kept.
 /// `conn` is the index still at `old`.
-pub(crate) fn plan(repo: &gix::Repository, conn: &Connection, old: ObjectId, new: ObjectId) -> Result<Option<Plan>> {
+pub(crate) fn plan(
+    repo: &gix::Repository,
+    conn: &Connection,
+    old: ObjectId,
+    new: ObjectId,
+    languages: crate::content::language::Languages,
+) -> Result<Option<Plan>> {
     let changes = source::changes(repo, Some(old), new)?;
     let pages_only = changes.iter().all(|c| {
         let path = c.path();
@@ -41,7 +48,7 @@ pub(crate) fn plan(repo: &gix::Repository, conn: &Connection, old: ObjectId, new
         return Ok(None);
     }
     let paths: Vec<String> = changes.iter().map(|c| Change::path(c).to_string()).collect();
-    let mut plan = Plan { paths, drop: HashSet::new() };
+    let mut plan = Plan { paths, languages, drop: HashSet::new() };
     if !plan.collect(conn)? {
         return Ok(None);
     }
@@ -58,10 +65,8 @@ impl Plan {
             let row: Option<(String, String, String)> =
                 stmt.query_row([path], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).optional()?;
             if let Some((url, section, key)) = row {
-                if section.is_empty()
-                    || section == "/"
-                    || section.matches('/').count() == 2 && is_language_home(conn, &section)?
-                {
+                // A language's home lists top-level pages in its menu.
+                if section.is_empty() || self.languages.of_url(&section).1 == "/" {
                     return Ok(false);
                 }
                 self.drop.insert(url);
@@ -82,10 +87,8 @@ impl Plan {
             for alias in aliases.query_map([path], |r| r.get::<_, String>(0))? {
                 self.drop.insert(alias?);
             }
-            let rel = path.strip_prefix("content/").unwrap_or(path);
-            let base = rel.strip_suffix("/index.md").or_else(|| rel.strip_suffix(".md")).unwrap_or(rel);
             targets.push(path.clone());
-            targets.push(format!("content/{base}"));
+            targets.push(format!("content/{}", content::markdown::link_base(path)));
         }
         let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
         let mut url_of = conn.prepare_cached("SELECT url FROM documents WHERE path = ?1")?;
@@ -120,13 +123,4 @@ impl Plan {
             && !key.contains("/page/")
             && !key.trim_start_matches('/').split('/').take(2).any(|part| taxonomies.iter().any(|t| t == part))
     }
-}
-
-/// Whether `url` (`/fr/`) is the home of a language: a root section there has no parent.
-fn is_language_home(conn: &Connection, url: &str) -> Result<bool> {
-    let section: Option<String> = conn
-        .prepare_cached("SELECT section FROM documents WHERE url = ?1 AND kind = 'section' LIMIT 1")?
-        .query_row([url], |r| r.get(0))
-        .optional()?;
-    Ok(section.is_none_or(|s| s.is_empty()))
 }

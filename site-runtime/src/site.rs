@@ -167,14 +167,7 @@ impl Site {
     fn publish_locked(&self, commit: ObjectId, progress: &mut dyn FnMut(Progress)) -> Result<Published> {
         let started = std::time::Instant::now();
         let repo = self.repo.to_thread_local();
-        let config = match crate::source::blob_at(&repo, commit, crate::config::PATH)? {
-            Some(blob) => {
-                let bytes = crate::source::read_blob(&repo, blob)?;
-                let text = std::str::from_utf8(&bytes).map_err(|_| Error::content(crate::config::PATH, "not UTF-8"))?;
-                SiteConfig::parse(text)?
-            }
-            None => SiteConfig::default(),
-        };
+        let config = SiteConfig::at(&repo, commit)?;
         // Extensions and theme first: either failing to compile refuses the publish before the
         // index moves, and the previous snapshot keeps serving.
         let content: Arc<dyn extensions::ContentHost> = Arc::new(extensions::host::IndexHost {
@@ -194,7 +187,7 @@ impl Site {
         let previous = self.snapshot().filter(|p| p.commit != commit);
         let carry = match &previous {
             Some(prev) if ext.is_empty() && theme.pages_stand_alone() && index.commit()? == Some(prev.commit) => {
-                crate::carry::plan(&repo, index.connection(), prev.commit, commit)?
+                crate::carry::plan(&repo, index.connection(), prev.commit, commit, config.languages())?
             }
             _ => None,
         };

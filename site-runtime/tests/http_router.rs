@@ -375,3 +375,25 @@ async fn a_publish_keeps_the_cached_pages_it_did_not_change() {
     f.site.publish(fourth, &mut |_| {}).unwrap();
     assert!(f.site.snapshot().unwrap().cached("/blog/post-1/", now).is_none());
 }
+
+#[tokio::test]
+async fn code_is_highlighted_unless_the_site_turns_it_off() {
+    let f = fixture();
+    write(&f.work, "content/code.md", "+++\ntitle = \"Code\"\n+++\n```rust\nfn main() {}\n```\n");
+    let with = commit_all(&f.work, "code");
+    f.site.publish(with, &mut |_| {}).unwrap();
+    let page = get(&f.site, "/code/", &[]).await.body;
+    assert!(page.contains("<pre class=\"z-code\" data-lang=\"rust\">") && page.contains("z-storage"), "{page}");
+    write(
+        &f.work,
+        "site.toml",
+        "title = \"Test Site\"\nbase_url = \"https://example.org\"\npaginate_by = 2\n[markdown]\nhighlight_code = false\n",
+    );
+    let without = commit_all(&f.work, "no highlighting");
+    f.site.publish(without, &mut |_| {}).unwrap();
+    let page = get(&f.site, "/code/", &[]).await.body;
+    assert!(
+        page.contains("<pre data-lang=\"rust\"><code class=\"language-rust\">fn main() {}") && !page.contains("z-"),
+        "{page}"
+    );
+}

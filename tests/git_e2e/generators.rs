@@ -204,7 +204,7 @@ fn a_multilingual_site_serves_each_language_under_its_prefix() {
 #[test]
 fn an_image_bomb_is_refused() {
     let bomb = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bomb.png")).unwrap();
-    let err = refused_bytes(&[("static/huge.png", bomb)]);
+    let err = refused(&[("static/huge.png", Some(bomb))]);
     assert!(err.contains("static/huge.png: 100000×100000 pixels is more than the 50 megapixels"), "{err}");
 }
 
@@ -270,23 +270,9 @@ fn a_page_leaves_the_site_by_itself_when_it_expires() {
     assert!(gone, "the expired page is still served");
 }
 
-/// Push binary `files` (path, bytes) on top of the Zola fixture; the refusal's stderr.
-fn refused_bytes(files: &[(&str, Vec<u8>)]) -> String {
-    let server = Server::binary();
-    let tmp = tempfile::tempdir().unwrap();
-    let repo = push_fixture(&server, tmp.path(), "zola-site");
-    for (path, bytes) in files {
-        std::fs::write(repo.join(path), bytes).unwrap();
-    }
-    server.git_ok(&repo, &["add", "-A"]);
-    server.git_ok(&repo, &["commit", "-qm", "a file the site cannot take"]);
-    let out = server.git_out(&repo, &["push", "origin", "HEAD:main"]);
-    assert!(!out.status.success(), "accepted: {}", stderr(&out));
-    stderr(&out)
-}
-
-/// Push `files` (path, content) on top of the Zola fixture; the refusal's stderr.
-fn refused(files: &[(&str, Option<&str>)]) -> String {
+/// Push `files` (path, content; `None` deletes) on top of the Zola fixture; the refusal's
+/// stderr, once it is checked that `main` did not move.
+fn refused<T: AsRef<[u8]>>(files: &[(&str, Option<T>)]) -> String {
     let server = Server::binary();
     let tmp = tempfile::tempdir().unwrap();
     let repo = push_fixture(&server, tmp.path(), "zola-site");
@@ -323,7 +309,7 @@ fn a_page_naming_a_template_the_theme_lacks_is_refused() {
 
 #[test]
 fn a_theme_change_removing_a_template_in_use_is_refused() {
-    let err = refused(&[("themes/book/templates/docs.html", None)]);
+    let err = refused::<&str>(&[("themes/book/templates/docs.html", None)]);
     assert!(
         err.contains("content/docs/_index.md") && err.contains("template \"docs.html\" is not in the theme"),
         "{err}"
@@ -350,7 +336,7 @@ fn a_link_to_a_missing_document_is_refused_with_its_line() {
 
 #[test]
 fn deleting_a_document_others_link_to_is_refused() {
-    let err = refused(&[("content/docs/configuration.md", None)]);
+    let err = refused::<&str>(&[("content/docs/configuration.md", None)]);
     assert!(
         err.contains("content/docs/getting-started.md: line 7: links to @/docs/configuration.md, which is not a document of the site (this push removes it)"),
         "{err}"

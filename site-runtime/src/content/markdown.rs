@@ -48,6 +48,17 @@ pub fn link_candidates(target: &str) -> Vec<String> {
     vec![format!("content/{target}.md"), format!("content/{target}/_index.md"), format!("content/{target}/index.md")]
 }
 
+/// What a link to the document at `path` may have been written as, besides the path itself:
+/// Hugo's extension-less name (`content/blog/post.md`, `…/post/index.md` and
+/// `…/post/_index.md` → `blog/post`).
+pub fn link_base(path: &str) -> &str {
+    let rel = path.strip_prefix("content/").unwrap_or(path);
+    rel.strip_suffix("/_index.md")
+        .or_else(|| rel.strip_suffix("/index.md"))
+        .or_else(|| rel.strip_suffix(".md"))
+        .unwrap_or(rel)
+}
+
 /// A rendered document.
 #[derive(Debug, Clone, Default)]
 pub struct Rendered {

@@ -33,7 +33,7 @@ pub fn finish(
 ) -> String {
     let html = if html.contains(OPEN) { expand_shortcodes(snap, site, html, calls, page) } else { html.to_string() };
     let html = if html.contains(INTERNAL) { resolve_links(conn, &html) } else { html };
-    let html = highlight::blocks(&html).into_owned();
+    let html = if snap.config.markdown.highlight_code { highlight::blocks(&html).into_owned() } else { html };
     match anchors {
         Some(place @ ("left" | "right" | "heading")) => insert_anchors(snap, &html, place),
         _ => html,
@@ -124,7 +124,7 @@ fn resolve_links(conn: &Connection, html: &str) -> String {
 }
 
 /// The URL (with its anchor) of an `@/` link, if its document exists.
-fn resolve(conn: &Connection, link: &str) -> Option<String> {
+pub(super) fn resolve(conn: &Connection, link: &str) -> Option<String> {
     let target = link.strip_prefix(INTERNAL)?;
     let (path, anchor) = match target.split_once('#') {
         Some((p, a)) => (p, Some(a)),

@@ -262,15 +262,10 @@ fn redirect_target(conn: &Connection, to: &str) -> String {
     if to.starts_with("http://") || to.starts_with("https://") {
         return to.to_string();
     }
-    if let Some(target) = to.strip_prefix(crate::content::markdown::INTERNAL) {
-        let path = target.split('#').next().unwrap_or_default();
-        let url = crate::content::markdown::link_candidates(path)
-            .into_iter()
-            .find_map(|c| read::url_of_path(conn, &c).ok().flatten());
-        if let Some(url) = url {
+    if to.starts_with(crate::content::markdown::INTERNAL) {
+        if let Some(url) = finish::resolve(conn, to) {
             return url;
         }
-        tracing::warn!(to, "redirect_to names a missing document");
     }
     format!("/{}", to.trim_start_matches('/'))
 }
