@@ -164,6 +164,8 @@ fn a_multilingual_site_serves_each_language_under_its_prefix() {
     assert!(fr.contains("href=\"/docs/configuration/\""), "a link across languages: {fr}");
     assert!(fr.contains(">Français</a>") && fr.contains("aria-current=\"true\">Français"), "switcher: {fr}");
     let en = page(http, "/docs/getting-started/");
+    // The current language's entry links the page itself, not the home page.
+    assert!(en.contains("<a href=\"http://127.0.0.1/docs/getting-started/\" hreflang=\"en\""), "{en}");
     assert!(en.contains("hreflang=\"fr\" href=\"http://127.0.0.1/fr/docs/getting-started/\""), "{en}");
     assert!(en.contains("<a href=\"http://127.0.0.1/fr/docs/getting-started/\" hreflang=\"fr\""), "switcher: {en}");
     // Per-language sections, home, taxonomies, feeds and search.
