@@ -312,6 +312,8 @@ async fn run(settings: Settings, demo: Option<Demo>, keyring: &'static secrets::
 
     let git_dir = data_dir.join("repos/site.git");
     let repo = Arc::new(Repository::open_or_init("site", &git_dir)?);
+    // Pushes add packs; a background thread keeps their number bounded (githost::maintenance).
+    repo.start_maintenance()?;
     let following = settings.follow.clone();
 
     // The public addresses belong to the edge (Pingora); the Axum sites listen on loopback behind

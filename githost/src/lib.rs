@@ -24,6 +24,8 @@ mod error;
 pub mod hook;
 pub mod keys;
 pub mod limits;
+pub mod maintenance;
+pub mod pack_writer;
 pub mod pktline;
 pub mod protocol;
 pub mod quarantine;

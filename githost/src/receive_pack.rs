@@ -76,6 +76,7 @@ fn advertised_capabilities() -> String {
 impl ReceivePack<'_> {
     /// Run one push conversation over `input`/`output`.
     pub fn serve(&self, input: impl Read, output: impl Write) -> Result<()> {
+        let _reading = self.repo.reader();
         let repo = self.repo.local();
         let mut out = BufWriter::with_capacity(64 * 1024, output);
         self.advertise(&repo, &mut out)?;

@@ -7,6 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use fs2::FileExt;
 
@@ -22,7 +23,18 @@ pub struct Repository {
     shared: gix::ThreadSafeRepository,
     /// Bumped after every ref transaction (see [`Repository::refs_changed`]).
     ref_generation: tokio::sync::watch::Sender<u64>,
+    /// The current reader epoch: every reader holds a clone ([`Repository::reader`]); pack
+    /// maintenance starts a new epoch when it installs a pack and removes the packs it replaced
+    /// once the old epoch has no holder left.
+    readers: std::sync::Mutex<Arc<()>>,
+    /// Wakes the pack-maintenance thread, once started ([`Repository::start_maintenance`]).
+    maintenance: std::sync::OnceLock<std::sync::mpsc::SyncSender<()>>,
 }
+
+/// Held by a request that reads the object store (a fetch, a push): packs in use when it began
+/// stay on disk until it is dropped.
+#[must_use]
+pub struct ReaderGuard(#[allow(dead_code)] Arc<()>);
 
 impl std::fmt::Debug for Repository {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -63,8 +75,11 @@ impl Repository {
             git_dir,
             shared: shared.into_sync(),
             ref_generation: tokio::sync::watch::Sender::new(0),
+            readers: std::sync::Mutex::new(Arc::new(())),
+            maintenance: std::sync::OnceLock::new(),
         };
         crate::quarantine::remove_stale(&repo.objects_dir())?;
+        crate::maintenance::remove_debris(&repo.objects_dir())?;
         Ok(repo)
     }
 
@@ -100,6 +115,34 @@ impl Repository {
     /// transaction of this process (a push, a follower's fetch).
     pub fn refs_changed(&self) {
         self.ref_generation.send_modify(|g| *g += 1);
+        if let Some(wake) = self.maintenance.get() {
+            let _ = wake.try_send(()); // a wake-up already pending covers this one
+        }
+    }
+
+    /// Keep this repository's packs consolidated in the background from now on (see
+    /// [`crate::maintenance`]): a first run now, then one after each ref transaction.
+    pub fn start_maintenance(self: &Arc<Self>) -> Result<()> {
+        let (wake, woken) = std::sync::mpsc::sync_channel(1);
+        if self.maintenance.set(wake).is_err() {
+            return Ok(()); // already running
+        }
+        crate::maintenance::spawn(Arc::downgrade(self), woken)?;
+        if let Some(wake) = self.maintenance.get() {
+            let _ = wake.try_send(());
+        }
+        Ok(())
+    }
+
+    /// Mark the caller as a reader of the object store until the guard is dropped.
+    pub fn reader(&self) -> ReaderGuard {
+        ReaderGuard(self.readers.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    /// Start a new reader epoch; returns the previous one, whose strong count falls to one when
+    /// its last reader is done.
+    pub(crate) fn new_reader_epoch(&self) -> Arc<()> {
+        std::mem::replace(&mut *self.readers.lock().unwrap_or_else(|e| e.into_inner()), Arc::new(()))
     }
 
     /// A receiver that wakes when refs move in this process.

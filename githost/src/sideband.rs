@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use crate::pktline;
 
 /// The largest payload of a side-band-64k packet: a packet line's maximum minus the band byte.
-const MAX_BAND_PAYLOAD: usize = pktline::MAX_DATA_LEN - 1;
+pub(crate) const MAX_BAND_PAYLOAD: usize = pktline::MAX_DATA_LEN - 1;
 
 /// A writer that frames data on band 1 when side-band is on, and passes it through otherwise.
 pub struct SidebandWriter<W: Write> {

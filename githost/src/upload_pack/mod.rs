@@ -3,12 +3,14 @@
 //! Both wire protocols are served: v0/v1 ([`v0`]: ref advertisement, then want/have negotiation
 //! with `multi_ack_detailed`) and v2 ([`v2`]: a capability advertisement followed by `ls-refs`
 //! and `fetch` commands). They share the negotiation state ([`negotiation`]), the pack planning
-//! ([`plan`]: what the client lacks, shallow boundaries) and the pack writer ([`pack`]).
+//! ([`plan`]: what the client lacks, shallow boundaries), the pack writer ([`pack`]) and the
+//! reuse of a stored pack for clones ([`reuse`]).
 
 pub(crate) mod commits;
 mod negotiation;
 pub(crate) mod pack;
 pub(crate) mod plan;
+mod reuse;
 mod v0;
 mod v2;
 
@@ -35,6 +37,7 @@ pub struct UploadPack<'a> {
 impl UploadPack<'_> {
     /// Run one clone/fetch conversation over `input`/`output`.
     pub fn serve(&self, input: impl Read, output: impl Write) -> Result<()> {
+        let _reading = self.repo.reader();
         match self.version {
             ProtocolVersion::V2 => v2::serve(self.repo, input, output),
             v => v0::serve(self.repo, v, input, output),

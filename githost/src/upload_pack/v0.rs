@@ -9,8 +9,9 @@ use gix::ObjectId;
 
 use super::commits::Commits;
 use super::negotiation::Negotiation;
-use super::pack::{write_pack, PackOptions};
-use super::plan::{plan, shallow_boundary, Deepen, Request};
+use super::pack::PackOptions;
+use super::plan::{shallow_boundary, Deepen, Request};
+use super::reuse::send_pack;
 use super::{check_wants, peeled_wants};
 use crate::error::{Error, Result};
 use crate::pktline::{self, Packet, PktReader};
@@ -139,8 +140,7 @@ pub(super) fn serve(repo: &Repository, version: ProtocolVersion, input: impl Rea
     req.common = common;
     let mut sb = SidebandWriter::new(out, caps.side_band);
     let options = PackOptions { thin: caps.thin_pack, ofs_delta: caps.ofs_delta, progress: !caps.no_progress };
-    let sent = plan(&mut commits, &req, &refs)
-        .and_then(|planned| write_pack(&repo, planned.objects, &planned.client_has, options, &mut sb));
+    let sent = send_pack(&repo, &mut commits, &req, &refs, options, &mut sb);
     if let Err(e) = sent {
         // During the pack, a fatal error travels on side-band 3.
         let _ = sb.fatal(&format!("upload-pack: {e}\n"));

@@ -9,6 +9,7 @@ use super::commits::Commits;
 use super::negotiation::Negotiation;
 use super::pack::{write_pack, PackOptions};
 use super::plan::{plan, Deepen, Request};
+use super::reuse::send_pack;
 use super::{check_wants, peeled_wants};
 use crate::error::{Error, Result};
 use crate::pktline::{self, Packet, PktReader};
@@ -256,8 +257,9 @@ fn fetch(repo: &Repository, args: &[BString], out: &mut impl Write) -> Result<()
         }
     }
     req.common = neg.common().to_vec();
-    let planned = plan(&mut commits, &req, &refs)?;
-    if req.deepen.is_some() {
+    // A shallow fetch announces its boundary before the pack; others plan (or reuse) as they write.
+    let planned = if req.deepen.is_some() { Some(plan(&mut commits, &req, &refs)?) } else { None };
+    if let Some(planned) = &planned {
         pktline::write_text(out, "shallow-info")?;
         for id in &planned.shallow {
             pktline::write_text(out, format!("shallow {id}"))?;
@@ -270,7 +272,11 @@ fn fetch(repo: &Repository, args: &[BString], out: &mut impl Write) -> Result<()
     pktline::write_text(out, "packfile")?;
     let mut sb = SidebandWriter::new(out, true);
     let options = PackOptions { thin, ofs_delta: ofs, progress };
-    if let Err(e) = write_pack(&repo, planned.objects, &planned.client_has, options, &mut sb) {
+    let sent = match planned {
+        Some(planned) => write_pack(&repo, planned.objects, &planned.client_has, options, &mut sb),
+        None => send_pack(&repo, &mut commits, &req, &refs, options, &mut sb),
+    };
+    if let Err(e) = sent {
         let _ = sb.fatal(&format!("upload-pack: {e}\n"));
         return Err(Failure::InPack(e));
     }
