@@ -284,7 +284,7 @@ fn repack(repo: &Repository, old: &[PackFile], whole: bool) -> Result<PackFile> 
     let new = PackFile {
         stem: stem.clone(),
         objects: total,
-        reuse: whole.then(|| Reuse { objects: region_objects, end, tips }).filter(|r| !r.tips.is_empty()),
+        reuse: whole.then_some(Reuse { objects: region_objects, end, tips }).filter(|r| !r.tips.is_empty()),
     };
     let reuse_tmp = match &new.reuse {
         Some(reuse) => {

@@ -111,7 +111,9 @@ impl Server {
         let repo_dir = data_dir.join("repos/site.git");
         let repo = githost::Repository::open_or_init("site", &repo_dir).unwrap();
         let mut host = githost::GitHost::new(Arc::new(keys), hooks, limits);
-        host.add_repository(Arc::new(repo));
+        let repo = Arc::new(repo);
+        repo.start_maintenance().unwrap();
+        host.add_repository(repo);
         let (port_tx, port_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -254,6 +256,21 @@ impl Server {
         let Kind::Binary(child) = &mut self.kind else { panic!("not a binary server") };
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         child.wait().expect("wait for the server")
+    }
+
+    /// Kill the server binary with SIGKILL (no shutdown of any kind) and reap it.
+    pub fn kill9(&mut self) {
+        let Kind::Binary(child) = &mut self.kind else { panic!("not a binary server") };
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// The packs in the server's repository (`objects/pack/*.idx`), and the other files there.
+    pub fn pack_files(&self) -> (usize, Vec<String>) {
+        let names: Vec<String> = std::fs::read_dir(self.repo_dir.join("objects/pack"))
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        (names.iter().filter(|n| n.ends_with(".idx")).count(), names)
     }
 
     /// `whispercms-server preview-link` for this server's data directory.
