@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Benchmark of the embedded Git host against OpenSSH sshd + git upload-pack/receive-pack, in one
-# run on this machine, over loopback. A generated repository of ~20k objects is cloned (bare) and
-# pushed (full push into an empty repository) through both; hyperfine times each, and the script
-# prints the ratios ours / OpenSSH+git (below 1.0 = we are faster).
+# run on this machine, over loopback. Two repositories:
+#   - a realistic project history (scripts/lib/gen_history.py: ~15,800 objects, 287 refs of which
+#     280 annotated tags, merges, gc'd aggressively with delta chains up to 250), pushed whole
+#     with --mirror, then `git clone --mirror` through both, with the server's CPU per clone;
+#     then a series of PUSHES one-file pushes to each (default 1,000), every push timed: the
+#     first 100 against the last 100 (medians), packs on disk after, and a clone after;
+#   - a ~20k-object site (4,000 pages and 1,500 edits): bare clone, full push into an empty
+#     repository, up-to-date fetch.
+# hyperfine times each command; ratios are ours / OpenSSH+git (below 1.0 = we are faster).
 #
 # Needs: cargo, git, openssh-server, hyperfine, python3 (Debian packages are installed when
 # missing). Runs sshd as the current user on 127.0.0.1 with its own config; nothing else is
-# touched. Usage: scripts/bench-git.sh [RUNS]   (default 10 runs per measurement)
+# touched. Usage: scripts/bench-git.sh [RUNS] [PUSHES]   (defaults 10 and 1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
@@ -14,6 +20,7 @@ ensure_cargo
 ensure_packages "${BASE_PACKAGES[@]}" openssh-server hyperfine python3
 use_shared_target_dir
 RUNS="${1:-10}"
+PUSHES="${2:-1000}"
 cargo build --release --quiet --bin whispercms-server
 BIN="${CARGO_TARGET_DIR:-target}/release/whispercms-server"
 
@@ -58,6 +65,85 @@ start_ours
 OURS_URL="ssh://git@127.0.0.1:$OURS_PORT/site.git"
 SSHD_URL="ssh://$USER_NAME@127.0.0.1:$SSHD_PORT$W/sshd-repo.git"
 
+# --- the realistic history: pushed whole to both, cloned with --mirror
+git init -q -b main "$W/hist"
+python3 scripts/lib/gen_history.py | git -C "$W/hist" fast-import --quiet
+git -C "$W/hist" repack -adfq --depth=250 --window=250
+HIST_OBJECTS=$(git -C "$W/hist" count-objects -v | awk '/in-pack/ {print $2}')
+HIST_REFS=$(git -C "$W/hist" for-each-ref | wc -l)
+echo "history: $HIST_OBJECTS objects, $HIST_REFS refs, $(du -sh "$W/hist/.git/objects/pack" | cut -f1) packed" >&2
+# Our server on an empty data dir with the history pushed, once the background maintenance has
+# written its first whole repack (clones are timed against a settled server).
+fresh_ours_with_history() {
+  stop_ours; start_ours
+  git -C "$W/hist" push -q --mirror "$OURS_URL" 2>/dev/null
+  for _ in $(seq 400); do
+    ls "$W"/ours-data/repos/site.git/objects/pack/*.reuse > /dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "the server never consolidated the pushed history" >&2; exit 1
+}
+fresh_ours_with_history
+git init -q --bare "$W/sshd-hist.git"
+SSHD_HIST="ssh://$USER_NAME@127.0.0.1:$SSHD_PORT$W/sshd-hist.git"
+git -C "$W/hist" push -q --mirror "$SSHD_HIST"
+cpu_ms() { awk '{print ($14 + $15) * 10}' "/proc/$1/stat"; }
+CPU0=$(cpu_ms "$(cat "$W/ours.pid")")
+echo "== clone --mirror of the history ($HIST_OBJECTS objects, $HIST_REFS refs)" >&2
+hyperfine --style basic -N --runs "$RUNS" --warmup 1 --export-json "$W/mirror.json" \
+  --prepare "rm -rf $W/c" \
+  -n ours "git clone -q --mirror $OURS_URL $W/c" \
+  -n openssh+git "git clone -q --mirror $SSHD_HIST $W/c" >&2
+CPU1=$(cpu_ms "$(cat "$W/ours.pid")")
+CLONE_CPU=$(( (CPU1 - CPU0) / (RUNS + 1) ))
+# git's own work for the same pack (what upload-pack runs), without ssh or the client.
+PACK_OBJECTS_MS=$(python3 -c '
+import statistics, subprocess, sys, time
+t = []
+for _ in range(5):
+    s = time.perf_counter()
+    subprocess.run(["git", "-C", sys.argv[1], "pack-objects", "--all", "--revs", "--stdout", "-q"],
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True)
+    t.append(time.perf_counter() - s)
+print(round(statistics.median(t) * 1000))' "$W/sshd-hist.git")
+
+# --- a series of one-file pushes to each server, every push timed
+echo "== $PUSHES one-file pushes to each server" >&2
+fresh_ours_with_history
+git init -q --bare "$W/sshd-series.git"
+SSHD_SERIES="ssh://$USER_NAME@127.0.0.1:$SSHD_PORT$W/sshd-series.git"
+git -C "$W/hist" push -q --mirror "$SSHD_SERIES"
+python3 - "$W" "$PUSHES" "$OURS_URL" "$SSHD_SERIES" <<'SERIES'
+import json, subprocess, sys, time
+w, pushes = sys.argv[1], int(sys.argv[2])
+times = {}
+for name, url in (("ours", sys.argv[3]), ("openssh+git", sys.argv[4])):
+    work = f"{w}/series-{name}"
+    subprocess.run(["git", "clone", "-q", f"{w}/hist", work], check=True)
+    times[name] = []
+    for i in range(pushes):
+        with open(f"{work}/docs/series.md", "a") as f:
+            f.write(f"push {i}\n")
+        subprocess.run(["git", "-C", work, "add", "docs/series.md"], check=True)
+        subprocess.run(["git", "-C", work, "-c", "user.name=B", "-c", "user.email=b@e", "commit", "-qm", f"push {i}"], check=True)
+        start = time.perf_counter()
+        subprocess.run(["git", "-C", work, "push", "-q", url, "HEAD:main"], check=True, stderr=subprocess.DEVNULL)
+        times[name].append(time.perf_counter() - start)
+json.dump(times, open(f"{w}/series.json", "w"))
+SERIES
+sleep 3 # the last maintenance run
+OURS_PACKS=$(find "$W/ours-data/repos/site.git/objects/pack" -name '*.idx' | wc -l)
+SSHD_PACKS=$(find "$W/sshd-series.git/objects/pack" -name '*.idx' | wc -l)
+SSHD_LOOSE=$(git -C "$W/sshd-series.git" count-objects | cut -d' ' -f1)
+echo "== clone --mirror after the series" >&2
+hyperfine --style basic -N --runs "$RUNS" --warmup 1 --export-json "$W/after.json" \
+  --prepare "rm -rf $W/c" \
+  -n ours "git clone -q --mirror $OURS_URL $W/c" \
+  -n openssh+git "git clone -q --mirror $SSHD_SERIES $W/c" >&2
+
+# --- back to an empty server for the site repository
+stop_ours; start_ours
+
 # Seed both with the repository.
 git init -q --bare "$W/sshd-repo.git"
 git -C "$W/src" push -q "$SSHD_URL" main
@@ -90,12 +176,26 @@ hyperfine --style basic -N --runs "$RUNS" --export-json "$W/fetch.json" \
   -n ours "git -C $W/f-ours fetch -q $OURS_URL main" \
   -n openssh+git "git -C $W/f-sshd fetch -q $SSHD_URL main" >&2
 
-python3 - "$W" "$OBJECTS" <<'PY'
+python3 - "$W" "$OBJECTS" "$HIST_OBJECTS" "$HIST_REFS" "$CLONE_CPU" "$PACK_OBJECTS_MS" "$PUSHES" \
+  "$OURS_PACKS" "$SSHD_PACKS" "$SSHD_LOOSE" <<'PY'
 import json, sys, statistics
-w, objects = sys.argv[1], sys.argv[2]
-print(f"\nresults (median of runs; repository of {objects} objects; ratio = ours / OpenSSH+git)")
-print(f"{'operation':<28}{'ours':>10}{'openssh+git':>14}{'ratio':>8}")
+w, objects, hist, refs, cpu, pack_objects, pushes, ours_packs, sshd_packs, sshd_loose = sys.argv[1:]
+def medians(name):
+    return {x["command"]: statistics.median(x["times"]) for x in json.load(open(f"{w}/{name}.json"))["results"]}
+def row(label, r):
+    print(f"{label:<46}{r['ours']*1000:>8.0f}ms{r['openssh+git']*1000:>12.0f}ms{r['ours']/r['openssh+git']:>8.2f}")
+print("\nresults (median of runs; ratio = ours / OpenSSH+git)")
+print(f"{'operation':<46}{'ours':>10}{'openssh+git':>14}{'ratio':>8}")
+row(f"clone --mirror: history, {hist} objects, {refs} refs", medians("mirror"))
+print(f"  server CPU per clone: ours {cpu} ms; git pack-objects --all of the same pack {pack_objects} ms")
+series = json.load(open(f"{w}/series.json"))
+for name in ("ours", "openssh+git"):
+    first = statistics.median(series[name][:100]) * 1000
+    last = statistics.median(series[name][-100:]) * 1000
+    print(f"  {pushes} pushes to {name}: first 100 {first:.0f} ms, last 100 {last:.0f} ms (last / first {last / first:.2f})")
+print(f"  packs after the series: ours {ours_packs}; OpenSSH+git {sshd_packs} (and {sshd_loose} loose objects)")
+row(f"clone --mirror after the {pushes} pushes", medians("after"))
+print(f"\nthe site repository ({objects} objects)")
 for name, label in [("clone", "clone --bare"), ("push", "push (full, empty remote)"), ("fetch", "fetch (up to date)")]:
-    r = {x["command"]: statistics.median(x["times"]) for x in json.load(open(f"{w}/{name}.json"))["results"]}
-    print(f"{label:<28}{r['ours']*1000:>8.0f}ms{r['openssh+git']*1000:>12.0f}ms{r['ours']/r['openssh+git']:>8.2f}")
+    row(label, medians(name))
 PY

@@ -93,6 +93,7 @@ bench_workdir() {
 bench_cleanup() {
   [ -f "$W/server.pid" ] && kill "$(cat "$W/server.pid")" 2>/dev/null || true
   [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null || true
+  [ -f "$W/sshd.pid" ] && kill "$(cat "$W/sshd.pid")" 2>/dev/null || true
   rm -rf "$W"
 }
 
