@@ -24,6 +24,7 @@ use std::collections::HashSet;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use fs2::FileExt;
 use gix::ObjectId;
 
 use crate::error::{Error, Result};
@@ -188,6 +189,11 @@ pub struct Report {
 /// Run one step of maintenance now, on this thread: decide, repack, install, then remove the
 /// replaced packs once the readers that might use them are gone.
 pub fn run_once(repo: &Repository) -> Result<Report> {
+    // Held while temporary files exist, so that another process opening the repository never
+    // takes them for debris.
+    let lock_path = repo.git_dir().join(LOCK_FILE);
+    let lock = lock_file(&lock_path)?;
+    lock.lock_exclusive().map_err(Error::fs(&lock_path))?;
     let work = decide(&packs(&repo.objects_dir())?);
     let (old, whole) = match work {
         Work::Nothing => return Ok(Report::default()),
@@ -196,6 +202,7 @@ pub fn run_once(repo: &Repository) -> Result<Report> {
     };
     let started = std::time::Instant::now();
     let written = repack(repo, &old, whole)?;
+    drop(lock);
     let retired: Vec<PackFile> = old.into_iter().filter(|p| p.stem != written.stem).collect();
     // Readers that began before the new pack was in place may hold the old ones.
     let epoch = repo.new_reader_epoch();
@@ -317,11 +324,26 @@ fn repack(repo: &Repository, old: &[PackFile], whole: bool) -> Result<PackFile> 
     Ok(new)
 }
 
+/// The lock a repack holds in the repository's directory (see [`remove_debris`]).
+const LOCK_FILE: &str = "whispercms-maintenance.lock";
+
+fn lock_file(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(Error::fs(path))
+}
+
 /// Remove what an interrupted repack left in `objects/pack/`: temporary files, and a pack whose
-/// index never arrived. Call before the repository serves anyone.
+/// index never arrived. Skipped while another process repacks or moves a push's pack in (it
+/// holds the maintenance lock or the ref lock): its files in flight are not debris.
 pub fn remove_debris(objects_dir: &Path) -> Result<()> {
     let dir = objects_dir.join("pack");
     let Ok(read) = std::fs::read_dir(&dir) else { return Ok(()) };
+    let git_dir = objects_dir.parent().unwrap_or(objects_dir);
+    let maintenance = lock_file(&git_dir.join(LOCK_FILE))?;
+    let refs = lock_file(&git_dir.join(crate::repository::LOCK_FILE))?;
+    if maintenance.try_lock_exclusive().is_err() || refs.try_lock_exclusive().is_err() {
+        tracing::debug!("another process is writing packs; leaving objects/pack/ as it is");
+        return Ok(());
+    }
     for entry in read {
         let path = entry.map_err(Error::fs(&dir))?.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };

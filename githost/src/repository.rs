@@ -16,6 +16,9 @@ use crate::error::{Error, Result};
 /// The branch an empty repository's `HEAD` points at.
 pub const DEFAULT_BRANCH: &str = "main";
 
+/// The file whose lock serializes ref transactions (and moving a push's pack in).
+pub(crate) const LOCK_FILE: &str = "whispercms.lock";
+
 /// A bare repository served by this host.
 pub struct Repository {
     name: String,
@@ -153,7 +156,7 @@ impl Repository {
     /// Take the repository's ref-transaction lock, waiting for other writers (also in other
     /// processes). Held for the short time in which objects are moved in and refs updated.
     pub fn lock(&self) -> Result<RepoLock> {
-        let path = self.git_dir.join("whispercms.lock");
+        let path = self.git_dir.join(LOCK_FILE);
         let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(Error::fs(&path))?;
         file.lock_exclusive().map_err(Error::fs(&path))?;
         Ok(RepoLock { file })

@@ -239,17 +239,38 @@ pub fn term_pages(
              WHERE t.taxonomy = ?2 AND t.slug = ?3 AND d.kind = 'page' AND d.lang = ?6 AND {visible}"
         ))?
         .query_row(params![now, taxonomy, slug, 0, 0, lang], |r| r.get(0))?;
-    let columns = COLUMNS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", ");
-    let sql = format!(
-        "SELECT DISTINCT {columns} FROM terms t JOIN documents d ON d.id = t.document_id \
-         WHERE t.taxonomy = ?2 AND t.slug = ?3 AND d.kind = 'page' AND d.lang = ?6 AND {visible} \
-         ORDER BY d.date IS NULL, d.date DESC, d.title LIMIT ?4 OFFSET ?5"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![now, taxonomy, slug, limit as i64, offset as i64, lang], doc)?;
-    let pages = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    // The listing's ids first, sorted on narrow columns; then only those rows, whole (sorting
+    // thousands of rows with their HTML took seconds at 100,000 pages).
+    let ids: Vec<i64> = conn
+        .prepare_cached(&format!(
+            "SELECT DISTINCT d.id, d.date IS NULL, d.date, d.title FROM terms t JOIN documents d ON d.id = t.document_id \
+             WHERE t.taxonomy = ?2 AND t.slug = ?3 AND d.kind = 'page' AND d.lang = ?6 AND {visible} \
+             ORDER BY d.date IS NULL, d.date DESC, d.title LIMIT ?4 OFFSET ?5"
+        ))?
+        .query_map(params![now, taxonomy, slug, limit as i64, offset as i64, lang], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let pages = by_ids(conn, &ids)?;
     let pages = pages.into_iter().map(|p| with_terms(conn, p)).collect::<Result<_>>()?;
     Ok((pages, total as usize))
+}
+
+/// Documents by id, in the order given.
+fn by_ids(conn: &Connection, ids: &[i64]) -> Result<Vec<DocRow>> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM documents WHERE id = ?1"))?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(d) = stmt.query_row([id], doc).optional()? {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+/// The name a taxonomy's term is written with (`slug` is its URL form), if any page has it.
+pub fn term_name(conn: &Connection, taxonomy: &str, slug: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT min(term) FROM terms WHERE taxonomy = ?1 AND slug = ?2")?
+        .query_row(params![taxonomy, slug], |r| r.get(0))?)
 }
 
 /// Where an alias points, if `url` is one.
@@ -286,13 +307,26 @@ pub fn asset(conn: &Connection, url: &str) -> Result<Option<Asset>> {
 
 /// The newest published pages (feeds).
 pub fn recent_pages(conn: &Connection, lang: &str, limit: usize, now: i64) -> Result<Vec<DocRow>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM documents WHERE kind = 'page' AND lang = ?3 AND {VISIBLE} \
-         ORDER BY date IS NULL, date DESC, path LIMIT ?2"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![now, limit as i64, lang], doc)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    // Dated pages newest first (walked in `documents_listing` order), then undated ones: one
+    // `ORDER BY date IS NULL, …` sorted every page of the site with its HTML.
+    let mut ids: Vec<i64> = conn
+        .prepare_cached(&format!(
+            "SELECT id FROM documents WHERE kind = 'page' AND lang = ?3 AND date IS NOT NULL AND {VISIBLE} \
+             ORDER BY date DESC, path LIMIT ?2"
+        ))?
+        .query_map(params![now, limit as i64, lang], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if ids.len() < limit {
+        let undated: Vec<i64> = conn
+            .prepare_cached(&format!(
+                "SELECT id FROM documents WHERE kind = 'page' AND lang = ?3 AND date IS NULL AND {VISIBLE} \
+                 ORDER BY path LIMIT ?2"
+            ))?
+            .query_map(params![now, (limit - ids.len()) as i64, lang], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        ids.extend(undated);
+    }
+    by_ids(conn, &ids)
 }
 
 /// A sitemap entry: a published document's URL, its last change, and its translations

@@ -137,10 +137,12 @@ pub fn render_path(snap: &Snapshot, conn: &Connection, path: &str, now: i64) -> 
                 if total == 0 || (page > 1 && pages.is_empty()) {
                     return Ok(None);
                 }
-                let name = read::terms(conn, taxonomy, lang, now)?
-                    .into_iter()
-                    .find(|t| t.slug == *slug)
-                    .unwrap_or(Term { name: slug.to_string(), slug: slug.to_string(), count: total as i64 });
+                // Its name alone: the whole term list costs a join over every page's terms.
+                let name = Term {
+                    name: read::term_name(conn, taxonomy, slug)?.unwrap_or_else(|| slug.to_string()),
+                    slug: slug.to_string(),
+                    count: total as i64,
+                };
                 let base = format!("{prefix}/{taxonomy}/{slug}/");
                 let paginator = Paginator::new(pages, total, per_page, page, &base);
                 let url = format!("{prefix}{path}");
