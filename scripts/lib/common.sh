@@ -38,13 +38,16 @@ use_shared_target_dir() {
 # caches. A disk that fills mid-build kills
 # the linker (SIGBUS on its mapped output), so prune before building when space is short or the
 # directory is large: the incremental caches, test and example executables not rebuilt in the last
-# hour (a fresh clone rebuilds its own anyway), and of each library every build but the two most
+# hour (a fresh clone rebuilds its own anyway), and of each library every build but the four most
 # recently written (older ones belong to dependency versions and feature sets no longer used).
+# Four, not two: one crate has several live builds at once (clippy's check build, the test build,
+# feature sets that differ between workspace members); keeping two deleted live ones, and the next
+# run rebuilt half the dependency tree from cold (about 20 minutes here).
 prune_target_dir() {
   local dir="$1" free size
   free=$(df -Pk "$dir" | awk 'NR==2 {print int($4 / 1048576)}')
   size=$(du -sk "$dir" 2>/dev/null | awk '{print int($1 / 1048576)}')
-  if [ "${free:-0}" -lt 30 ] || [ "${size:-0}" -gt 40 ]; then
+  if [ "${free:-0}" -lt 25 ] || [ "${size:-0}" -gt 60 ]; then
     echo "${free} GiB free, ${size} GiB in $dir: pruning (incremental caches, old executables, superseded libraries)" >&2
     rm -rf "$dir"/*/incremental
     find "$dir"/*/deps "$dir"/*/examples -maxdepth 1 -type f -mmin +60 -regextype posix-extended -regex '.*-[0-9a-f]{16}' \
@@ -61,7 +64,7 @@ for deps in (os.path.join(sys.argv[1], p, "deps") for p in ("debug", "release"))
             path = os.path.join(deps, name)
             builds[m.groups()].append((os.path.getmtime(path), path))
     for found in builds.values():
-        for _, path in sorted(found, reverse=True)[2:]:
+        for _, path in sorted(found, reverse=True)[4:]:
             os.remove(path)
 PRUNE
   fi
