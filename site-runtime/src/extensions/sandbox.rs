@@ -173,8 +173,10 @@ mod tests {
     fn every_limit_stops_the_script() {
         assert_eq!(run("loop {}").unwrap_err(), Stopped::Operations(1_000_000));
         assert_eq!(run("fn f(n) { f(n + 1) } f(0)").unwrap_err(), Stopped::CallDepth(32));
-        assert!(matches!(run("let s = \"x\"; loop { s += s; }").unwrap_err(), Stopped::DataSize(_)));
-        assert!(matches!(run("let a = []; loop { a.push(1); }").unwrap_err(), Stopped::DataSize(_)));
+        // The size limits, with time enough that a loaded machine (a parallel test run) does not
+        // hit the 200 ms wall-time limit first: it did once.
+        assert!(matches!(run_within(10_000, "let s = \"x\"; loop { s += s; }").unwrap_err(), Stopped::DataSize(_)));
+        assert!(matches!(run_within(10_000, "let a = []; loop { a.push(1); }").unwrap_err(), Stopped::DataSize(_)));
         // A map growing key by key is not size-checked by Rhai: the memory budget stops it. (Time
         // enough that a slow machine does not hit the wall-time limit first.)
         let memory = run_within(
