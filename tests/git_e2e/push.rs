@@ -295,7 +295,9 @@ fn a_long_lived_repository_takes_many_pushes() {
         .unwrap()
         .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "idx"))
         .count();
-    assert!(packs > 40, "each push stored a pack ({packs})");
+    // Pack maintenance consolidates them in the background: never more than 41, the rest is
+    // tested in maintenance.rs.
+    assert!((1..=41).contains(&packs), "{packs} packs");
     let clone = server.clone(tmp.path(), "clone", &[]);
     assert_eq!(std::fs::read_to_string(clone.join("file44.txt")).unwrap(), "push 44\n");
     assert_eq!(rev(&server, &clone, "HEAD"), rev(&server, &repo, "HEAD"));
