@@ -337,13 +337,7 @@ fn lock_file(path: &Path) -> Result<std::fs::File> {
 pub fn remove_debris(objects_dir: &Path) -> Result<()> {
     let dir = objects_dir.join("pack");
     let Ok(read) = std::fs::read_dir(&dir) else { return Ok(()) };
-    let git_dir = objects_dir.parent().unwrap_or(objects_dir);
-    let maintenance = lock_file(&git_dir.join(LOCK_FILE))?;
-    let refs = lock_file(&git_dir.join(crate::repository::LOCK_FILE))?;
-    if maintenance.try_lock_exclusive().is_err() || refs.try_lock_exclusive().is_err() {
-        tracing::debug!("another process is writing packs; leaving objects/pack/ as it is");
-        return Ok(());
-    }
+    let mut debris = Vec::new();
     for entry in read {
         let path = entry.map_err(Error::fs(&dir))?.path();
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
@@ -351,8 +345,31 @@ pub fn remove_debris(objects_dir: &Path) -> Result<()> {
             && (name.ends_with(".pack") || name.ends_with(".reuse"))
             && !path.with_extension("idx").exists();
         if name.starts_with(TMP_PREFIX) || orphan {
-            std::fs::remove_file(&path).map_err(Error::fs(&path))?;
-            tracing::info!(path = %path.display(), "removed what an interrupted repack left");
+            debris.push(path);
+        }
+    }
+    // Locks only when there is something to remove: every repository opened (a desktop
+    // checkout too) would otherwise get a lock file and two lock calls for nothing.
+    if debris.is_empty() {
+        return Ok(());
+    }
+    let git_dir = objects_dir.parent().unwrap_or(objects_dir);
+    let maintenance = lock_file(&git_dir.join(LOCK_FILE))?;
+    let refs = lock_file(&git_dir.join(crate::repository::LOCK_FILE))?;
+    if maintenance.try_lock_exclusive().is_err() || refs.try_lock_exclusive().is_err() {
+        tracing::debug!("another process is writing packs; leaving objects/pack/ as it is");
+        return Ok(());
+    }
+    for path in debris {
+        // Checked again under the locks: a push may have moved its index in meanwhile.
+        let orphan_now = path.extension().is_some_and(|e| e != "idx") && !path.with_extension("idx").exists();
+        let temporary = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(TMP_PREFIX));
+        if temporary || orphan_now {
+            match std::fs::remove_file(&path) {
+                Ok(()) => tracing::info!(path = %path.display(), "removed what an interrupted repack left"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::fs(&path)(e)),
+            }
         }
     }
     Ok(())
@@ -473,6 +490,19 @@ mod repack_tests {
             git(&work, &["add", "-A"]);
             git(&work, &["commit", "-qm", &format!("c{i}")]);
             if i == 5 {
+                // A branch of delta-compressed edits, then deleted: unreachable objects with
+                // deltas between them, written after the reachable region.
+                git(&work, &["checkout", "-q", "-b", "gone"]);
+                for j in 0..4 {
+                    let text: String =
+                        (0..300).map(|l| format!("line {l} of the gone branch, edit {}\n", l * j % 7)).collect();
+                    std::fs::write(work.join("gone.txt"), text).unwrap();
+                    git(&work, &["add", "-A"]);
+                    git(&work, &["commit", "-qm", &format!("gone {j}")]);
+                }
+                git(&work, &["repack", "-q"]);
+                git(&work, &["checkout", "-q", "main"]);
+                git(&work, &["branch", "-qD", "gone"]);
                 git(&work, &["tag", "-a", "v1", "-m", "release"]);
                 std::fs::write(work.join("dangling"), "never committed\n").unwrap();
                 git(&work, &["hash-object", "-w", "dangling"]);
@@ -483,6 +513,11 @@ mod repack_tests {
         let git_dir = work.join(".git");
         let before = all_objects(&work);
         assert!(packs(&git_dir.join("objects")).unwrap().len() >= 12);
+        let deltas = git(
+            &work,
+            &["verify-pack", "-v", packs(&git_dir.join("objects")).unwrap()[0].path("idx").to_str().unwrap()],
+        );
+        assert!(deltas.contains("chain length"), "the test needs deltas in the packs");
 
         let repo = Repository::open_or_init("w", &git_dir).unwrap();
         run(&repo).unwrap();

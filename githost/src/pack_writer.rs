@@ -55,6 +55,11 @@ impl<W: Write> PackWriter<W> {
         self.written
     }
 
+    /// Entries written by [`PackWriter::entry`] so far (the index the next one gets).
+    pub fn entries(&self) -> usize {
+        self.offsets.len()
+    }
+
     /// Copy `len` bytes of already-encoded entries (another pack's, from just after its header)
     /// verbatim. Their offset deltas stay valid when they land at the offset they had there.
     pub fn raw(&mut self, mut from: impl Read, len: u64) -> io::Result<()> {

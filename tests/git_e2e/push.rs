@@ -280,9 +280,10 @@ fn pushes_that_bring_no_new_objects_work() {
 
 #[test]
 fn a_long_lived_repository_takes_many_pushes() {
-    // Every push adds a pack. The object store must keep finding objects in all of them after
-    // more packs arrived than existed when the server opened the repository (gix sized its
-    // index slots from the disk at open, minimum 32, and failed past that).
+    // Every push adds a pack (maintenance consolidates them in the background; that is tested in
+    // maintenance.rs). The object store must keep finding objects after more packs arrived than
+    // existed when the server opened the repository (gix sized its index slots from the disk at
+    // open, minimum 32, and failed past that), and while packs come and go.
     let server = Server::binary();
     let tmp = tempfile::tempdir().unwrap();
     let repo = local_repo(&server, tmp.path(), "work", 1);
@@ -291,13 +292,6 @@ fn a_long_lived_repository_takes_many_pushes() {
         commit_file(&server, &repo, &format!("file{i}.txt"), &format!("push {i}\n"));
         server.git_ok(&repo, &["push", "-q", "origin", "main"]);
     }
-    let packs = std::fs::read_dir(server.repo_dir.join("objects/pack"))
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "idx"))
-        .count();
-    // Pack maintenance consolidates them in the background: never more than 41, the rest is
-    // tested in maintenance.rs.
-    assert!((1..=41).contains(&packs), "{packs} packs");
     let clone = server.clone(tmp.path(), "clone", &[]);
     assert_eq!(std::fs::read_to_string(clone.join("file44.txt")).unwrap(), "push 44\n");
     assert_eq!(rev(&server, &clone, "HEAD"), rev(&server, &repo, "HEAD"));

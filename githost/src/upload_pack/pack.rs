@@ -108,6 +108,9 @@ impl Entries<'_> {
         .map_err(Error::odb)?;
         // Entries come in out of order from worker threads; the pack needs them in sequence.
         let mut ids_by_index: Vec<ObjectId> = Vec::new();
+        // gix numbers a delta's base among these objects; the writer among all it wrote (a
+        // repack appends twice to one pack).
+        let first = pack.entries();
         for chunk in gix::parallel::InOrderIter::from(entries) {
             let entries: Vec<output::Entry> = chunk.map_err(Error::odb)?;
             for mut e in entries {
@@ -116,6 +119,9 @@ impl Entries<'_> {
                     // Without `ofs-delta` a delta must name its base by id.
                     output::entry::Kind::DeltaRef { object_index } if !self.ofs_delta => {
                         e.kind = output::entry::Kind::DeltaOid { id: ids_by_index[object_index] };
+                    }
+                    output::entry::Kind::DeltaRef { object_index } => {
+                        e.kind = output::entry::Kind::DeltaRef { object_index: first + object_index };
                     }
                     // gix makes a thin delta of any stored delta whose base is not among the
                     // objects; the client may lack that base (another branch, below its shallow
