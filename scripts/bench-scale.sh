@@ -11,7 +11,8 @@
 #       sitemap — p50/p99 over distinct URLs (one curl at a time).
 # Needs: cargo, git, openssh-server, hugo, python3, curl (Debian packages are installed when
 # missing). sshd runs as the current user on 127.0.0.1 with its own config; nothing else is
-# touched. Usage: scripts/bench-scale.sh [PAGES]   (default 100000; about 10 minutes)
+# touched. Usage: scripts/bench-scale.sh [PAGES]   (default 100000; about 10 minutes; BENCH_KEEP=1
+# keeps the work directory: data dir, site and logs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh

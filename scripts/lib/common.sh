@@ -97,7 +97,8 @@ bench_cleanup() {
   [ -f "$W/server.pid" ] && kill "$(cat "$W/server.pid")" 2>/dev/null || true
   [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null || true
   [ -f "$W/sshd.pid" ] && kill "$(cat "$W/sshd.pid")" 2>/dev/null || true
-  rm -rf "$W"
+  # BENCH_KEEP=1 keeps the work directory (data dir, generated site, logs) for a closer look.
+  if [ "${BENCH_KEEP:-}" = 1 ]; then echo "kept $W" >&2; else rm -rf "$W"; fi
 }
 
 # Start nginx as the current user serving directory $1 on 127.0.0.1:$2 (config and temp files

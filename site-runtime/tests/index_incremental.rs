@@ -22,7 +22,8 @@ impl Rng {
 }
 
 const SECTIONS: [&str; 3] = ["blog", "docs", "notes/deep"];
-const TAGS: [&str; 4] = ["rust", "web", "git", "Café Society"];
+// "Rust" and "rust" are one term (one slug) spelled two ways.
+const TAGS: [&str; 5] = ["rust", "web", "git", "Café Society", "Rust"];
 
 fn random_page(rng: &mut Rng, n: usize) -> String {
     let tags: Vec<String> = (0..rng.below(3)).map(|_| format!("{:?}", TAGS[rng.below(TAGS.len())])).collect();
@@ -41,6 +42,11 @@ fn random_page(rng: &mut Rng, n: usize) -> String {
     if rng.below(7) == 0 {
         fm.push_str(&format!("weight = {}\n", rng.below(100)));
     }
+    match rng.below(8) {
+        0 => fm.push_str("publish_date = 2999-01-01\n"), // scheduled
+        1 => fm.push_str("expiry_date = 2001-01-01\n"),  // expired
+        _ => {}
+    }
     fm.push_str("+++\n");
     if rng.below(10) == 0 {
         return "+++\ntitle = broken\n".to_string(); // a file the index must report, not crash on
@@ -57,6 +63,7 @@ fn dump(conn: &Connection) -> String {
              page_template, sort_by, paginate_by, summary_html, content_html, toc, word_count, extra FROM documents ORDER BY path",
         ),
         ("terms", "SELECT d.path, t.taxonomy, t.term, t.slug FROM terms t JOIN documents d ON d.id = t.document_id ORDER BY 1, 2, 3"),
+        ("term_counts", "SELECT taxonomy, lang, slug, term, pages FROM term_counts ORDER BY 1, 2, 3, 4"),
         ("aliases", "SELECT d.path, a.alias FROM aliases a JOIN documents d ON d.id = a.document_id ORDER BY 1, 2"),
         ("assets", "SELECT path, url, blob, size, content_type FROM assets ORDER BY path"),
         ("problems", "SELECT path, message FROM problems ORDER BY path"),
@@ -97,6 +104,7 @@ fn incremental_updates_equal_a_full_build() {
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     let mut incremental = Index::open(&tmp.path().join("index/main.sqlite")).unwrap();
     let mut files: Vec<String> = Vec::new();
+    let mut tags_seen = false;
     for step in 0..40 {
         // A handful of random edits per commit.
         for _ in 0..1 + rng.below(6) {
@@ -153,10 +161,40 @@ fn incremental_updates_equal_a_full_build() {
                 .collect();
             panic!("step {step}: incremental and full builds differ:\n{}", diff.join("\n"));
         }
+        // The kept counts, less what is not visible now, are what counting every page gives.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let conn = incremental.connection();
+        let listed: Vec<(String, String, i64)> = site_runtime::index::read::terms(conn, "tags", "en", now)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.name, t.slug, t.count))
+            .collect();
+        let mut counted: Vec<(String, String, i64)> = conn
+            .prepare(
+                "SELECT min(t.term), t.slug, count(DISTINCT d.id) FROM terms t JOIN documents d ON d.id = t.document_id \
+                 WHERE t.taxonomy = 'tags' AND d.kind = 'page' AND d.lang = 'en' AND d.draft = 0 AND d.render = 1 \
+                 AND (d.publish IS NULL OR d.publish <= ?1) AND (d.expiry IS NULL OR d.expiry > ?1) GROUP BY t.slug",
+            )
+            .unwrap()
+            .query_map([now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        counted.sort_by(|a, b| a.0.to_ascii_lowercase().cmp(&b.0.to_ascii_lowercase()).then(a.1.cmp(&b.1)));
+        assert_eq!(listed, counted, "step {step}: term list");
+        tags_seen |= listed.iter().any(|(name, _, count)| name == "Rust" && *count > 1);
     }
     // Something was indexed, and broken files were reported rather than indexed.
     let d = dump(incremental.connection());
     assert!(d.contains("/blog/"), "{d}");
+    assert!(tags_seen, "no term was listed under two spellings");
+    let (scheduled, expired): (i64, i64) = incremental
+        .connection()
+        .query_row("SELECT coalesce(sum(publish > 32000000000), 0), count(expiry) FROM documents", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert!(scheduled > 0 && expired > 0, "{scheduled} scheduled, {expired} expired pages");
 }
 
 #[test]

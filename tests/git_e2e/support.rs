@@ -226,6 +226,12 @@ impl Server {
             .current_dir(&self.repo_dir)
             .output()
             .unwrap();
+        if !out.status.success() {
+            // Kept for a post-mortem: the temporary directory goes with the failing test.
+            let kept = std::env::temp_dir().join(format!("whispercms-unsound-{}", std::process::id()));
+            let _ = Command::new("cp").arg("-a").arg(&self.repo_dir).arg(&kept).status();
+            eprintln!("the unsound repository is kept in {}", kept.display());
+        }
         assert_success(&out, &["fsck"]);
         let leftovers: Vec<_> = std::fs::read_dir(self.repo_dir.join("objects"))
             .unwrap()

@@ -208,18 +208,50 @@ pub fn section_pages(
     Ok((pages, total as usize))
 }
 
-/// The terms of a taxonomy with their published page counts, by name.
+/// The (slug, spelling) of each term (`?2`) of each counted page of a language (`?3`) that is
+/// not visible at `?1`. The pages come from the scheduling indexes and the join order is forced
+/// (`INDEXED BY`, `CROSS JOIN`): left to itself, SQLite walks every page or every term of the
+/// taxonomy instead.
+pub(crate) const HIDDEN_TERMS: &str = "SELECT t.slug, min(t.term) FROM \
+     (SELECT id FROM documents INDEXED BY documents_scheduled WHERE publish > ?1 \
+      UNION SELECT id FROM documents INDEXED BY documents_expiring WHERE expiry <= ?1) h \
+     CROSS JOIN documents d ON d.id = h.id CROSS JOIN terms t ON t.document_id = d.id \
+     WHERE d.kind = 'page' AND d.draft = 0 AND d.render = 1 AND d.lang = ?3 AND t.taxonomy = ?2 \
+     GROUP BY d.id, t.slug";
+
+/// The terms of a taxonomy with their published page counts, by name (case-insensitively).
+///
+/// Read from the counts every update keeps (`term_counts`: pages neither drafts nor unrendered),
+/// less the pages that are not visible at `now` (scheduled for later or expired: found through
+/// their own indexes, and few). A term's name is the smallest spelling its visible pages use.
 pub fn terms(conn: &Connection, taxonomy: &str, lang: &str, now: i64) -> Result<Vec<Term>> {
-    let sql = format!(
-        "SELECT min(t.term), t.slug, count(*) FROM terms t JOIN documents d ON d.id = t.document_id \
-         WHERE t.taxonomy = ?2 AND d.kind = 'page' AND d.lang = ?3 AND {} GROUP BY t.slug \
-         ORDER BY min(t.term) COLLATE NOCASE",
-        VISIBLE_D
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt
-        .query_map(params![now, taxonomy, lang], |r| Ok(Term { name: r.get(0)?, slug: r.get(1)?, count: r.get(2)? }))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    use std::collections::BTreeMap;
+    // (slug, spelling) → pages.
+    let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut stmt =
+        conn.prepare_cached("SELECT slug, term, pages FROM term_counts WHERE taxonomy = ?1 AND lang = ?2")?;
+    for row in stmt.query_map(params![taxonomy, lang], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))? {
+        let (key, pages) = row?;
+        counts.insert(key, pages);
+    }
+    let mut hidden = conn.prepare_cached(HIDDEN_TERMS)?;
+    for row in hidden.query_map(params![now, taxonomy, lang], |r| Ok((r.get(0)?, r.get(1)?)))? {
+        if let Some(pages) = counts.get_mut(&row?) {
+            *pages -= 1;
+        }
+    }
+    let mut terms: Vec<Term> = Vec::new();
+    // Spellings of one slug are adjacent, the smallest first.
+    for ((slug, spelling), pages) in counts.into_iter().filter(|(_, pages)| *pages > 0) {
+        match terms.last_mut() {
+            Some(last) if last.slug == slug => last.count += pages,
+            _ => terms.push(Term { name: spelling, slug, count: pages }),
+        }
+    }
+    terms.sort_by(|a, b| {
+        a.name.to_ascii_lowercase().cmp(&b.name.to_ascii_lowercase()).then_with(|| a.slug.cmp(&b.slug))
+    });
+    Ok(terms)
 }
 
 /// One listing page of the published pages carrying a term, newest first.

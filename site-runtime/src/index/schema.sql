@@ -75,6 +75,19 @@ CREATE TABLE IF NOT EXISTS terms (
 -- Covering: a term's pages and a taxonomy's term list are read from the index alone.
 CREATE INDEX IF NOT EXISTS terms_by_slug ON terms(taxonomy, slug, document_id, term);
 CREATE INDEX IF NOT EXISTS terms_by_document ON terms(document_id);
+-- How many pages carry each term, kept by every update: pages (not sections) that are not drafts
+-- and are rendered, one count per page and term slug under the spelling that page uses (the
+-- smallest, when it spells one slug twice). A taxonomy's term list reads these few rows instead
+-- of counting every page (a second at 100,000 pages); pages scheduled for later or expired are
+-- few and subtracted when read.
+CREATE TABLE IF NOT EXISTS term_counts (
+    taxonomy TEXT NOT NULL,
+    lang     TEXT NOT NULL,
+    slug     TEXT NOT NULL,
+    term     TEXT NOT NULL,
+    pages    INTEGER NOT NULL,
+    PRIMARY KEY (taxonomy, lang, slug, term)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS aliases (
     document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
     alias       TEXT NOT NULL

@@ -73,7 +73,7 @@ pub(super) fn update(
     if full {
         tx.execute_batch(
             "DELETE FROM documents; DELETE FROM terms; DELETE FROM aliases; DELETE FROM assets; \
-             DELETE FROM problems; DELETE FROM documents_fts; DELETE FROM refs;",
+             DELETE FROM problems; DELETE FROM documents_fts; DELETE FROM refs; DELETE FROM term_counts;",
         )?;
     }
     let mut parsed = parsed.into_iter();
@@ -87,7 +87,10 @@ pub(super) fn update(
             if let Change::Upsert { blob, .. } = change {
                 match parsed.next().expect("one parse result per upserted document") {
                     Ok(doc) => {
-                        insert_document(&tx, &doc, *blob)?;
+                        let id = insert_document(&tx, &doc, *blob)?;
+                        if !full {
+                            count_terms(&tx, id, 1)?;
+                        }
                         stats.documents += 1;
                         if !full {
                             stats.changed.push(doc.url.clone());
@@ -119,6 +122,14 @@ pub(super) fn update(
                 }
             }
         }
+    }
+    if full {
+        // One pass over every page's terms beats a count per document inserted.
+        tx.execute_batch(&format!(
+            "INSERT INTO term_counts(taxonomy, lang, slug, term, pages) \
+             SELECT taxonomy, lang, slug, term, count(*) FROM ({PAGE_TERMS} GROUP BY d.id, t.taxonomy, t.slug) \
+             GROUP BY taxonomy, lang, slug, term"
+        ))?;
     }
     tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('commit', ?1)", [commit.to_string()])?;
     tx.commit()?;
@@ -210,15 +221,42 @@ fn with_base_cache(repo: &gix::Repository) -> gix::Repository {
     repo
 }
 
+/// The terms `term_counts` counts: each counted page's (taxonomy, lang, slug, spelling), one
+/// row per page and slug once grouped by `d.id, t.taxonomy, t.slug`.
+const PAGE_TERMS: &str = "SELECT t.taxonomy AS taxonomy, d.lang AS lang, t.slug AS slug, min(t.term) AS term \
+     FROM terms t JOIN documents d ON d.id = t.document_id \
+     WHERE d.kind = 'page' AND d.draft = 0 AND d.render = 1";
+
+/// Add `delta` (1 or -1) to the counts of the terms of document `id`, if it is a counted page.
+fn count_terms(tx: &Transaction<'_>, id: i64, delta: i64) -> Result<()> {
+    let mut stmt = tx.prepare_cached(&format!("{PAGE_TERMS} AND d.id = ?1 GROUP BY t.taxonomy, t.slug"))?;
+    let rows: Vec<(String, String, String, String)> =
+        stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect::<rusqlite::Result<_>>()?;
+    for (taxonomy, lang, slug, term) in rows {
+        tx.prepare_cached(
+            "INSERT INTO term_counts(taxonomy, lang, slug, term, pages) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT(taxonomy, lang, slug, term) DO UPDATE SET pages = pages + excluded.pages",
+        )?
+        .execute(params![taxonomy, lang, slug, term, delta])?;
+        tx.prepare_cached(
+            "DELETE FROM term_counts WHERE taxonomy = ?1 AND lang = ?2 AND slug = ?3 AND term = ?4 AND pages <= 0",
+        )?
+        .execute(params![taxonomy, lang, slug, term])?;
+    }
+    Ok(())
+}
+
 fn delete_document(tx: &Transaction<'_>, path: &str) -> Result<usize> {
     let id: Option<i64> = tx.query_row("SELECT id FROM documents WHERE path = ?1", [path], |r| r.get(0)).optional()?;
     let Some(id) = id else { return Ok(0) };
+    count_terms(tx, id, -1)?;
     tx.execute("DELETE FROM documents_fts WHERE rowid = ?1", [id])?;
     tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
     Ok(1)
 }
 
-fn insert_document(tx: &Transaction<'_>, doc: &Document, blob: ObjectId) -> Result<()> {
+/// Insert `doc` and what hangs off it (terms, aliases, references, search text); its row id.
+fn insert_document(tx: &Transaction<'_>, doc: &Document, blob: ObjectId) -> Result<i64> {
     let m = &doc.meta;
     let calls = (!doc.calls.is_empty()).then(|| serde_json::to_string(&doc.calls).unwrap_or_else(|_| "[]".into()));
     tx.prepare_cached(
@@ -281,7 +319,7 @@ fn insert_document(tx: &Transaction<'_>, doc: &Document, blob: ObjectId) -> Resu
         tx.prepare_cached("INSERT INTO documents_fts(rowid, title, summary, body) VALUES (?1, ?2, ?3, ?4)")?
             .execute(params![id, doc.title(), summary, doc.text])?;
     }
-    Ok(())
+    Ok(id)
 }
 
 /// What `doc` refers to: documents it links (`content/` and the link's target as written, which
