@@ -4,6 +4,7 @@
 
 mod follow;
 mod handshake_log;
+mod init;
 mod log_format;
 mod secrets_cli;
 mod settings;
@@ -50,6 +51,35 @@ enum Command {
         /// The branch to index.
         #[arg(long, default_value = "main")]
         branch: String,
+    },
+    /// Set up a new server: a commented settings file (every key at its default), the host key,
+    /// the preview secret and the secrets identity (0600), and the site repository with its
+    /// first administrator. Asks for what is missing on a terminal; never overwrites.
+    Init {
+        /// The first administrator's public SSH key file (OpenSSH `.pub`).
+        #[arg(long)]
+        admin_key: Option<PathBuf>,
+        /// Their user id in access/users.toml.
+        #[arg(long, default_value = "admin")]
+        admin_id: String,
+        /// The site's domain (its base URL becomes https://DOMAIN; the clone line uses it).
+        #[arg(long)]
+        domain: Option<String>,
+        /// Where repositories, keys and indexes will live.
+        #[arg(long, default_value = "/var/lib/whispercms")]
+        data_dir: PathBuf,
+        /// Start from the starter site (the default).
+        #[arg(long, conflicts_with = "empty")]
+        starter: bool,
+        /// Start from a site with only its configuration and the administrator.
+        #[arg(long)]
+        empty: bool,
+        /// SSH address (22 is usually the system's own sshd).
+        #[arg(long, default_value = "0.0.0.0:2222")]
+        ssh_listen: SocketAddr,
+        /// Address of the public site.
+        #[arg(long, default_value = "0.0.0.0:80")]
+        http_listen: SocketAddr,
     },
     /// Test access rules before pushing them.
     Policy {
@@ -163,9 +193,28 @@ fn main() -> anyhow::Result<()> {
     let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
+            if !config_path.exists() {
+                anyhow::bail!(
+                    "no settings file at {}: set up a server with `whispercms-server init` (or give --config FILE; \
+                     `whispercms-server demo` tries one out)",
+                    config_path.display()
+                );
+            }
             let settings = Settings::load(&config_path)?;
             let keyring = server_keyring(&settings)?;
             runtime()?.block_on(run(settings, None, keyring))
+        }
+        Command::Init { admin_key, admin_id, domain, data_dir, starter: _, empty, ssh_listen, http_listen } => {
+            init::run(init::Options {
+                config: config_path,
+                data_dir,
+                admin_key,
+                admin_id,
+                domain,
+                empty,
+                ssh_listen,
+                http_listen,
+            })
         }
         Command::Secrets { command } => secrets_cli::run(command, || {
             Ok(match config_path.exists() {

@@ -28,17 +28,29 @@ pub const FILES: &[(&str, &str)] = &[
     ("policies/plugins.cedar", include_str!("../starter/policies/plugins.cedar")),
 ];
 
-/// Commit `files` (plus `extra`) as the first commit of `branch` in the repository at `git_dir`,
+/// Commit the starter's [`FILES`] (plus `extra`, which may replace some) as the first commit of `branch` in the repository at `git_dir`,
 /// if that branch does not exist yet. Returns the new commit, or `None` if the branch exists.
 pub fn seed(git_dir: &std::path::Path, branch: &str, extra: &[(String, String)]) -> Result<Option<ObjectId>> {
+    let all: Vec<(String, String)> =
+        FILES.iter().map(|(p, t)| (p.to_string(), t.to_string())).chain(extra.iter().cloned()).collect();
+    commit_files(git_dir, branch, &all, "Starter site")
+}
+
+/// Commit `files` (path, text; a later path replaces an earlier one) as the first commit of
+/// `branch`, unless the branch exists. Returns the commit, or `None` if the branch existed.
+pub fn commit_files(
+    git_dir: &std::path::Path,
+    branch: &str,
+    files: &[(String, String)],
+    message: &str,
+) -> Result<Option<ObjectId>> {
     let repo = gix::open_opts(git_dir, crate::source::open_options()).map_err(Error::git)?;
     let name = format!("refs/heads/{branch}");
     if repo.try_find_reference(name.as_str()).map_err(Error::git)?.is_some() {
         return Ok(None);
     }
     let mut editor = repo.edit_tree(ObjectId::empty_tree(gix::hash::Kind::Sha1)).map_err(Error::git)?;
-    let all = FILES.iter().map(|(p, t)| (p.to_string(), t.to_string())).chain(extra.iter().cloned());
-    for (path, text) in all {
+    for (path, text) in files {
         let blob = repo.write_blob(text.as_bytes()).map_err(Error::git)?.detach();
         editor.upsert(path.as_str(), gix::objs::tree::EntryKind::Blob, blob).map_err(Error::git)?;
     }
@@ -50,9 +62,7 @@ pub fn seed(git_dir: &std::path::Path, branch: &str, extra: &[(String, String)])
     };
     let mut time = gix::date::parse::TimeBuf::default();
     let sig = who.to_ref(&mut time);
-    let commit = repo
-        .commit_as(sig, sig, name.as_str(), "Starter site", tree, Vec::<ObjectId>::new())
-        .map_err(Error::git)?
-        .detach();
+    let commit =
+        repo.commit_as(sig, sig, name.as_str(), message, tree, Vec::<ObjectId>::new()).map_err(Error::git)?.detach();
     Ok(Some(commit))
 }

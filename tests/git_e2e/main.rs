@@ -13,6 +13,7 @@ mod hostile;
 #[path = "../../githost/tests/client/http_backend.rs"]
 #[allow(dead_code)]
 mod http_backend;
+mod init;
 mod maintenance;
 mod push;
 mod secrets;

@@ -63,16 +63,27 @@ impl Server {
             Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
             None => Stdio::inherit(),
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_whispercms-server"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_whispercms-server"));
+        command
             .args(["demo", "--data-dir"])
             .arg(data_dir)
             .args(["--ssh-listen", ssh_listen, "--http-listen", "127.0.0.1:0"])
             .args(extra)
             .env("WHISPERCMS_LOG", if log.is_some() { "debug,russh=info" } else { "warn" })
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("start whispercms-server");
+            .stderr(stderr);
+        Self::spawn(command, data_dir, &data_dir.join("keys/demo_ed25519"))
+    }
+
+    /// `whispercms-server --config CONFIG serve`, as an operator runs it; `key` is the client's.
+    pub fn serve_with_config(config: &Path, data_dir: &Path, key: &Path) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_whispercms-server"));
+        command.arg("--config").arg(config).arg("serve").env("WHISPERCMS_LOG", "warn").stderr(Stdio::inherit());
+        Self::spawn(command, data_dir, key)
+    }
+
+    /// Start the server and wait until it says where it listens.
+    fn spawn(mut command: Command, data_dir: &Path, key: &Path) -> Server {
+        let mut child = command.stdout(Stdio::piped()).spawn().expect("start whispercms-server");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let port_of = |addr: &str| addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
@@ -92,7 +103,7 @@ impl Server {
             port,
             http_port,
             data_dir: data_dir.to_path_buf(),
-            key: data_dir.join("keys/demo_ed25519"),
+            key: key.to_path_buf(),
             repo_dir: data_dir.join("repos/site.git"),
             kind: Kind::Binary(child),
             _tmp: None,
