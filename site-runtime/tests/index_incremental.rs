@@ -64,6 +64,7 @@ fn dump(conn: &Connection) -> String {
         ),
         ("terms", "SELECT d.path, t.taxonomy, t.term, t.slug FROM terms t JOIN documents d ON d.id = t.document_id ORDER BY 1, 2, 3"),
         ("term_counts", "SELECT taxonomy, lang, slug, term, pages FROM term_counts ORDER BY 1, 2, 3, 4"),
+        ("page_counts", "SELECT lang, dated, pages FROM page_counts ORDER BY 1, 2"),
         ("aliases", "SELECT d.path, a.alias FROM aliases a JOIN documents d ON d.id = a.document_id ORDER BY 1, 2"),
         ("assets", "SELECT path, url, blob, size, content_type FROM assets ORDER BY path"),
         ("problems", "SELECT path, message FROM problems ORDER BY path"),
@@ -182,6 +183,21 @@ fn incremental_updates_equal_a_full_build() {
             .collect();
         counted.sort_by(|a, b| a.0.to_ascii_lowercase().cmp(&b.0.to_ascii_lowercase()).then(a.1.cmp(&b.1)));
         assert_eq!(listed, counted, "step {step}: term list");
+        // So are the totals of a term's pages and of the home page's list.
+        for (_, slug, count) in &counted {
+            let (_, total) = site_runtime::index::read::term_pages(conn, "tags", slug, "en", 1, 0, now).unwrap();
+            assert_eq!(total as i64, *count, "step {step}: pages of {slug}");
+        }
+        let dated: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM documents WHERE kind = 'page' AND lang = 'en' AND date IS NOT NULL AND draft = 0 \
+                 AND render = 1 AND (publish IS NULL OR publish <= ?1) AND (expiry IS NULL OR expiry > ?1)",
+                [now],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let (_, total) = site_runtime::index::read::dated_pages(conn, "en", 1, 0, now).unwrap();
+        assert_eq!(total as i64, dated, "step {step}: dated pages");
         tags_seen |= listed.iter().any(|(name, _, count)| name == "Rust" && *count > 1);
     }
     // Something was indexed, and broken files were reported rather than indexed.

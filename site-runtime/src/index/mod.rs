@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 pub use write::{asset_url, mime_type, Progress, UpdateStats};
 
 /// Bumped whenever the schema or the meaning of a column changes: old files are rebuilt.
-const SCHEMA_VERSION: &str = "6";
+const SCHEMA_VERSION: &str = "7";
 
 /// An open index file.
 pub struct Index {
@@ -143,5 +143,15 @@ mod tests {
         assert!(plan.iter().any(|p| p.contains("documents_expiring")), "{plan:?}");
         assert!(plan.iter().any(|p| p.contains("terms_by_document")), "{plan:?}");
         assert!(!plan.iter().any(|p| p.starts_with("SCAN d") || p.starts_with("SCAN t")), "{plan:?}");
+        let plan: Vec<String> = index
+            .connection()
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", read::HIDDEN_DATED))
+            .unwrap()
+            .query_map(rusqlite::params![0, "en"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert!(plan.iter().any(|p| p.contains("documents_scheduled")), "{plan:?}");
+        assert!(!plan.iter().any(|p| p.starts_with("SCAN d")), "{plan:?}");
     }
 }

@@ -88,6 +88,13 @@ CREATE TABLE IF NOT EXISTS term_counts (
     pages    INTEGER NOT NULL,
     PRIMARY KEY (taxonomy, lang, slug, term)
 ) WITHOUT ROWID;
+-- Counted pages (as above) per language, dated or not, kept alike: the home page's total.
+CREATE TABLE IF NOT EXISTS page_counts (
+    lang  TEXT NOT NULL,
+    dated INTEGER NOT NULL,
+    pages INTEGER NOT NULL,
+    PRIMARY KEY (lang, dated)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS aliases (
     document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
     alias       TEXT NOT NULL

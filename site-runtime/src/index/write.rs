@@ -73,7 +73,8 @@ pub(super) fn update(
     if full {
         tx.execute_batch(
             "DELETE FROM documents; DELETE FROM terms; DELETE FROM aliases; DELETE FROM assets; \
-             DELETE FROM problems; DELETE FROM documents_fts; DELETE FROM refs; DELETE FROM term_counts;",
+             DELETE FROM problems; DELETE FROM documents_fts; DELETE FROM refs; DELETE FROM term_counts; \
+             DELETE FROM page_counts;",
         )?;
     }
     let mut parsed = parsed.into_iter();
@@ -89,7 +90,7 @@ pub(super) fn update(
                     Ok(doc) => {
                         let id = insert_document(&tx, &doc, *blob)?;
                         if !full {
-                            count_terms(&tx, id, 1)?;
+                            count_page(&tx, id, 1)?;
                         }
                         stats.documents += 1;
                         if !full {
@@ -128,7 +129,9 @@ pub(super) fn update(
         tx.execute_batch(&format!(
             "INSERT INTO term_counts(taxonomy, lang, slug, term, pages) \
              SELECT taxonomy, lang, slug, term, count(*) FROM ({PAGE_TERMS} GROUP BY d.id, t.taxonomy, t.slug) \
-             GROUP BY taxonomy, lang, slug, term"
+             GROUP BY taxonomy, lang, slug, term; \
+             INSERT INTO page_counts(lang, dated, pages) SELECT lang, date IS NOT NULL, count(*) FROM documents \
+             WHERE {COUNTED} GROUP BY 1, 2"
         ))?;
     }
     tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('commit', ?1)", [commit.to_string()])?;
@@ -226,9 +229,24 @@ fn with_base_cache(repo: &gix::Repository) -> gix::Repository {
 const PAGE_TERMS: &str = "SELECT t.taxonomy AS taxonomy, d.lang AS lang, t.slug AS slug, min(t.term) AS term \
      FROM terms t JOIN documents d ON d.id = t.document_id \
      WHERE d.kind = 'page' AND d.draft = 0 AND d.render = 1";
+/// The documents `term_counts` and `page_counts` count (whatever their publication dates).
+const COUNTED: &str = "kind = 'page' AND draft = 0 AND render = 1";
 
-/// Add `delta` (1 or -1) to the counts of the terms of document `id`, if it is a counted page.
-fn count_terms(tx: &Transaction<'_>, id: i64, delta: i64) -> Result<()> {
+/// Add `delta` (1 or -1) to the kept counts (`page_counts`, `term_counts`) for document `id`,
+/// if it is a counted page.
+fn count_page(tx: &Transaction<'_>, id: i64, delta: i64) -> Result<()> {
+    let page: Option<(String, bool)> = tx
+        .prepare_cached(&format!("SELECT lang, date IS NOT NULL FROM documents WHERE id = ?1 AND {COUNTED}"))?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((lang, dated)) = page else { return Ok(()) };
+    tx.prepare_cached(
+        "INSERT INTO page_counts(lang, dated, pages) VALUES (?1, ?2, ?3) \
+         ON CONFLICT(lang, dated) DO UPDATE SET pages = pages + excluded.pages",
+    )?
+    .execute(params![lang, dated, delta])?;
+    tx.prepare_cached("DELETE FROM page_counts WHERE lang = ?1 AND dated = ?2 AND pages <= 0")?
+        .execute(params![lang, dated])?;
     let mut stmt = tx.prepare_cached(&format!("{PAGE_TERMS} AND d.id = ?1 GROUP BY t.taxonomy, t.slug"))?;
     let rows: Vec<(String, String, String, String)> =
         stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect::<rusqlite::Result<_>>()?;
@@ -249,7 +267,7 @@ fn count_terms(tx: &Transaction<'_>, id: i64, delta: i64) -> Result<()> {
 fn delete_document(tx: &Transaction<'_>, path: &str) -> Result<usize> {
     let id: Option<i64> = tx.query_row("SELECT id FROM documents WHERE path = ?1", [path], |r| r.get(0)).optional()?;
     let Some(id) = id else { return Ok(0) };
-    count_terms(tx, id, -1)?;
+    count_page(tx, id, -1)?;
     tx.execute("DELETE FROM documents_fts WHERE rowid = ?1", [id])?;
     tx.execute("DELETE FROM documents WHERE id = ?1", [id])?;
     Ok(1)
