@@ -10,9 +10,7 @@ cd "$(dirname "$0")/.."
 ensure_cargo
 ensure_packages "${BASE_PACKAGES[@]}" "${DESKTOP_PACKAGES[@]}" desktop-file-utils
 use_shared_target_dir
-if ! command -v cargo-deb > /dev/null && [ ! -x "$HOME/.cargo/bin/cargo-deb" ]; then
-  cargo install --locked --quiet cargo-deb
-fi
+ensure_cargo_deb
 export PATH="$HOME/.cargo/bin:$PATH"
 # Stripped: the release profile keeps line tables for backtraces (330 MB with them, for a
 # package that has no use for them).

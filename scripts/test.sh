@@ -27,4 +27,6 @@ set -e
 passed=$(grep -E '^test result:' "$log" | sed -E 's/.* ([0-9]+) passed.*/\1/' | paste -sd+ - | bc)
 failed=$(grep -E '^test result:' "$log" | sed -E 's/.* ([0-9]+) failed.*/\1/' | paste -sd+ - | bc)
 echo "tests: ${passed:-0} passed, ${failed:-0} failed"
-exit "$status"
+[ "$status" = 0 ] || exit "$status"
+echo "== the Debian package, installed"
+scripts/test-package.sh

@@ -231,7 +231,13 @@ fn base_url(options: &Options) -> String {
 
 /// The first key line of an OpenSSH public key file, checked.
 fn read_public_key(path: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text).context("reading the key from stdin")?;
+        text
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    };
     let line = text
         .lines()
         .map(str::trim)

@@ -18,9 +18,24 @@ use tracing_subscriber::registry::LookupSpan;
 const ACCESS: &str = "whispercms::access";
 
 /// The format (see the module doc).
-#[derive(Default)]
 pub struct LineFormat {
     default: Format<Full, SystemTime>,
+    /// The same without the time: under systemd the journal stamps every line itself.
+    untimed: Format<Full, ()>,
+    timestamps: bool,
+}
+
+impl Default for LineFormat {
+    fn default() -> Self {
+        Self::new(true)
+    }
+}
+
+impl LineFormat {
+    /// Lines with or without their time stamp.
+    pub fn new(timestamps: bool) -> Self {
+        LineFormat { default: Format::default(), untimed: Format::default().without_time(), timestamps }
+    }
 }
 
 impl<S> FormatEvent<S, DefaultFields> for LineFormat
@@ -35,12 +50,18 @@ where
     ) -> fmt::Result {
         let meta = event.metadata();
         if meta.target() != ACCESS || writer.has_ansi_escapes() {
-            return self.default.format_event(ctx, writer, event);
+            return match self.timestamps {
+                true => self.default.format_event(ctx, writer, event),
+                false => self.untimed.format_event(ctx, writer, event),
+            };
         }
         let mut line = String::with_capacity(256);
-        SystemTime.format_time(&mut Writer::new(&mut line))?;
+        if self.timestamps {
+            SystemTime.format_time(&mut Writer::new(&mut line))?;
+            line.push(' ');
+        }
         // The default's level column is five wide, right-aligned.
-        let _ = write!(line, " {:>5} {}:", meta.level().as_str(), meta.target());
+        let _ = write!(line, "{:>5} {}:", meta.level().as_str(), meta.target());
         event.record(&mut Fields(&mut line));
         line.push('\n');
         writer.write_str(&line)
@@ -94,11 +115,15 @@ mod tests {
 
     /// What a subscriber with this format writes for `log` (without colour).
     fn written(log: impl FnOnce()) -> String {
+        written_with(LineFormat::default(), log)
+    }
+
+    fn written_with(format: LineFormat, log: impl FnOnce()) -> String {
         let out = Arc::new(Mutex::new(Vec::new()));
         let sink = out.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
-            .event_format(LineFormat::default())
+            .event_format(format)
             .with_writer(move || Sink(sink.clone()))
             .finish();
         tracing::subscriber::with_default(subscriber, log);
@@ -138,5 +163,20 @@ mod tests {
              site=\"live\" error=late\n"
         );
         assert!(access.ends_with('\n') && access.lines().count() == 1);
+    }
+
+    /// Under systemd the journal adds the time: lines start with the level, access log or not.
+    #[test]
+    fn journal_lines_have_no_time_stamp() {
+        for target in ["whispercms::access", "whispercms::other"] {
+            let line = written_with(LineFormat::new(false), || match target {
+                "whispercms::access" => tracing::info!(target: "whispercms::access", status = 200u16),
+                _ => tracing::info!(target: "whispercms::other", status = 200u16),
+            });
+            assert!(line.starts_with(" INFO whispercms::"), "{line:?}");
+            assert!(line.ends_with("status=200\n"), "{line:?}");
+        }
+        let timed = written(|| tracing::info!(target: "whispercms::other", status = 200u16));
+        assert!(timed.starts_with("20"), "{timed:?}");
     }
 }

@@ -56,7 +56,7 @@ enum Command {
     /// the preview secret and the secrets identity (0600), and the site repository with its
     /// first administrator. Asks for what is missing on a terminal; never overwrites.
     Init {
-        /// The first administrator's public SSH key file (OpenSSH `.pub`).
+        /// The first administrator's public SSH key file (OpenSSH `.pub`; `-` reads it from stdin).
         #[arg(long)]
         admin_key: Option<PathBuf>,
         /// Their user id in access/users.toml.
@@ -177,7 +177,8 @@ fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
         .with(handshake_log::QuietHandshakeFailures)
         .with(
             tracing_subscriber::fmt::layer()
-                .event_format(log_format::LineFormat::default())
+                // systemd sets JOURNAL_STREAM when stderr is the journal, which stamps lines itself.
+                .event_format(log_format::LineFormat::new(std::env::var_os("JOURNAL_STREAM").is_none()))
                 .with_writer(writer)
                 .with_ansi(std::io::stderr().is_terminal()),
         )

@@ -83,6 +83,13 @@ ensure_tauri_driver() {
   cargo install --quiet --locked tauri-driver
 }
 
+# cargo-deb (crates.io): builds the Debian packages (scripts/test-package.sh, package-desktop.sh).
+ensure_cargo_deb() {
+  command -v cargo-deb > /dev/null 2>&1 && return 0
+  [ -x "$HOME/.cargo/bin/cargo-deb" ] && return 0
+  cargo install --quiet --locked cargo-deb --version 3.8.0  # the version the scripts were tried with
+}
+
 # What the desktop app (Tauri 2, WebKitGTK) builds against, and what its window tests run on.
 DESKTOP_PACKAGES=(libwebkit2gtk-4.1-dev libgtk-3-dev libjavascriptcoregtk-4.1-dev libsoup-3.0-dev
   libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev xvfb webkit2gtk-driver x11-apps imagemagick)
