@@ -31,7 +31,11 @@ echo "== build the package"
 cargo build --quiet --bin whispercms-server
 DEB=$(cargo deb --no-build --profile dev --fast --no-strip --output "$W/" | tail -1)
 dpkg-deb --info "$DEB" | grep -E "Package|Depends" >&2
-dpkg-deb --contents "$DEB" | grep -q "./lib/systemd/system/whispercms.service"
+CONTENTS=$(dpkg-deb --contents "$DEB")  # whole, not piped into grep -q (dpkg-deb dies of SIGPIPE)
+for f in ./usr/bin/whispercms-server ./lib/systemd/system/whispercms.service \
+         ./usr/share/doc/whispercms-server/settings.example.toml; do
+  grep -q " $f\$" <<< "$CONTENTS" || { echo "missing from the package: $f" >&2; exit 1; }
+done
 
 echo "== install"
 dpkg -i "$DEB" > "$W/dpkg.log" 2>&1 || { cat "$W/dpkg.log" >&2; exit 1; }
