@@ -203,7 +203,7 @@ fn main() -> anyhow::Result<()> {
             }
             let settings = Settings::load(&config_path)?;
             let keyring = server_keyring(&settings)?;
-            runtime()?.block_on(run(settings, None, keyring))
+            runtime()?.block_on(run(settings, Some(config_path), None, keyring))
         }
         Command::Init { admin_key, admin_id, domain, data_dir, starter: _, empty, ssh_listen, http_listen } => {
             init::run(init::Options {
@@ -266,7 +266,8 @@ fn main() -> anyhow::Result<()> {
             let http = settings::HttpSettings { listen: http_listen, preview_listen, metrics_listen };
             let settings = Settings { data_dir, ssh, http, ..defaults };
             let keyring = server_keyring(&settings)?;
-            runtime()?.block_on(run(settings, Some(Demo { starter: !empty }), keyring))
+            // The demo's settings are its flags over the file: not read again on SIGHUP.
+            runtime()?.block_on(run(settings, None, Some(Demo { starter: !empty }), keyring))
         }
     }
 }
@@ -337,7 +338,13 @@ struct Demo {
     starter: bool,
 }
 
-async fn run(settings: Settings, demo: Option<Demo>, keyring: &'static secrets::Keyring) -> anyhow::Result<()> {
+/// Serve until SIGTERM/Ctrl-C. `config` is the settings file read again on SIGHUP, if any.
+async fn run(
+    settings: Settings,
+    config: Option<PathBuf>,
+    demo: Option<Demo>,
+    keyring: &'static secrets::Keyring,
+) -> anyhow::Result<()> {
     let data_dir = &settings.data_dir;
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let host_key_path = settings.host_key_path();
@@ -529,7 +536,9 @@ async fn run(settings: Settings, demo: Option<Demo>, keyring: &'static secrets::
     }
     let ssh = githost::serve(Arc::new(host), listener, host_key, stopped(stop_rx.clone()));
     tasks.spawn(async move { ssh.await.map_err(anyhow::Error::from) });
+    let reloading = tokio::spawn(reload_on_sighup(config, settings.clone(), edge.certificate()));
     shutdown_signal().await;
+    reloading.abort();
     // The edge first: it stops accepting and lets in-flight requests finish against the sites.
     tokio::task::spawn_blocking(move || edge.stop()).await?;
     let _ = stop_tx.send(true);
@@ -742,6 +751,46 @@ fn print_demo_help(
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
+/// SIGHUP (`systemctl reload`, a certbot deploy hook): read the TLS certificate and key again —
+/// new connections get the new ones, open ones finish with theirs — and read the settings file
+/// again, naming what changed in it: those settings take effect at the next start.
+async fn reload_on_sighup(
+    config: Option<PathBuf>,
+    running: Settings,
+    certificate: Option<Arc<ingress::certificate::Certificate>>,
+) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reloading is off");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        if let Some(path) = &config {
+            match Settings::load(path) {
+                Ok(new) => {
+                    let changed = running.needs_restart(&new);
+                    if changed.is_empty() {
+                        tracing::info!(path = %path.display(), "settings read again: unchanged");
+                    } else {
+                        tracing::warn!(
+                            path = %path.display(),
+                            changed = %changed.join(", "),
+                            "settings changed that take effect only at the next start"
+                        );
+                    }
+                }
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "settings not read again; the running ones stay"),
+            }
+        }
+        if let Some(certificate) = &certificate {
+            let (cert, key) = certificate.paths();
+            match certificate.reload() {
+                Ok(()) => tracing::info!(cert = %cert.display(), key = %key.display(), "reloaded the TLS certificate"),
+                Err(e) => tracing::error!(error = %e, "TLS certificate not reloaded; the one in use stays"),
+            }
+        }
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]

@@ -305,6 +305,26 @@ impl Settings {
         toml::from_str(text)
     }
 
+    /// The sections (or keys) of `new` that differ from these settings: none of them takes
+    /// effect before the next start.
+    pub fn needs_restart(&self, new: &Settings) -> Vec<&'static str> {
+        let differs = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+        [
+            ("data_dir", differs(&self.data_dir, &new.data_dir)),
+            ("[ssh]", differs(&self.ssh, &new.ssh)),
+            ("[http]", differs(&self.http, &new.http)),
+            ("[limits]", differs(&self.limits, &new.limits)),
+            ("[ingress]", differs(&self.ingress, &new.ingress)),
+            ("[extensions]", differs(&self.extensions, &new.extensions)),
+            ("[webhooks]", differs(&self.webhooks, &new.webhooks)),
+            ("[secrets]", differs(&self.secrets, &new.secrets)),
+            ("[follow]", differs(&self.follow, &new.follow)),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect()
+    }
+
     /// The host key path in force.
     pub fn host_key_path(&self) -> PathBuf {
         self.ssh.host_key.clone().unwrap_or_else(|| self.data_dir.join("keys/ssh_host_ed25519"))
@@ -331,6 +351,14 @@ mod tests {
         assert!(s.webhooks["contact"].check("contact").is_ok());
         assert!(Settings::parse("[extensions]\nmax_calls = 1\n").unwrap_err().to_string().contains("unknown field"));
         assert!(Settings::parse("[webhooks.x]\nurl = \"http://a/\"\nsecret = 1\n").is_err());
+    }
+
+    #[test]
+    fn changed_sections_are_named() {
+        let old = Settings::parse("[limits]\nmax_connections = 5\n").unwrap();
+        let new = Settings::parse("[limits]\nmax_connections = 6\n[ssh]\nlisten = \"0.0.0.0:22\"\n").unwrap();
+        assert_eq!(old.needs_restart(&new), ["[ssh]", "[limits]"]);
+        assert!(old.needs_restart(&old.clone()).is_empty());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! Pingora runs its own runtimes; [`Ingress::start`] runs its server on a thread of its own and
 //! [`Ingress::stop`] shuts it down gracefully (no new connections, in-flight requests finish).
 
+pub mod certificate;
 pub mod connections;
 pub mod drain;
 pub mod edge;
@@ -216,6 +217,8 @@ fn service<A: pingora::apps::ServerApp + Send + Sync + 'static>(app: A, listener
 pub struct Ingress {
     stop: tokio::sync::watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The TLS certificate every listener serves, if TLS is on.
+    certificate: Option<Arc<certificate::Certificate>>,
 }
 
 impl Ingress {
@@ -248,12 +251,18 @@ impl Ingress {
             // response header and its body in two syscalls, waking the client twice.
             L4BufferSettings::default().write(64 * 1024)
         };
+        // One certificate for every listener, read at each handshake: SIGHUP reloads it.
+        let certificate = match &config.tls {
+            Some(tls) => Some(Arc::new(certificate::Certificate::load(&tls.cert, &tls.key)?)),
+            None => None,
+        };
         let mut configured = Vec::new();
         for listener in listeners {
             let mut listener = listener.l4_buffer(buffers);
-            if let Some(tls) = &config.tls {
-                let mut settings = TlsSettings::intermediate(&tls.cert.to_string_lossy(), &tls.key.to_string_lossy())
-                    .map_err(|e| Error::Tls(e.to_string()))?;
+            if let Some(certificate) = &certificate {
+                // The paths are unused: a certificate resolver is set.
+                let mut settings = TlsSettings::intermediate("", "").map_err(|e| Error::Tls(e.to_string()))?;
+                settings.set_cert_resolver(certificate.clone());
                 // HTTP/2 for clients that offer it (ALPN); HTTP/1.1 for the rest.
                 settings.enable_h2();
                 listener = listener.tls(settings);
@@ -288,7 +297,13 @@ impl Ingress {
             };
             server.run(RunArgs { shutdown_signal: Box::new(watch) })
         })?;
-        Ok(Ingress { stop, thread: Some(thread) })
+        Ok(Ingress { stop, thread: Some(thread), certificate })
+    }
+
+    /// The TLS certificate the listeners serve, if TLS is on: [`certificate::Certificate::reload`]
+    /// gives new connections a renewed one (SIGHUP), open ones keep theirs.
+    pub fn certificate(&self) -> Option<Arc<certificate::Certificate>> {
+        self.certificate.clone()
     }
 
     /// Stop accepting, let in-flight requests finish (up to the shutdown timeout), and return.

@@ -363,6 +363,108 @@ fn tls_serves_https_with_hsts() {
     assert!(failures.is_some(), "{}", http_get(metrics_port, "/metrics").2);
 }
 
+/// A TLS client (rustls) trusting `roots`, on one connection to 127.0.0.1:`port` as `localhost`.
+fn tls_connect(
+    roots: &rustls::RootCertStore,
+    port: u16,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    let config =
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// One keep-alive `GET path` on an open connection: the status line and the body.
+fn get_on(stream: &mut (impl std::io::Read + std::io::Write), path: &str) -> (String, String) {
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "the connection closed in the head");
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&raw).into_owned();
+    let length: usize = header(&head, "content-length").expect("a content-length").parse().unwrap();
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    (head.lines().next().unwrap_or_default().to_string(), String::from_utf8_lossy(&body).into_owned())
+}
+
+#[test]
+fn sighup_serves_a_renewed_certificate_to_new_connections_while_open_ones_finish() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["old", "new"] {
+        let gen = std::process::Command::new("openssl")
+            .current_dir(tmp.path())
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+            .args(["-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem"), "-days", "1"])
+            .args(["-subj", &format!("/CN={name}"), "-addext", "subjectAltName=DNS:localhost"])
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"]) // a leaf: the client trusts it as it is
+            .output()
+            .unwrap();
+        assert_success(&gen, &["openssl req"]);
+    }
+    let der = |name: &str| {
+        let pem = std::fs::read(tmp.path().join(format!("{name}.pem"))).unwrap();
+        let cert = rustls_pemfile::certs(&mut pem.as_slice()).next().unwrap().unwrap();
+        cert
+    };
+    let (old, new) = (der("old"), der("new"));
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(old.clone()).unwrap();
+    roots.add(new.clone()).unwrap();
+    let install = |name: &str| {
+        std::fs::copy(tmp.path().join(format!("{name}.pem")), tmp.path().join("cert.pem")).unwrap();
+        std::fs::copy(tmp.path().join(format!("{name}.key")), tmp.path().join("key.pem")).unwrap();
+    };
+    install("old");
+    let settings = tmp.path().join("settings.toml");
+    std::fs::write(&settings, "[ingress]\ntls = { cert = \"cert.pem\", key = \"key.pem\" }\n").unwrap();
+    let server = Server::binary_with(&["--config", &settings.display().to_string()]);
+    let port = server.http_port.unwrap();
+
+    let mut open = tls_connect(&roots, port);
+    let request = |s: &mut rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>| get_on(s, "/about/");
+    let (status, body) = request(&mut open);
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    assert_eq!(open.conn.peer_certificates().unwrap()[0], old);
+
+    // The certificate is renewed on disk; SIGHUP; new connections get it …
+    install("new");
+    server.signal("HUP");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut fresh = tls_connect(&roots, port);
+        let (status, _) = request(&mut fresh);
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        if fresh.conn.peer_certificates().unwrap()[0] == new {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the renewed certificate was never served");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // … while the connection opened before finishes its next request with the old one.
+    let (status, body) = request(&mut open);
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(body.contains("About"), "{body}");
+    assert_eq!(open.conn.peer_certificates().unwrap()[0], old);
+
+    // A broken renewal keeps the certificate in use.
+    std::fs::write(tmp.path().join("cert.pem"), "not a certificate").unwrap();
+    server.signal("HUP");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut after = tls_connect(&roots, port);
+    assert_eq!(request(&mut after).0, "HTTP/1.1 200 OK");
+    assert_eq!(after.conn.peer_certificates().unwrap()[0], new);
+}
+
 #[test]
 fn a_theme_extends_the_content_security_policy_and_bad_sources_are_refused() {
     let server = Server::binary_with(&[]);

@@ -275,6 +275,13 @@ impl Server {
         child.wait().expect("wait for the server")
     }
 
+    /// Send `signal` (a `kill` name: `HUP`, `USR1` …) to the server binary.
+    pub fn signal(&self, signal: &str) {
+        let Kind::Binary(child) = &self.kind else { panic!("not a binary server") };
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
+        assert!(status.success(), "kill -{signal}");
+    }
+
     /// Kill the server binary with SIGKILL (no shutdown of any kind) and reap it.
     pub fn kill9(&mut self) {
         let Kind::Binary(child) = &mut self.kind else { panic!("not a binary server") };
