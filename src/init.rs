@@ -178,7 +178,7 @@ fn settings_text(options: &Options) -> anyhow::Result<String> {
     Ok(doc.to_string())
 }
 
-fn set_keeping_comments(item: &mut toml_edit::Item, path: &[&str], value: &str) -> anyhow::Result<()> {
+pub(crate) fn set_keeping_comments(item: &mut toml_edit::Item, path: &[&str], value: &str) -> anyhow::Result<()> {
     let mut at = item;
     for key in path {
         at = at.get_mut(key).with_context(|| format!("the settings template lacks {}", path.join(".")))?;

@@ -2,6 +2,7 @@
 //! library crates together and runs them until SIGTERM/Ctrl-C. No behaviour lives here but the
 //! follow loop (`follow.rs`), which connects the Git client, the hooks and the sites.
 
+mod backup;
 mod follow;
 mod handshake_log;
 mod init;
@@ -80,6 +81,24 @@ enum Command {
         /// Address of the public site.
         #[arg(long, default_value = "0.0.0.0:80")]
         http_listen: SocketAddr,
+    },
+    /// Write one archive of the site (a git bundle of every ref), the settings and the keys —
+    /// while the server runs and takes pushes. It holds private keys: keep it as safe.
+    Backup {
+        /// The archive to write (a tar file, mode 0600).
+        file: PathBuf,
+        /// The data directory (default: `data_dir` of the settings file).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Restore an archive made by `backup` into an empty data directory, and its settings (with
+    /// `data_dir` set to the new place) to the `--config` path. Never overwrites.
+    Restore {
+        /// The archive.
+        file: PathBuf,
+        /// The data directory to restore into (empty, or not there yet).
+        #[arg(long)]
+        data_dir: PathBuf,
     },
     /// Test access rules before pushing them.
     Policy {
@@ -217,6 +236,18 @@ fn main() -> anyhow::Result<()> {
                 http_listen,
             })
         }
+        Command::Backup { file, data_dir } => {
+            let (mut settings, config) = match config_path.exists() {
+                true => (Settings::load(&config_path)?, Some(config_path.as_path())),
+                false if data_dir.is_some() => (Settings::default(), None),
+                false => anyhow::bail!("no settings file at {}: give --data-dir", config_path.display()),
+            };
+            if let Some(dir) = data_dir {
+                settings.data_dir = dir;
+            }
+            backup::backup(&file, &settings, config)
+        }
+        Command::Restore { file, data_dir } => backup::restore(&file, &data_dir, &config_path),
         Command::Secrets { command } => secrets_cli::run(command, || {
             Ok(match config_path.exists() {
                 true => Settings::load(&config_path)?.secrets_identity_path(),

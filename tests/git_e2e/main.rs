@@ -2,6 +2,7 @@
 //! `whispercms-server` binary (or an in-process host where a test needs custom hooks or limits)
 //! on 127.0.0.1. Every scenario ends with `git fsck --strict` on the server's repository.
 
+mod backup;
 mod clone_fetch;
 mod edge;
 mod extensions;
