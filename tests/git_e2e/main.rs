@@ -21,3 +21,4 @@ mod secrets;
 mod site;
 mod ssh;
 mod support;
+mod upgrade;
