@@ -238,7 +238,7 @@ fn an_index_of_an_older_schema_is_rebuilt() {
     {
         let mut index = Index::open(&path).unwrap();
         index.update(&repo, head, &mut |_| {}).unwrap();
-        // As schema 5 left it (before this session): no kept counts, its version in meta.
+        // As schema 5 left it: no kept counts, its own version in meta.
         index
             .connection()
             .execute_batch(
