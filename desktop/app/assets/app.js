@@ -228,6 +228,9 @@ if (publish) {
     try {
       const answer = await post_params("/api/publish", body);
       result.innerHTML = answer.html;
+      // What is left to publish now; the screen showed what there was before.
+      const summary = document.getElementById("summary");
+      if (summary && answer.summary !== undefined) summary.innerHTML = answer.summary;
       status(answer.status);
     } catch (err) {
       result.textContent = err.message;

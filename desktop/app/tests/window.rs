@@ -239,6 +239,8 @@ fn first_run_clone_edit_preview_publish_in_the_real_window() {
     let result =
         driver.wait_text("#result", |t| t.contains("Published") || t.contains("refused") || t.contains("Offline"));
     assert!(result.contains("Published"), "{result}");
+    // The summary above says what is left now, not what there was.
+    driver.wait_text("#summary", |t| t.contains("Everything is published."));
     driver.screenshot("publish");
     let (status, page) = http(web_port, "GET", "/about/", None);
     assert_eq!(status, 200);

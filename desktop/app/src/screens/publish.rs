@@ -15,18 +15,23 @@ use githost::client::Remote;
 use crate::{App, Response, Session};
 
 pub async fn show(app: &App, s: &Session) -> anyhow::Result<Response> {
-    let changes: Vec<String> =
-        s.ws.changes()?
-            .iter()
-            .map(|c| match c {
-                Change::Added(p) => format!("New: {p}"),
-                Change::Modified(p) => format!("Changed: {p}"),
-                Change::Deleted(p) => format!("Removed: {p}"),
-            })
-            .collect();
+    let changes = changes(s)?;
     let problems = s.ws.check("main")?;
     let status = app.status_line(s).await;
     Ok(Response::html(super::page("Publish", "publish", &status, view(&changes, s.ws.unpublished("main")?, &problems))))
+}
+
+/// The unsaved changes of the folder, one line each.
+fn changes(s: &Session) -> anyhow::Result<Vec<String>> {
+    Ok(s.ws
+        .changes()?
+        .iter()
+        .map(|c| match c {
+            Change::Added(p) => format!("New: {p}"),
+            Change::Modified(p) => format!("Changed: {p}"),
+            Change::Deleted(p) => format!("Removed: {p}"),
+        })
+        .collect())
 }
 
 /// *Save* (Ctrl+S): a commit of the folder as it is, nothing sent.
@@ -57,7 +62,9 @@ pub async fn publish(app: &App, s: &Session, f: &HashMap<String, String>) -> any
         }
         Sent::Answered(outcome, caught_up) => published(branch, &outcome, caught_up.as_ref()),
     };
-    Ok(Response::json(serde_json::json!({ "html": html, "status": app.status_line(s).await })))
+    // What is left to publish now (the screen showed what there was before).
+    let summary = summary_view(&changes(s)?, s.ws.unpublished("main")?).to_html();
+    Ok(Response::json(serde_json::json!({ "html": html, "summary": summary, "status": app.status_line(s).await })))
 }
 
 /// How sending to the server went.
@@ -111,16 +118,24 @@ pub(crate) async fn send(app: &App, s: &Session, branch: &str, commit: Option<gi
     Ok(Sent::Answered(outcome, caught_up))
 }
 
-pub fn view(changes: &[String], unpublished: usize, problems: &[Problem]) -> AnyView {
+/// How many changes and saves wait, and the changed files.
+fn summary_view(changes: &[String], unpublished: usize) -> AnyView {
     let items = changes.iter().map(|c| view! { <li>{c.clone()}</li> }).collect_view();
     let summary = match (changes.len(), unpublished) {
         (0, 0) => "Everything is published.".to_string(),
         (c, u) => format!("{c} unsaved change(s), {u} save(s) not yet published."),
     };
     view! {
-        <header class="bar"><h1>"Publish"</h1></header>
         <p>{summary}</p>
         <ul class="changes">{items}</ul>
+    }
+    .into_any()
+}
+
+pub fn view(changes: &[String], unpublished: usize, problems: &[Problem]) -> AnyView {
+    view! {
+        <header class="bar"><h1>"Publish"</h1></header>
+        <div id="summary">{summary_view(changes, unpublished)}</div>
         {super::problem_list(problems)}
         <form id="publish" class="publish">
             <label>"What changed (for the history)"<input name="message" placeholder="Update the about page"/></label>
