@@ -155,3 +155,70 @@ fn hostile_archives_are_refused_and_leave_nothing() {
         assert!(!dir.join("repos").exists(), "{name}: a repository was made");
     }
 }
+
+/// An installation made by `init` (settings file, keys, repository), backed up with its settings
+/// and restored elsewhere: the restored settings point at the new data directory, and clients
+/// that trusted the old host key connect to the restored server without a warning.
+#[test]
+fn an_installation_restores_elsewhere_with_its_settings_and_host_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let keygen = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "op", "-f"])
+        .arg(t.join("op"))
+        .output()
+        .unwrap();
+    assert_success(&keygen, &["ssh-keygen"]);
+    let ssh_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (old_config, old_data) = (t.join("a/settings.toml"), t.join("a/data"));
+    let init = server_cmd(&[
+        "--config",
+        old_config.to_str().unwrap(),
+        "init",
+        "--admin-key",
+        t.join("op.pub").to_str().unwrap(),
+        "--data-dir",
+        old_data.to_str().unwrap(),
+        "--ssh-listen",
+        &format!("127.0.0.1:{ssh_port}"),
+        "--http-listen",
+        "127.0.0.1:0",
+    ]);
+    assert_success(&init, &["init"]);
+    let printed = String::from_utf8_lossy(&init.stdout).into_owned();
+    let known = printed.lines().find_map(|l| l.trim().strip_prefix("known_hosts line: ")).unwrap().to_string();
+
+    let archive = t.join("x.backup");
+    let out = server_cmd(&["--config", old_config.to_str().unwrap(), "backup", archive.to_str().unwrap()]);
+    assert_success(&out, &["backup with the settings file"]);
+    std::fs::remove_dir_all(t.join("a")).unwrap(); // the old machine is gone
+
+    let (new_config, new_data) = (t.join("b/etc/settings.toml"), t.join("b/data"));
+    let out = server_cmd(&[
+        "--config",
+        new_config.to_str().unwrap(),
+        "restore",
+        archive.to_str().unwrap(),
+        "--data-dir",
+        new_data.to_str().unwrap(),
+    ]);
+    assert_success(&out, &["restore with the settings file"]);
+    let settings = std::fs::read_to_string(&new_config).unwrap();
+    assert!(settings.contains(&format!("data_dir = \"{}\"", new_data.display())), "{settings}");
+    assert!(settings.contains(&format!("listen = \"127.0.0.1:{ssh_port}\"")), "the rest as it was: {settings}");
+    assert!(settings.contains("# repositories, keys"), "comments kept: {settings}");
+
+    let server = Server::serve_with_config(&new_config, &new_data, &t.join("op"));
+    assert_eq!(http_get(server.http_port.unwrap(), "/").0, 200);
+    std::fs::write(t.join("known_hosts"), format!("{known}\n")).unwrap();
+    let ssh = format!(
+        "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
+         -o UserKnownHostsFile={} -o LogLevel=ERROR",
+        t.join("op").display(),
+        t.join("known_hosts").display()
+    );
+    let url = format!("ssh://git@127.0.0.1:{ssh_port}/site.git");
+    let out = git_command(t, &ssh).args(["clone", "-q", &url, "clone"]).output().unwrap();
+    assert_success(&out, &["clone from the restored server, trusting the old host key"]);
+    server.assert_repository_sound();
+}
