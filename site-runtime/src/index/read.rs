@@ -312,11 +312,16 @@ fn by_ids(conn: &Connection, ids: &[i64]) -> Result<Vec<DocRow>> {
     Ok(out)
 }
 
-/// The name a taxonomy's term is written with (`slug` is its URL form), if any page has it.
-pub fn term_name(conn: &Connection, taxonomy: &str, slug: &str) -> Result<Option<String>> {
+/// The name a taxonomy's term is written with in a language (`slug` is its URL form): the
+/// smallest spelling its counted pages use, as in the term list ([`terms`]); `None` when no
+/// published page carries it.
+pub fn term_name(conn: &Connection, taxonomy: &str, lang: &str, slug: &str) -> Result<Option<String>> {
     Ok(conn
-        .prepare_cached("SELECT min(term) FROM terms WHERE taxonomy = ?1 AND slug = ?2")?
-        .query_row(params![taxonomy, slug], |r| r.get(0))?)
+        .prepare_cached(
+            "SELECT term FROM term_counts WHERE taxonomy = ?1 AND lang = ?2 AND slug = ?3 ORDER BY term LIMIT 1",
+        )?
+        .query_row(params![taxonomy, lang, slug], |r| r.get(0))
+        .optional()?)
 }
 
 /// Where an alias points, if `url` is one.

@@ -137,9 +137,9 @@ pub fn render_path(snap: &Snapshot, conn: &Connection, path: &str, now: i64) -> 
                 if total == 0 || (page > 1 && pages.is_empty()) {
                     return Ok(None);
                 }
-                // Its name alone: the whole term list costs a join over every page's terms.
+                // Its name alone, not the whole term list.
                 let name = Term {
-                    name: read::term_name(conn, taxonomy, slug)?.unwrap_or_else(|| slug.to_string()),
+                    name: read::term_name(conn, taxonomy, lang, slug)?.unwrap_or_else(|| slug.to_string()),
                     slug: slug.to_string(),
                     count: total as i64,
                 };
