@@ -160,13 +160,13 @@ pub fn restore(file: &Path, data_dir: &Path, config: &Path) -> anyhow::Result<()
         .context("restoring the repository from site.bundle")?;
     std::fs::create_dir_all(&keys_dir)?;
     for (name, bytes) in &keys {
-        write_new(&keys_dir.join(name), bytes, 0o600)?;
+        crate::init::write_new(&keys_dir.join(name), bytes, 0o600)?;
     }
     if let Some(text) = settings_text {
         if let Some(dir) = config.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        write_new(config, text.as_bytes(), 0o640)?;
+        crate::init::write_new(config, text.as_bytes(), 0o640)?;
     }
     println!(
         "restored {} refs and {} key files into {}{}",
@@ -213,17 +213,6 @@ fn is_plain_name(name: &str) -> bool {
         && name.len() <= 255
         && !name.starts_with('.')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-}
-
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

@@ -279,7 +279,7 @@ fn check_domain(domain: &str) -> anyhow::Result<()> {
 }
 
 /// Create `path` (never overwriting) with `mode`, synced.
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+pub(crate) fn write_new(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut f = std::fs::OpenOptions::new()
         .write(true)

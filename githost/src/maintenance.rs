@@ -340,11 +340,7 @@ pub fn remove_debris(objects_dir: &Path) -> Result<()> {
     let mut debris = Vec::new();
     for entry in read {
         let path = entry.map_err(Error::fs(&dir))?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
-        let orphan = name.starts_with("pack-")
-            && (name.ends_with(".pack") || name.ends_with(".reuse"))
-            && !path.with_extension("idx").exists();
-        if name.starts_with(TMP_PREFIX) || orphan {
+        if is_debris(&path) {
             debris.push(path);
         }
     }
@@ -362,9 +358,7 @@ pub fn remove_debris(objects_dir: &Path) -> Result<()> {
     }
     for path in debris {
         // Checked again under the locks: a push may have moved its index in meanwhile.
-        let orphan_now = path.extension().is_some_and(|e| e != "idx") && !path.with_extension("idx").exists();
-        let temporary = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(TMP_PREFIX));
-        if temporary || orphan_now {
+        if is_debris(&path) {
             match std::fs::remove_file(&path) {
                 Ok(()) => tracing::info!(path = %path.display(), "removed what an interrupted repack left"),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -373,6 +367,15 @@ pub fn remove_debris(objects_dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A repack's temporary file, or a pack or reuse record without its index.
+fn is_debris(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return false };
+    let orphan = name.starts_with("pack-")
+        && (name.ends_with(".pack") || name.ends_with(".reuse"))
+        && !path.with_extension("idx").exists();
+    name.starts_with(TMP_PREFIX) || orphan
 }
 
 /// The background thread of one repository: wakes after each ref transaction

@@ -5,11 +5,10 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::support::{assert_success, git_command, http_get, Server};
-
-fn server_cmd(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_whispercms-server")).args(args).env("WHISPERCMS_LOG", "warn").output().unwrap()
-}
+use crate::support::{
+    assert_success, file_mode, free_port, git_command, http_get, keygen, server_command as server_cmd, ssh_trusting,
+    Server,
+};
 
 fn refs(git_dir: &std::path::Path) -> String {
     let out = Command::new("git")
@@ -58,8 +57,7 @@ fn a_backup_taken_during_pushes_restores_to_a_sound_repository_and_the_same_site
     let pushes = pusher.join().unwrap();
     assert_success(&out, &["backup"]);
     assert!(pushes >= 3);
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&archive).unwrap().permissions().mode() & 0o777, 0o600, "it holds private keys");
+    assert_eq!(file_mode(&archive), 0o600, "it holds private keys");
 
     // The archive's refs are a state the server had: main is an ancestor of (or is) main now.
     let restored = tmp.path().join("restored");
@@ -96,7 +94,7 @@ fn a_backup_taken_during_pushes_restores_to_a_sound_repository_and_the_same_site
             std::fs::read(server.data_dir.join("keys").join(key)).unwrap(),
             "{key}"
         );
-        assert_eq!(std::fs::metadata(restored.join("keys").join(key)).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(file_mode(&restored.join("keys").join(key)), 0o600);
     }
 
     // Restoring again, into the same place, changes nothing and says why.
@@ -163,13 +161,8 @@ fn hostile_archives_are_refused_and_leave_nothing() {
 fn an_installation_restores_elsewhere_with_its_settings_and_host_key() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    let keygen = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "op", "-f"])
-        .arg(t.join("op"))
-        .output()
-        .unwrap();
-    assert_success(&keygen, &["ssh-keygen"]);
-    let ssh_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    keygen(&t.join("op"), "op");
+    let ssh_port = free_port();
     let (old_config, old_data) = (t.join("a/settings.toml"), t.join("a/data"));
     let init = server_cmd(&[
         "--config",
@@ -211,12 +204,7 @@ fn an_installation_restores_elsewhere_with_its_settings_and_host_key() {
     let server = Server::serve_with_config(&new_config, &new_data, &t.join("op"));
     assert_eq!(http_get(server.http_port.unwrap(), "/").0, 200);
     std::fs::write(t.join("known_hosts"), format!("{known}\n")).unwrap();
-    let ssh = format!(
-        "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
-         -o UserKnownHostsFile={} -o LogLevel=ERROR",
-        t.join("op").display(),
-        t.join("known_hosts").display()
-    );
+    let ssh = ssh_trusting(&t.join("op"), &t.join("known_hosts"));
     let url = format!("ssh://git@127.0.0.1:{ssh_port}/site.git");
     let out = git_command(t, &ssh).args(["clone", "-q", &url, "clone"]).output().unwrap();
     assert_success(&out, &["clone from the restored server, trusting the old host key"]);

@@ -5,10 +5,6 @@
 
 use crate::support::*;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().find_map(|l| {
         let (n, v) = l.split_once(':')?;
@@ -427,8 +423,17 @@ fn sighup_serves_a_renewed_certificate_to_new_connections_while_open_ones_finish
     install("old");
     let settings = tmp.path().join("settings.toml");
     std::fs::write(&settings, "[ingress]\ntls = { cert = \"cert.pem\", key = \"key.pem\" }\n").unwrap();
-    let server = Server::binary_with(&["--config", &settings.display().to_string()]);
+    let log = tmp.path().join("server.log");
+    let server = Server::binary_with_logging(&["--config", &settings.display().to_string()], &log);
     let port = server.http_port.unwrap();
+    // Waits until the server logged `line` for the `n`-th time (a reload is done, not just asked).
+    let logged = |line: &str, n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_to_string(&log).unwrap_or_default().matches(line).count() < n {
+            assert!(std::time::Instant::now() < deadline, "the server never logged {line:?} ({n})");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
 
     let mut open = tls_connect(&roots, port);
     let request = |s: &mut rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>| get_on(s, "/about/");
@@ -439,17 +444,10 @@ fn sighup_serves_a_renewed_certificate_to_new_connections_while_open_ones_finish
     // The certificate is renewed on disk; SIGHUP; new connections get it …
     install("new");
     server.signal("HUP");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let mut fresh = tls_connect(&roots, port);
-        let (status, _) = request(&mut fresh);
-        assert_eq!(status, "HTTP/1.1 200 OK");
-        if fresh.conn.peer_certificates().unwrap()[0] == new {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the renewed certificate was never served");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    logged("reloaded the TLS certificate", 1);
+    let mut fresh = tls_connect(&roots, port);
+    assert_eq!(request(&mut fresh).0, "HTTP/1.1 200 OK");
+    assert_eq!(fresh.conn.peer_certificates().unwrap()[0], new, "a new connection gets the renewed certificate");
     // … while the connection opened before finishes its next request with the old one.
     let (status, body) = request(&mut open);
     assert_eq!(status, "HTTP/1.1 200 OK");
@@ -459,7 +457,7 @@ fn sighup_serves_a_renewed_certificate_to_new_connections_while_open_ones_finish
     // A broken renewal keeps the certificate in use.
     std::fs::write(tmp.path().join("cert.pem"), "not a certificate").unwrap();
     server.signal("HUP");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    logged("TLS certificate not reloaded", 1);
     let mut after = tls_connect(&roots, port);
     assert_eq!(request(&mut after).0, "HTTP/1.1 200 OK");
     assert_eq!(after.conn.peer_certificates().unwrap()[0], new);

@@ -47,10 +47,6 @@ fn wait_for(port: u16, path: &str, ok: impl Fn(u16, &str) -> bool) -> (u16, Stri
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 #[test]
 fn followers_serve_what_the_primary_publishes() {
     let tmp = tempfile::tempdir().unwrap();

@@ -1,32 +1,13 @@
 //! `whispercms-server init` as a new operator runs it: flags only, then `serve` with the written
 //! settings, then a clone that checks the host key against the line `init` printed.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use crate::support::{assert_success, git_command, http_get, Server};
-
-fn server_cmd(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_whispercms-server")).args(args).env("WHISPERCMS_LOG", "warn").output().unwrap()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
-fn keygen(path: &Path, comment: &str) {
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert_success(&out, &["ssh-keygen"]);
-}
+use crate::support::{
+    assert_success, file_mode as mode, free_port, git_command, http_get, keygen, server_command as server_cmd,
+    ssh_trusting, Server,
+};
 
 #[test]
 fn init_then_serve_then_clone_with_the_printed_host_key() {
@@ -91,12 +72,7 @@ fn init_then_serve_then_clone_with_the_printed_host_key() {
     let known_hosts = t.join("known_hosts");
     let line = printed.lines().find_map(|l| l.trim().strip_prefix("known_hosts line: ")).expect("a known_hosts line");
     std::fs::write(&known_hosts, format!("{line}\n")).unwrap();
-    let ssh = format!(
-        "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
-         -o UserKnownHostsFile={} -o LogLevel=ERROR",
-        admin.display(),
-        known_hosts.display()
-    );
+    let ssh = ssh_trusting(&admin, &known_hosts);
     let url = format!("ssh://git@localhost:{ssh_port}/site.git");
     let out = git_command(t, &ssh).args(["clone", "-q", &url, "site"]).output().unwrap();
     assert_success(&out, &["clone with the printed host key"]);

@@ -52,8 +52,13 @@ impl Server {
 
     /// Start `whispercms-server demo` with the starter site, its log (every level) in `log`.
     pub fn binary_logging_to(log: &Path) -> Server {
+        Self::binary_with_logging(&[], log)
+    }
+
+    /// [`Server::binary_with`], its log (every level) in `log`.
+    pub fn binary_with_logging(extra: &[&str], log: &Path) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let mut server = Self::start_binary(&tmp.path().join("data"), "127.0.0.1:0", &[], Some(log));
+        let mut server = Self::start_binary(&tmp.path().join("data"), "127.0.0.1:0", extra, Some(log));
         server._tmp = Some(tmp);
         server
     }
@@ -155,12 +160,7 @@ impl Server {
     /// command line that uses it instead of the server's test key.
     pub fn new_user_key(&self, dir: &Path, name: &str) -> (PathBuf, String) {
         let key = dir.join(name);
-        let gen = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-            .arg(&key)
-            .output()
-            .unwrap();
-        assert_success(&gen, &["ssh-keygen"]);
+        keygen(&key, name);
         let ssh = self.ssh_command().replace(&self.key.display().to_string(), &key.display().to_string());
         (key, ssh)
     }
@@ -468,4 +468,45 @@ pub fn commit_file(server: &Server, repo: &Path, file: &str, content: &str) {
 /// `git rev-parse` of `rev` in `repo`.
 pub fn rev(server: &Server, repo: &Path, rev: &str) -> String {
     server.git_ok(repo, &["rev-parse", rev]).trim().to_string()
+}
+
+/// Run `whispercms-server ARGS` to completion (the CLI's own commands: init, backup, restore …).
+pub fn server_command(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_whispercms-server"))
+        .args(args)
+        .env("WHISPERCMS_LOG", "warn")
+        .output()
+        .expect("run whispercms-server")
+}
+
+/// A port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A file's permission bits.
+pub fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// A new ed25519 key pair at `path` (and `path.pub`), no passphrase.
+pub fn keygen(path: &Path, comment: &str) {
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert_success(&out, &["ssh-keygen"]);
+}
+
+/// The `ssh` command line for `key` that trusts only the host keys in `known_hosts` (as a
+/// careful user's would).
+pub fn ssh_trusting(key: &Path, known_hosts: &Path) -> String {
+    format!(
+        "ssh -F /dev/null -i {} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
+         -o UserKnownHostsFile={} -o LogLevel=ERROR",
+        key.display(),
+        known_hosts.display()
+    )
 }

@@ -5,14 +5,10 @@
 
 use std::process::Command;
 
-use crate::support::{assert_success, git_command, http_get, Server};
+use crate::support::{assert_success, free_port, git_command, http_get, Server};
 
 /// Installations written by releases: (version, archive).
 const RELEASES: [(&str, &str); 1] = [("0.1.0", "installation-0.1.0.tar.gz")];
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 #[test]
 fn installations_of_earlier_releases_serve_and_take_pushes() {
