@@ -58,7 +58,8 @@ impl Driver {
     }
 
     /// `method` on `/element/<css's element>/<what>`, found again if a navigation replaced the
-    /// element between finding it and using it (WebDriver's "stale element reference").
+    /// element between finding it and using it (WebDriver's "stale element reference", or
+    /// WebKitWebDriver's "no such frame" when the page unloads while the command runs).
     fn on_element(&self, css: &str, method: &str, what: &str, body: Option<Value>) -> Value {
         for _ in 0..50 {
             let e = self.find(css);
@@ -69,8 +70,9 @@ impl Driver {
             if status < 300 {
                 return value["value"].clone();
             }
-            assert_eq!(
-                value["value"]["error"], "stale element reference",
+            let error = value["value"]["error"].as_str().unwrap_or_default();
+            assert!(
+                matches!(error, "stale element reference" | "no such frame"),
                 "{method} {what} of {css}: {status} {value}"
             );
             std::thread::sleep(Duration::from_millis(100));
