@@ -10,6 +10,7 @@
 pub mod access;
 pub mod authz;
 pub mod checkout;
+pub mod leaks;
 pub mod lockout;
 pub mod problem;
 pub mod publish;
@@ -98,12 +99,7 @@ impl Governance {
         let changes = &changes_from_base;
         let mut paths: Vec<&str> = changes.iter().map(|c| c.path()).collect();
         paths.dedup();
-        let denied: Vec<String> = paths
-            .into_iter()
-            .filter_map(|path| {
-                authz.check(user, roles, "change", authz::Resource::Path { path, branch: &branch }).err()
-            })
-            .collect();
+        let denied = authz.check_paths(user, roles, "change", &branch, &paths);
         if !denied.is_empty() {
             return Err(Refusal::Denied(denied));
         }

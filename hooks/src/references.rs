@@ -12,9 +12,9 @@
 use std::collections::{BTreeSet, HashSet};
 
 use gix::ObjectId;
-use site_runtime::content::{self, Document};
+use site_runtime::content::{self, document::Outline};
 use site_runtime::index::read::{self, RefKind};
-use site_runtime::index::write::references;
+use site_runtime::index::write::outline_references;
 use site_runtime::source::{self, Change};
 use site_runtime::{theme, SiteConfig};
 
@@ -70,27 +70,50 @@ impl Offered {
     }
 }
 
-/// Check the references of the changed documents `docs` (path, parsed document, file text) and
-/// of unchanged documents whose targets the push removes.
-pub fn check(
-    update: &Update<'_>,
-    docs: &[(String, Document, String)],
-    problems: &mut Vec<Problem>,
-) -> site_runtime::Result<()> {
-    let Update { repo, old, new, changes, .. } = *update;
-    let Some(offered) = Offered::at(repo, new)? else { return Ok(()) };
-    for (path, doc, text) in docs {
+/// The references of a push's documents, checked as validation reads each one (nothing of a
+/// document is kept once it is checked), and those of unchanged documents the push may break.
+pub struct Checker {
+    /// What the new commit offers; `None` when its `site.toml` is broken (reported on its own).
+    offered: Option<Offered>,
+}
+
+impl Checker {
+    /// A checker of documents at `update.new`.
+    pub fn new(update: &Update<'_>) -> site_runtime::Result<Checker> {
+        Ok(Checker { offered: Offered::at(update.repo, update.new)? })
+    }
+
+    /// Check what a changed document (its outline and file text) at `commit` refers to.
+    pub fn document(
+        &self,
+        repo: &gix::Repository,
+        commit: ObjectId,
+        doc: &Outline,
+        text: &str,
+        problems: &mut Vec<Problem>,
+    ) {
+        let Some(offered) = &self.offered else { return };
         let mut seen = HashSet::new();
-        for (kind, target, line) in references(doc) {
+        for (kind, target, line) in outline_references(doc) {
             if !seen.insert((kind, target.clone(), line)) {
                 continue;
             }
-            if let Some(message) = offered.problem(repo, new, kind, &target) {
+            if let Some(message) = offered.problem(repo, commit, kind, &target) {
                 let line = if kind == RefKind::Template { template_line(text, &target) } else { line };
-                problems.push(Problem::new(path, at_line(line, message)));
+                problems.push(Problem::new(&doc.path, at_line(line, message)));
             }
         }
     }
+
+    /// Check the unchanged documents whose targets the push removes.
+    pub fn removed(&self, update: &Update<'_>, problems: &mut Vec<Problem>) -> site_runtime::Result<()> {
+        let Some(offered) = &self.offered else { return Ok(()) };
+        removed(update, offered, problems)
+    }
+}
+
+fn removed(update: &Update<'_>, offered: &Offered, problems: &mut Vec<Problem>) -> site_runtime::Result<()> {
+    let Update { repo, old, new, changes, .. } = *update;
     let Some(old) = old else { return Ok(()) };
     let changed: HashSet<&str> = changes.iter().map(Change::path).collect();
     let deleted: Vec<&str> = changes
@@ -148,8 +171,8 @@ pub fn check(
                 }
                 let bytes = source::read_blob(repo, blob)?;
                 let Ok(text) = std::str::from_utf8(&bytes) else { continue };
-                let Ok(doc) = content::document::parse(&path, text, &languages) else { continue };
-                for (kind, target, line) in references(&doc) {
+                let Ok(doc) = content::document::outline(&path, text, &languages) else { continue };
+                for (kind, target, line) in outline_references(&doc) {
                     let relevant = match kind {
                         RefKind::Link => link_keys.contains(target.as_str()),
                         _ => site_changed,

@@ -14,6 +14,7 @@ use std::collections::HashSet;
 
 use gix::ObjectId;
 use site_runtime::content::document;
+use site_runtime::content::language::Languages;
 use site_runtime::source::{self, Change};
 use site_runtime::urls::{self, Claim};
 use site_runtime::{theme, Site, SiteConfig};
@@ -57,74 +58,30 @@ pub struct Update<'a> {
 pub fn validate_update(update: &Update<'_>) -> site_runtime::Result<Vec<Problem>> {
     let Update { repo, old, new, changes, .. } = *update;
     let mut problems = Vec::new();
-    let mut config_changed = false;
-    let mut access_changed = false;
-    let mut extensions_changed = false;
-    let mut claims = Vec::new();
-    let mut documents = Vec::new();
+    let paths = || changes.iter().map(Change::path);
+    let config_changed = paths().any(|p| p == site_runtime::config::PATH);
+    let access_changed = paths().any(|p| p == crate::users::PATH || p.starts_with("policies/"));
+    let extensions_changed =
+        paths().any(|p| p.starts_with("plugins/") || (p.starts_with("themes/") && p.ends_with(".rhai")));
+    let references = crate::references::Checker::new(update)?;
     // Documents are placed by the new commit's languages (a broken site.toml is reported on
     // its own; its defaults place them meanwhile).
     let languages = SiteConfig::at(repo, new).unwrap_or_default().languages();
-    for change in changes {
-        let path = change.path();
-        if path == crate::users::PATH || path.starts_with("policies/") {
-            access_changed = true;
-        }
-        if path.starts_with("plugins/") || (path.starts_with("themes/") && path.ends_with(".rhai")) {
-            extensions_changed = true;
-        }
-        let Change::Upsert { path, blob } = change else { continue };
-        let bytes = source::read_blob(repo, *blob)?;
-        let mut problem = |message: String| problems.push(Problem { path: path.clone(), message });
-        if bytes.len() <= SCAN_LIMIT && !path.starts_with("secrets/") {
-            if let Some(what) = find_secret(&bytes) {
-                problem(format!("looks like {what}; secrets belong encrypted under secrets/, never in plain text"));
-                continue;
-            }
-        }
-        let text = || std::str::from_utf8(&bytes).map_err(|_| "not UTF-8 text".to_string());
-        if site_runtime::images::is_image(path) {
-            // Read from the header alone: a decompression bomb is refused before any decoding.
-            if let Err(m) = site_runtime::images::check(&bytes) {
-                problem(m);
-            }
-        } else if path.starts_with("secrets/") {
-            if let Err(m) = text().and_then(|t| check_secrets_document(path, t, update.secrets)) {
-                problem(m);
-            }
-        } else if path == site_runtime::config::PATH {
-            config_changed = true;
-            match text().and_then(|t| SiteConfig::parse(t).map_err(|e| strip_path(&e.to_string(), path))) {
-                Ok(_) => {}
-                Err(m) => problem(m),
-            }
-        } else if document::is_document(path) {
-            match text()
-                .and_then(|t| document::parse(path, t, &languages).map_err(|e| strip_path(&e.to_string(), path)))
-            {
-                Ok(doc) => {
-                    claims.extend(urls::claims_of(&doc));
-                    documents.push((path.clone(), doc, String::from_utf8_lossy(&bytes).into_owned()));
-                }
-                Err(m) => problem(m),
-            }
-        } else if path == crate::users::PATH {
-            if let Err(m) = text().and_then(|t| crate::users::parse(t).map(drop)) {
-                problem(m);
-            }
-        } else if let Some(rest) = path.strip_prefix("themes/") {
-            let Some((_, inner)) = rest.split_once('/') else { continue };
-            if inner == "theme.toml" {
-                if let Err(e) = theme::parse_manifest(path, &bytes) {
-                    problem(strip_path(&e.to_string(), path));
-                }
-            } else if let Some(name) = inner.strip_prefix("templates/") {
-                match text().and_then(|t| theme::check_template(name, t)) {
-                    Ok(()) => {}
-                    Err(m) => problem(m),
-                }
-            }
-        }
+    let files: Vec<(&str, ObjectId)> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Upsert { path, blob } => Some((path.as_str(), *blob)),
+            Change::Delete { .. } => None,
+        })
+        .collect();
+    let context = FileContext { new, languages: &languages, references: &references, secrets: update.secrets };
+    let found =
+        source::map_parallel(repo, &files, "validating", |repo, &(path, blob)| check_file(repo, &context, path, blob))?;
+    let mut claims = Vec::new();
+    for findings in found {
+        let findings = findings?;
+        problems.extend(findings.problems);
+        claims.extend(findings.claims);
     }
     if config_changed || old.is_none() {
         check_theme_exists(repo, new, &mut problems)?;
@@ -138,8 +95,83 @@ pub fn validate_update(update: &Update<'_>) -> site_runtime::Result<Vec<Problem>
     if !claims.is_empty() {
         check_urls(update, claims, &mut problems)?;
     }
-    crate::references::check(update, &documents, &mut problems)?;
+    references.removed(update, &mut problems)?;
     Ok(problems)
+}
+
+/// What every file's check needs besides the file.
+struct FileContext<'a> {
+    new: ObjectId,
+    languages: &'a Languages,
+    references: &'a crate::references::Checker,
+    secrets: Option<&'static secrets::Keyring>,
+}
+
+/// What one pushed file adds: its problems, and the URLs it claims.
+#[derive(Default)]
+struct Findings {
+    problems: Vec<Problem>,
+    claims: Vec<Claim>,
+}
+
+/// Check the pushed file `path` (its blob `blob`) as the runtime will read it. Runs on any of
+/// [`source::map_parallel`]'s threads, with that thread's `repo`.
+fn check_file(
+    repo: &gix::Repository,
+    cx: &FileContext<'_>,
+    path: &str,
+    blob: ObjectId,
+) -> site_runtime::Result<Findings> {
+    let bytes = source::read_blob(repo, blob)?;
+    let mut found = Findings::default();
+    let mut problem = |message: String| found.problems.push(Problem::new(path, message));
+    if bytes.len() <= SCAN_LIMIT && !path.starts_with("secrets/") {
+        if let Some(what) = crate::leaks::find_secret(&bytes) {
+            problem(format!("looks like {what}; secrets belong encrypted under secrets/, never in plain text"));
+            return Ok(found);
+        }
+    }
+    let text = || std::str::from_utf8(&bytes).map_err(|_| "not UTF-8 text".to_string());
+    if site_runtime::images::is_image(path) {
+        // Read from the header alone: a decompression bomb is refused before any decoding.
+        if let Err(m) = site_runtime::images::check(&bytes) {
+            problem(m);
+        }
+    } else if path.starts_with("secrets/") {
+        if let Err(m) = text().and_then(|t| check_secrets_document(path, t, cx.secrets)) {
+            problem(m);
+        }
+    } else if path == site_runtime::config::PATH {
+        if let Err(m) = text().and_then(|t| SiteConfig::parse(t).map_err(|e| strip_path(&e.to_string(), path))) {
+            problem(m);
+        }
+    } else if document::is_document(path) {
+        let outline = text().and_then(|t| {
+            document::outline(path, t, cx.languages).map(|o| (o, t)).map_err(|e| strip_path(&e.to_string(), path))
+        });
+        match outline {
+            Ok((doc, text)) => {
+                found.claims = urls::claims_of_outline(&doc);
+                cx.references.document(repo, cx.new, &doc, text, &mut found.problems);
+            }
+            Err(m) => problem(m),
+        }
+    } else if path == crate::users::PATH {
+        if let Err(m) = text().and_then(|t| crate::users::parse(t).map(drop)) {
+            problem(m);
+        }
+    } else if let Some((_, inner)) = path.strip_prefix("themes/").and_then(|rest| rest.split_once('/')) {
+        if inner == "theme.toml" {
+            if let Err(e) = theme::parse_manifest(path, &bytes) {
+                problem(strip_path(&e.to_string(), path));
+            }
+        } else if let Some(name) = inner.strip_prefix("templates/") {
+            if let Err(m) = text().and_then(|t| theme::check_template(name, t)) {
+                problem(m);
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// A document under `secrets/`: a ROPS document of its format with every value encrypted and,
@@ -255,112 +287,9 @@ fn strip_path(message: &str, path: &str) -> String {
     message.strip_prefix(&format!("{path}: ")).unwrap_or(message).to_string()
 }
 
-/// A token's shape: its prefix, how many characters of which class follow, what it is.
-type Shape = (&'static str, usize, fn(char) -> bool, &'static str);
-
-/// A description of the first obvious secret in `bytes`, if any: private keys in PEM/OpenSSH
-/// form and well-known access-token formats. Deliberately simple and precise (few false
-/// positives): it catches mistakes, it is not a scanner for determined leaks.
-pub fn find_secret(bytes: &[u8]) -> Option<&'static str> {
-    let text = String::from_utf8_lossy(bytes);
-    if let Some(i) = text.find("-----BEGIN ") {
-        let line = text[i..].lines().next().unwrap_or("");
-        if line.contains("PRIVATE KEY-----") {
-            return Some("a private key");
-        }
-    }
-    // `prefix` followed by at least `len` characters of `class` (the shapes providers document).
-    let token = |prefix: &str, len: usize, class: fn(char) -> bool| {
-        text.match_indices(prefix)
-            .any(|(i, _)| text[i + prefix.len()..].chars().take(len).filter(|c| class(*c)).count() == len)
-    };
-    let upper = |c: char| c.is_ascii_uppercase() || c.is_ascii_digit();
-    let alnum = |c: char| c.is_ascii_alphanumeric();
-    let url_safe = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
-    let hex = |c: char| c.is_ascii_hexdigit();
-    let shapes: [Shape; 27] = [
-        ("AGE-SECRET-KEY-1", 58, upper, "an age secret key (the server's secrets identity never goes in the site)"),
-        ("AKIA", 16, upper, "an AWS access key id"),
-        ("ASIA", 16, upper, "an AWS temporary access key id"),
-        ("ghp_", 36, alnum, "a GitHub token"),
-        ("gho_", 36, alnum, "a GitHub token"),
-        ("ghu_", 36, alnum, "a GitHub token"),
-        ("ghs_", 36, alnum, "a GitHub token"),
-        ("ghr_", 36, alnum, "a GitHub token"),
-        ("github_pat_", 22, url_safe, "a GitHub token"),
-        ("glpat-", 20, url_safe, "a GitLab token"),
-        ("xoxb-", 10, url_safe, "a Slack token"),
-        ("xoxp-", 10, url_safe, "a Slack token"),
-        ("xoxa-", 10, url_safe, "a Slack token"),
-        ("xapp-", 10, url_safe, "a Slack token"),
-        ("https://hooks.slack.com/services/T", 20, |c| c.is_ascii_alphanumeric() || c == '/', "a Slack webhook URL"),
-        (
-            "https://discord.com/api/webhooks/",
-            20,
-            |c| c.is_ascii_alphanumeric() || c == '/' || c == '_' || c == '-',
-            "a Discord webhook URL",
-        ),
-        ("sk_live_", 24, alnum, "a Stripe secret key"),
-        ("rk_live_", 24, alnum, "a Stripe restricted key"),
-        ("AIza", 35, url_safe, "a Google API key"),
-        ("sk-ant-", 40, url_safe, "an Anthropic API key"),
-        ("sk-proj-", 40, url_safe, "an OpenAI API key"),
-        ("npm_", 36, alnum, "an npm token"),
-        ("pypi-AgEIcHlwaS5vcmc", 50, url_safe, "a PyPI token"),
-        ("dop_v1_", 64, hex, "a DigitalOcean token"),
-        ("shpat_", 32, hex, "a Shopify token"),
-        ("hf_", 34, |c| c.is_ascii_alphabetic(), "a Hugging Face token"),
-        ("SG.", 22, url_safe, "a SendGrid API key"),
-    ];
-    shapes.iter().find(|(prefix, len, class, _)| token(prefix, *len, *class)).map(|(.., what)| *what)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_obvious_secrets() {
-        assert_eq!(find_secret(b"x\n-----BEGIN OPENSSH PRIVATE KEY-----\nabc"), Some("a private key"));
-        assert_eq!(find_secret(b"-----BEGIN RSA PRIVATE KEY-----"), Some("a private key"));
-        assert_eq!(find_secret(b"key = AKIAIOSFODNN7EXAMPLE"), Some("an AWS access key id"));
-        assert_eq!(find_secret(b"token: ghp_abcdefghijklmnopqrstuvwxyz0123456789"), Some("a GitHub token"));
-        let cases: [(&str, &str); 10] = [
-            ("AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ", "an age secret key"),
-            ("glpat-abcdefghij0123456789", "a GitLab token"),
-            ("url = \"https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXX\"", "a Slack webhook URL"),
-            ("AIzaSyA-abcdefghijklmnopqrstuvwxyz012345", "a Google API key"),
-            ("npm_abcdefghijklmnopqrstuvwxyz0123456789", "an npm token"),
-            ("dop_v1_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", "a DigitalOcean token"),
-            ("rk_live_abcdefghijklmnopqrstuvwx", "a Stripe restricted key"),
-            ("hf_abcdefghijklmnopqrstuvwxyzABCDEFGH", "a Hugging Face token"),
-            ("SG.abcdefghijklmnopqrstuv.xyz", "a SendGrid API key"),
-            ("xapp-1-A0000-0000-abcdef", "a Slack token"),
-        ];
-        for (text, what) in cases {
-            let found = find_secret(text.as_bytes()).unwrap_or_else(|| panic!("missed {text}"));
-            assert!(found.starts_with(what), "{text}: {found}");
-        }
-    }
-
-    #[test]
-    fn ordinary_text_is_not_a_secret() {
-        for text in [
-            &b"-----BEGIN PUBLIC KEY-----"[..],
-            b"-----BEGIN CERTIFICATE-----",
-            b"AKIA is a prefix",
-            b"ghp_short",
-            b"Write about sk_live_ keys in a blog post",
-            b"AIza is how Google keys start",
-            b"the hf_ prefix, npm_ and glpat- are documented",
-            b"https://hooks.slack.com/services/ is where webhooks live",
-            b"SG. short",
-            b"AGE-SECRET-KEY-1 is the prefix of an age identity",
-            b"\xff\xfe binary",
-        ] {
-            assert_eq!(find_secret(text), None, "{:?}", String::from_utf8_lossy(text));
-        }
-    }
 
     #[test]
     fn secrets_documents_are_checked_with_and_without_the_servers_key() {

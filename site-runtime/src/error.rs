@@ -17,6 +17,9 @@ pub enum Error {
     /// The SQLite index failed.
     #[error("index: {0}")]
     Index(#[from] rusqlite::Error),
+    /// A worker thread of a parallel read panicked (a bug: its part of the work is lost).
+    #[error("a worker thread panicked while {0}")]
+    Panicked(&'static str),
     /// A file-system operation failed.
     #[error("{path}: {source}")]
     Fs {

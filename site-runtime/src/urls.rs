@@ -72,6 +72,11 @@ pub fn claims_of(doc: &Document) -> Vec<Claim> {
     claims(&doc.path, doc.url.clone(), &doc.meta)
 }
 
+/// The claims of a document's outline (the same as of the parsed document).
+pub fn claims_of_outline(doc: &document::Outline) -> Vec<Claim> {
+    claims(&doc.path, doc.url.clone(), &doc.meta)
+}
+
 /// The claims of the content file at `path` from its front matter alone (no Markdown is
 /// rendered: this runs over every document of a site).
 pub fn claims_of_source(path: &str, source: &str, languages: &Languages) -> Result<Vec<Claim>> {

@@ -79,18 +79,54 @@ pub fn is_document(path: &str) -> bool {
     path.starts_with("content/") && path.ends_with(".md")
 }
 
-/// Parse the content file at `path` (repository path under `content/`) of a site with
-/// `languages`.
-pub fn parse(path: &str, source: &str, languages: &Languages) -> Result<Document> {
+/// A content file's place and what it names outside itself, without its HTML: what push
+/// validation needs of every pushed document. [`outline`] refuses exactly what [`parse`]
+/// refuses (front matter, placement, shortcode syntax, code block options).
+#[derive(Debug, Clone)]
+pub struct Outline {
+    pub path: String,
+    pub url: String,
+    pub meta: FrontMatter,
+    pub calls: Vec<Call>,
+    pub links: Vec<Link>,
+}
+
+/// The content file at `path` read up to its Markdown: front matter, place, shortcodes found.
+struct Read {
+    meta: FrontMatter,
+    location: Location,
+    first_line: usize,
+    scanned: shortcodes::Scanned,
+}
+
+fn read(path: &str, source: &str, languages: &Languages) -> Result<Read> {
     let (block, body) = front_matter::split(source).map_err(|e| Error::content(path, e))?;
     let meta = match block {
         Some((format, block)) => front_matter::parse(format, block).map_err(|e| Error::content(path, e))?,
         None => FrontMatter::default(),
     };
-    let Location { kind, url, section, placed } = locate(path, &meta, languages)?;
+    let location = locate(path, &meta, languages)?;
     let first_line = source[..source.len() - body.len()].matches('\n').count() + 1;
     let dir = path.strip_prefix("content/").and_then(|p| p.rsplit_once('/')).map_or("", |(d, _)| d);
     let scanned = shortcodes::scan(body, dir, first_line).map_err(|e| Error::content(path, e))?;
+    Ok(Read { meta, location, first_line, scanned })
+}
+
+/// The outline of the content file at `path` of a site with `languages` (see [`Outline`]).
+pub fn outline(path: &str, source: &str, languages: &Languages) -> Result<Outline> {
+    let Read { meta, location, first_line, scanned } = read(path, source, languages)?;
+    let (links, problems) = markdown::check(&scanned.markdown, first_line);
+    if let Some((line, message)) = problems.first() {
+        return Err(Error::content(path, format!("line {line}: {message}")));
+    }
+    Ok(Outline { path: path.to_string(), url: location.url, meta, calls: scanned.calls, links })
+}
+
+/// Parse the content file at `path` (repository path under `content/`) of a site with
+/// `languages`.
+pub fn parse(path: &str, source: &str, languages: &Languages) -> Result<Document> {
+    let Read { meta, location, first_line, scanned } = read(path, source, languages)?;
+    let Location { kind, url, section, placed } = location;
     let rendered = markdown::render(&scanned.markdown, first_line);
     if let Some((line, message)) = rendered.problems.first() {
         return Err(Error::content(path, format!("line {line}: {message}")));

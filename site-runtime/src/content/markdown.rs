@@ -107,6 +107,59 @@ pub fn to_html(markdown: &str) -> String {
     render_html(markdown, 1, &mut Extra::default())
 }
 
+/// What a render of `markdown` would find without rendering it: its internal links and the
+/// problems of its code block options, each with its line (push validation reads every pushed
+/// page; building HTML, text and headings there is work thrown away).
+pub fn check(markdown: &str, first_line: usize) -> (Vec<Link>, Vec<(usize, String)>) {
+    let mut links = Vec::new();
+    let mut problems = Vec::new();
+    let mut lines = Lines { text: markdown, first: first_line, at: 0, line: first_line };
+    for (event, range) in Parser::new_ext(markdown, options()).into_offset_iter() {
+        match event {
+            Event::Start(Tag::CodeBlock(CodeBlockKind::Fenced(info))) => {
+                if let Err(message) = CodeInfo::parse(&info) {
+                    problems.push((lines.of(range.start), message));
+                }
+            }
+            Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. }) => {
+                if let Some(target) = internal_target(&dest_url) {
+                    links.push(Link { target, line: lines.of(range.start) });
+                }
+            }
+            _ => {}
+        }
+    }
+    (links, problems)
+}
+
+/// The target of an internal link's destination (`@/blog/post.md#x` → `blog/post.md`).
+fn internal_target(dest_url: &str) -> Option<String> {
+    let rest = dest_url.strip_prefix(INTERNAL)?;
+    Some(rest.split('#').next().unwrap_or_default().to_string())
+}
+
+/// Line numbers of increasing byte offsets, counted once over the text.
+struct Lines<'a> {
+    text: &'a str,
+    first: usize,
+    at: usize,
+    line: usize,
+}
+
+impl Lines<'_> {
+    fn of(&mut self, offset: usize) -> usize {
+        let offset = offset.min(self.text.len());
+        if offset < self.at {
+            // Offsets come in document order; one that goes back is counted from the start.
+            self.at = 0;
+            self.line = self.first;
+        }
+        self.line += self.text.as_bytes()[self.at..offset].iter().filter(|b| **b == b'\n').count();
+        self.at = offset;
+        self.line
+    }
+}
+
 /// What a render collects beside the HTML, when asked.
 #[derive(Default)]
 struct Extra<'a> {
@@ -183,7 +236,7 @@ fn render_html(markdown: &str, first_line: usize, extra: &mut Extra<'_>) -> Stri
             Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. })
                 if dest_url.starts_with(INTERNAL) =>
             {
-                let target = dest_url[INTERNAL.len()..].split('#').next().unwrap_or_default().to_string();
+                let target = internal_target(dest_url).unwrap_or_default();
                 links.push(Link { target, line: line_of(offsets[i]) });
             }
             Event::Text(t) if t.contains([OPEN, CLOSE]) => plain.push_str(&without_placeholders(t)),
@@ -250,6 +303,19 @@ mod tests {
         );
         assert_eq!(r.problems, [(8, "unknown code block option \"bogus\"".to_string())]);
         assert!(r.text.contains("let b = 1 < 2;"));
+    }
+
+    #[test]
+    fn check_finds_what_render_finds() {
+        for markdown in [
+            "Text [a](@/blog/post.md#x) ![i](@/img.md)\n\n```rust,hl_lines=2\nfn a() {}\n```\n\n```rust,bogus\nx\n```\n",
+            "# T\n\n> quote [q](@/q.md)\n\n- [l](@/list.md)\n  [n](https://example.org/)\n\n[^1]: see [f](@/foot.md)\n\nx[^1]\n",
+            "| a | b |\n|---|---|\n| [t](@/table.md) | `[c](@/code.md)` |\n\n```\n[in](@/fence.md)\n```\n",
+            "",
+        ] {
+            let rendered = render(markdown, 3);
+            assert_eq!(check(markdown, 3), (rendered.links, rendered.problems), "{markdown}");
+        }
     }
 
     #[test]

@@ -38,9 +38,6 @@ pub struct UpdateStats {
     pub millis: u128,
 }
 
-/// Parse in parallel only when there is enough to share.
-const PARALLEL_THRESHOLD: usize = 64;
-
 pub(super) fn update(
     conn: &mut Connection,
     repo: &gix::Repository,
@@ -165,63 +162,14 @@ fn parse_documents(
         })
         .collect();
     let total = work.len();
-    let parse_one = |repo: &gix::Repository, (path, blob): (&str, ObjectId)| -> Result<Document> {
+    let parse_one = |repo: &gix::Repository, &(path, blob): &(&str, ObjectId)| -> Result<Document> {
         let bytes = source::read_blob(repo, blob)?;
         let text = std::str::from_utf8(&bytes).map_err(|_| Error::content(path, "not UTF-8 text"))?;
         content::document::parse(path, text, languages)
     };
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
-    if total < PARALLEL_THRESHOLD || threads == 1 {
-        let repo = &with_base_cache(repo);
-        let mut out = Vec::with_capacity(total);
-        for (i, item) in work.into_iter().enumerate() {
-            out.push(parse_one(repo, item));
-            if (i + 1) % 1000 == 0 {
-                progress(Progress { done: i + 1, total });
-            }
-        }
-        progress(Progress { done: total, total });
-        return Ok(out);
-    }
-    let chunk = total.div_ceil(threads);
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Vec<Result<Document>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = work
-            .chunks(chunk)
-            .map(|part| {
-                let repo = with_base_cache(repo);
-                let done = &done;
-                s.spawn(move || {
-                    part.iter()
-                        .map(|item| {
-                            done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            parse_one(&repo, *item)
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
-    });
-    progress(Progress { done: done.into_inner(), total });
-    let out: Vec<Result<Document>> = results.into_iter().flatten().collect();
-    if out.len() != total {
-        return Err(Error::content("content/", "a parser thread panicked"));
-    }
+    let out = source::map_parallel(repo, &work, "parsing documents", parse_one)?;
+    progress(Progress { done: total, total });
     Ok(out)
-}
-
-/// Delta bases kept per parsing thread while indexing: documents of one site are stored as
-/// deltas of each other, and gix's default 64-entry cache re-inflated the same bases over and
-/// over (half the time of a full build went to zlib; with this cache, 2.4× less wall time on
-/// the 10,000-page benchmark site under load). Freed when the build ends.
-const PARSE_BASE_CACHE_BYTES: usize = 32 * 1024 * 1024;
-
-fn with_base_cache(repo: &gix::Repository) -> gix::Repository {
-    let mut repo = repo.clone();
-    repo.objects
-        .set_pack_cache(|| Box::new(gix::odb::pack::cache::lru::MemoryCappedHashmap::new(PARSE_BASE_CACHE_BYTES)));
-    repo
 }
 
 /// The terms `term_counts` counts: each counted page's (taxonomy, lang, slug, spelling), one
@@ -344,14 +292,27 @@ fn insert_document(tx: &Transaction<'_>, doc: &Document, blob: ObjectId) -> Resu
 /// [`content::markdown::link_candidates`] resolves), shortcodes it calls, templates it names,
 /// each with its line (0 where the line is not known).
 pub fn references(doc: &Document) -> Vec<(RefKind, String, usize)> {
+    references_of(&doc.links, &doc.calls, &doc.meta)
+}
+
+/// [`references`] of a document's outline (push validation's view of it).
+pub fn outline_references(doc: &content::document::Outline) -> Vec<(RefKind, String, usize)> {
+    references_of(&doc.links, &doc.calls, &doc.meta)
+}
+
+fn references_of(
+    links: &[content::markdown::Link],
+    calls: &[content::shortcodes::Call],
+    meta: &content::front_matter::FrontMatter,
+) -> Vec<(RefKind, String, usize)> {
     let mut out = Vec::new();
-    for link in &doc.links {
+    for link in links {
         out.push((RefKind::Link, format!("content/{}", link.target), link.line));
     }
-    for call in &doc.calls {
+    for call in calls {
         out.push((RefKind::Shortcode, call.name.clone(), call.line));
     }
-    for template in [&doc.meta.template, &doc.meta.page_template].into_iter().flatten() {
+    for template in [&meta.template, &meta.page_template].into_iter().flatten() {
         out.push((RefKind::Template, template.clone(), 0));
     }
     out
