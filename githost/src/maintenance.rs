@@ -378,12 +378,31 @@ fn is_debris(path: &Path) -> bool {
     name.starts_with(TMP_PREFIX) || orphan
 }
 
+/// Make the calling thread yield the CPU to everything else of the server (nice 10): a whole
+/// repack of a large site runs right after its initial push, and at equal priority it took a
+/// core from the publish of that same push (24.7 s instead of 22.3 s at 100,000 pages). Linux
+/// keeps the nice value per thread; elsewhere this does nothing.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority take plain integers and touch no memory of ours.
+        let result = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10)
+        };
+        if result != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower the pack maintenance thread's priority");
+        }
+    }
+}
+
 /// The background thread of one repository: wakes after each ref transaction
 /// ([`Repository::refs_changed`]) and runs [`run`]. Ends when the repository is dropped.
 pub(crate) fn spawn(repo: std::sync::Weak<Repository>, wake: std::sync::mpsc::Receiver<()>) -> Result<()> {
     std::thread::Builder::new()
         .name("pack-maintenance".into())
         .spawn(move || {
+            lower_priority();
             while wake.recv().is_ok() {
                 let Some(repo) = repo.upgrade() else { return };
                 if let Err(e) = run(&repo) {

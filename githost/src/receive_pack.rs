@@ -178,6 +178,7 @@ impl ReceivePack<'_> {
     ) -> Result<()> {
         let needs_pack = commands.iter().any(|c| !c.new.is_null());
         let quarantine = if needs_pack {
+            let started = std::time::Instant::now();
             let mut q = Quarantine::new(&self.repo.objects_dir())?;
             let main = repo.objects.clone().into_inner();
             let received = q.receive(input, main, self.limits).and_then(|stats| {
@@ -185,7 +186,12 @@ impl ReceivePack<'_> {
                 Ok(stats)
             });
             match received {
-                Ok(stats) => tracing::debug!(objects = stats.objects, bytes = stats.bytes, "pack received"),
+                Ok(stats) => tracing::info!(
+                    objects = stats.objects,
+                    bytes = stats.bytes,
+                    ms = started.elapsed().as_millis() as u64,
+                    "pack received"
+                ),
                 Err(e) => {
                     for c in commands.iter_mut() {
                         c.error.get_or_insert_with(|| "unpacker error".into());
@@ -237,6 +243,7 @@ impl ReceivePack<'_> {
             };
             let mut view = repo.clone();
             view.objects = gix::OdbHandle::from(objects.clone());
+            let started = std::time::Instant::now();
             let verdict = self.hooks.pre_receive(&PushContext {
                 principal: self.principal,
                 repository: self.repo.name(),
@@ -245,6 +252,12 @@ impl ReceivePack<'_> {
                 objects,
                 repo: &view,
             });
+            tracing::info!(
+                updates = updates.len(),
+                refused = verdict.refuse_all.is_some() || !verdict.refused.is_empty(),
+                ms = started.elapsed().as_millis() as u64,
+                "push checked"
+            );
             for m in &verdict.messages {
                 sb.progress(&format!("{m}\n"))?;
             }

@@ -124,9 +124,38 @@ pub const SITEMAP_URLS: usize = 50_000;
 /// it is one file; beyond, `/sitemap.xml` is a sitemap index of `/sitemap-1.xml` … each holding
 /// at most that many. `None`: no such part.
 pub fn sitemap(snap: &Snapshot, conn: &Connection, part: Option<usize>, now: i64) -> Result<Option<Rendered>> {
+    let xml = |xml: String| Some(body_response(200, "application/xml; charset=utf-8", xml.into_bytes()));
+    if part.is_none() {
+        // The index needs each file's latest change, not its URLs.
+        let files = read::sitemap_files(conn, now, SITEMAP_URLS)?;
+        if files.len() > 1 {
+            return Ok(xml(sitemap_index_xml(snap.config.base(), &files)));
+        }
+    }
     let entries = read::sitemap(conn, now)?;
-    Ok(sitemap_xml(snap.config.base(), &entries, part, SITEMAP_URLS)
-        .map(|xml| body_response(200, "application/xml; charset=utf-8", xml.into_bytes())))
+    Ok(sitemap_xml(snap.config.base(), &entries, part, SITEMAP_URLS).and_then(xml))
+}
+
+/// The latest change of each sitemap file of `entries` with `per_file` URLs at most per file
+/// (what [`read::sitemap_files`] reads from the index).
+fn file_changes(entries: &[read::SitemapEntry], per_file: usize) -> Vec<Option<i64>> {
+    entries.chunks(per_file).map(|chunk| chunk.iter().filter_map(|e| e.changed).max()).collect()
+}
+
+/// A sitemap index of the files whose latest changes are `files`.
+fn sitemap_index_xml(base: &str, files: &[Option<i64>]) -> String {
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<sitemapindex xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n",
+    );
+    for (i, changed) in files.iter().enumerate() {
+        xml.push_str(&format!("<sitemap><loc>{}</loc>", xml_escape(&format!("{base}/sitemap-{}.xml", i + 1))));
+        if let Some(changed) = changed {
+            xml.push_str(&format!("<lastmod>{}</lastmod>", rfc3339(*changed)));
+        }
+        xml.push_str("</sitemap>\n");
+    }
+    xml.push_str("</sitemapindex>\n");
+    xml
 }
 
 /// The XML of a sitemap file (see [`sitemap`]) with `per_file` URLs at most per file.
@@ -134,20 +163,7 @@ fn sitemap_xml(base: &str, entries: &[read::SitemapEntry], part: Option<usize>, 
     let files = entries.len().div_ceil(per_file).max(1);
     let chunk = match part {
         None if files == 1 => entries,
-        None => {
-            let mut xml = String::from(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<sitemapindex xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n",
-            );
-            for (i, chunk) in entries.chunks(per_file).enumerate() {
-                xml.push_str(&format!("<sitemap><loc>{}</loc>", xml_escape(&format!("{base}/sitemap-{}.xml", i + 1))));
-                if let Some(changed) = chunk.iter().filter_map(|e| e.changed).max() {
-                    xml.push_str(&format!("<lastmod>{}</lastmod>", rfc3339(changed)));
-                }
-                xml.push_str("</sitemap>\n");
-            }
-            xml.push_str("</sitemapindex>\n");
-            return Some(xml);
-        }
+        None => return Some(sitemap_index_xml(base, &file_changes(entries, per_file))),
         Some(n) if files > 1 && (1..=files).contains(&n) => entries.chunks(per_file).nth(n - 1)?,
         Some(_) => return None,
     };

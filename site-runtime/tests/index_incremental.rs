@@ -210,6 +210,14 @@ fn incremental_updates_equal_a_full_build() {
             .unwrap();
         let (_, total) = site_runtime::index::read::dated_pages(conn, "en", 1, 0, now).unwrap();
         assert_eq!(total as i64, dated, "step {step}: dated pages");
+        // The sitemap index's files: as many, with the same latest change, as the entries give.
+        let entries = site_runtime::index::read::sitemap(conn, now).unwrap();
+        for per_file in [1, 3, 7, 1000] {
+            let expected: Vec<Option<i64>> =
+                entries.chunks(per_file).map(|c| c.iter().filter_map(|e| e.changed).max()).collect();
+            let files = site_runtime::index::read::sitemap_files(conn, now, per_file).unwrap();
+            assert_eq!(files, expected, "step {step}: sitemap files of {per_file}");
+        }
         tags_seen |= listed.iter().any(|(name, _, count)| name == "Rust" && *count > 1);
     }
     // Something was indexed, and broken files were reported rather than indexed.

@@ -413,6 +413,28 @@ pub fn sitemap(conn: &Connection, now: i64) -> Result<Vec<SitemapEntry>> {
         .collect())
 }
 
+/// The files of the sitemap when each holds `per_file` of [`sitemap`]'s entries: per file, the
+/// latest change among its documents. One column per document is read and nothing is kept (the
+/// sitemap index of a 100,000-page site read every document's URLs and translations: 250 ms).
+pub fn sitemap_files(conn: &Connection, now: i64, per_file: usize) -> Result<Vec<Option<i64>>> {
+    let sql = format!("SELECT coalesce(updated, date) FROM documents WHERE {VISIBLE} ORDER BY url");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![now])?;
+    let mut files: Vec<Option<i64>> = Vec::new();
+    let mut in_file = 0;
+    while let Some(row) = rows.next()? {
+        let changed: Option<i64> = row.get(0)?;
+        if in_file == 0 {
+            files.push(None);
+        }
+        if let Some(last) = files.last_mut() {
+            *last = (*last).max(changed);
+        }
+        in_file = (in_file + 1) % per_file.max(1);
+    }
+    Ok(files)
+}
+
 /// The next moment a scheduled document appears or an expiring one leaves, if any.
 pub fn next_publication(conn: &Connection, now: i64) -> Result<Option<i64>> {
     Ok(conn
