@@ -68,6 +68,10 @@ t0=$(now_ms)
 git -C "$W/site" push "$URL" main 2> "$W/push.err"
 OURS_PUSH_MS=$(( $(now_ms) - t0 ))
 INITIAL_PUBLISH_MS=$(sed -nE 's/.*published main .* in ([0-9]+) ms.*/\1/p' "$W/push.err" | head -1)
+# The server's own account of the push before publishing: the pack in (received, indexed,
+# connectivity checked) and the checks (authorization and validation of every file).
+RECEIVED_MS=$(sed -nE 's/.*pack received .*ms=([0-9]+).*/\1/p' "$W/server.log" | head -1)
+CHECKED_MS=$(sed -nE 's/.*push checked .*ms=([0-9]+).*/\1/p' "$W/server.log" | head -1)
 echo "push: ours $OURS_PUSH_MS ms (publish $INITIAL_PUBLISH_MS ms of it); OpenSSH + git $SSHD_PUSH_MS ms" >&2
 
 echo "== (c) full reindex" >&2
@@ -117,10 +121,11 @@ RSS_AFTER_KB=$(awk '/VmRSS/ {print $2}' "/proc/$(cat "$W/server.pid")/status")
 stop_server
 
 python3 - "$PAGES" "$GEN_MS" "$HUGO_VERSION" "$HUGO_MS" "$OURS_PUSH_MS" "$INITIAL_PUBLISH_MS" "$SSHD_PUSH_MS" \
-  "$REINDEX_MS" "$RSS_KB" "$RSS_AFTER_KB" "${PUBLISH[*]}" "${SERVED[*]}" "$W/first.txt" <<'PY'
+  "$REINDEX_MS" "$RSS_KB" "$RSS_AFTER_KB" "${PUBLISH[*]}" "${SERVED[*]}" "$W/first.txt" "${RECEIVED_MS:-0}" \
+  "${CHECKED_MS:-0}" <<'PY'
 import collections, statistics, sys
 (pages, gen, hugo_version, hugo, ours_push, initial_publish, sshd_push, reindex, rss, rss_after,
- publish, served, first) = sys.argv[1:]
+ publish, served, first, received, checked) = sys.argv[1:]
 pages = int(pages)
 publish = [int(x) for x in publish.split()]
 served = [int(x) for x in served.split()]
@@ -130,6 +135,9 @@ print(f"(a) generated and committed in {int(gen) / 1000:.1f} s; Hugo {hugo_versi
 print(f"(b) initial push: ours {int(ours_push) / 1000:.1f} s (of which the publish {int(initial_publish) / 1000:.1f} s); "
       f"OpenSSH + git {int(sshd_push) / 1000:.1f} s; ours before publishing "
       f"{(int(ours_push) - int(initial_publish)) / pages:.3f} ms/page")
+print(f"    server side before publishing: pack received in {int(received) / 1000:.1f} s; "
+      f"checks (authorization, validation) {int(checked) / 1000:.1f} s = {int(checked) / pages:.3f} ms/page; "
+      f"goal for the whole push: git's + the full reindex = {(int(sshd_push) + int(reindex)) / 1000:.1f} s")
 print(f"(c) full reindex: {int(reindex) / 1000:.1f} s = {int(reindex) / pages:.3f} ms/page")
 print(f"(d) server RSS with the site loaded: {int(rss) / 1024:.0f} MiB; after the pushes and requests below: "
       f"{int(rss_after) / 1024:.0f} MiB")

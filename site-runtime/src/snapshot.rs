@@ -37,6 +37,9 @@ pub struct Pool {
     idle: Mutex<Vec<Connection>>,
 }
 
+/// How much of the index file a reading connection maps (SQLite's `mmap_size`).
+const MMAP_BYTES: i64 = 1 << 30;
+
 impl Pool {
     /// Connections to the index at `path`.
     pub fn new(path: PathBuf) -> Self {
@@ -52,6 +55,10 @@ impl Pool {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Pages read through a shared memory map rather than a read() copy into each
+        // connection's own cache: on a 100,000-page site a third of a section's first request
+        // was the kernel copying index pages (address space only; the pages are the page cache's).
+        conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
         Ok(conn)
     }
 
