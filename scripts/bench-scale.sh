@@ -118,14 +118,17 @@ for i in 1 2 3 4 5; do
   first_requests "$i" >> "$W/first.txt"
 done
 RSS_AFTER_KB=$(awk '/VmRSS/ {print $2}' "/proc/$(cat "$W/server.pid")/status")
+# Of which the server's own memory, and the index file's pages it maps (page cache, shared).
+ANON_AFTER_KB=$(awk '/RssAnon/ {print $2}' "/proc/$(cat "$W/server.pid")/status")
+FILE_AFTER_KB=$(awk '/RssFile/ {print $2}' "/proc/$(cat "$W/server.pid")/status")
 stop_server
 
 python3 - "$PAGES" "$GEN_MS" "$HUGO_VERSION" "$HUGO_MS" "$OURS_PUSH_MS" "$INITIAL_PUBLISH_MS" "$SSHD_PUSH_MS" \
   "$REINDEX_MS" "$RSS_KB" "$RSS_AFTER_KB" "${PUBLISH[*]}" "${SERVED[*]}" "$W/first.txt" "${RECEIVED_MS:-0}" \
-  "${CHECKED_MS:-0}" <<'PY'
+  "${CHECKED_MS:-0}" "$ANON_AFTER_KB" "$FILE_AFTER_KB" <<'PY'
 import collections, statistics, sys
 (pages, gen, hugo_version, hugo, ours_push, initial_publish, sshd_push, reindex, rss, rss_after,
- publish, served, first, received, checked) = sys.argv[1:]
+ publish, served, first, received, checked, anon_after, file_after) = sys.argv[1:]
 pages = int(pages)
 publish = [int(x) for x in publish.split()]
 served = [int(x) for x in served.split()]
@@ -140,7 +143,8 @@ print(f"    server side before publishing: pack received in {int(received) / 100
       f"goal for the whole push: git's + the full reindex = {(int(sshd_push) + int(reindex)) / 1000:.1f} s")
 print(f"(c) full reindex: {int(reindex) / 1000:.1f} s = {int(reindex) / pages:.3f} ms/page")
 print(f"(d) server RSS with the site loaded: {int(rss) / 1024:.0f} MiB; after the pushes and requests below: "
-      f"{int(rss_after) / 1024:.0f} MiB")
+      f"{int(rss_after) / 1024:.0f} MiB (anonymous {int(anon_after) / 1024:.0f} MiB, "
+      f"mapped files {int(file_after) / 1024:.0f} MiB: the index's pages, page cache)")
 print(f"(e) one-page push: publish median {statistics.median(publish)} ms ({publish}); "
       f"push → served median {statistics.median(served)} ms")
 by_kind = collections.defaultdict(list)
