@@ -60,7 +60,15 @@ start_ours() {
   for _ in $(seq 100); do grep -q "ssh listening" "$W/ours.out" 2>/dev/null && return 0; sleep 0.05; done
   echo "whispercms-server did not start" >&2; cat "$W/ours.log" >&2; exit 1
 }
-stop_ours() { kill "$(cat "$W/ours.pid")" 2>/dev/null || true; wait "$(cat "$W/ours.pid")" 2>/dev/null || true; }
+# Stopped means gone: `wait` cannot wait for a server started by another shell (hyperfine's
+# preparation), and a new one must not start while the old one still holds the port.
+stop_ours() {
+  local pid; pid=$(cat "$W/ours.pid")
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.05; done
+  kill -9 "$pid" 2>/dev/null || true
+}
 start_ours
 OURS_URL="ssh://git@127.0.0.1:$OURS_PORT/site.git"
 SSHD_URL="ssh://$USER_NAME@127.0.0.1:$SSHD_PORT$W/sshd-repo.git"
