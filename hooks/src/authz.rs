@@ -243,9 +243,9 @@ impl Authz {
     /// principal, resource, its area and context as with `check`; only an entity literal naming
     /// another pushed path could see that path's attributes here.
     pub fn check_paths(&self, user: &str, roles: &[String], action: &str, branch: &str, paths: &[&str]) -> Vec<String> {
-        let explain = |path: &str| self.explain(user, roles, action, Resource::Path { path, branch }).explanation;
+        let denial = |path: &str| self.check(user, roles, action, Resource::Path { path, branch }).err();
         let prepared = (|| -> Result<_, String> {
-            let (principal, mut entities) = self.principal(user, roles)?;
+            let (principal, mut entities) = Self::principal(user, roles)?;
             let mut areas = BTreeSet::new();
             let mut resources = Vec::with_capacity(paths.len());
             for path in paths {
@@ -261,7 +261,7 @@ impl Authz {
         })();
         let Ok((principal, action_uid, context, resources, entities)) = prepared else {
             // Something about the names is wrong (the per-path check says what, path by path).
-            return paths.iter().map(|p| explain(p)).collect();
+            return paths.iter().filter_map(|p| denial(p)).collect();
         };
         let authorizer = Authorizer::new();
         paths
@@ -279,7 +279,7 @@ impl Authz {
                     authorizer.is_authorized(&r, &self.policies, &entities).decision() == Decision::Allow
                 })
             })
-            .map(|(path, _)| explain(path))
+            .filter_map(|(path, _)| denial(path))
             .collect()
     }
 
@@ -335,7 +335,7 @@ impl Authz {
         action: &str,
         resource: Resource<'_>,
     ) -> Result<(Request, Entities), String> {
-        let (principal, mut entities) = self.principal(user, roles)?;
+        let (principal, mut entities) = Self::principal(user, roles)?;
         let (resource_uid, context) = match resource {
             Resource::Branch(name) => {
                 let r = uid("Branch", name)?;
@@ -358,7 +358,7 @@ impl Authz {
     }
 
     /// The user `user` as a principal, and its entities: itself, in its roles, and the roles.
-    fn principal(&self, user: &str, roles: &[String]) -> Result<(EntityUid, Vec<Entity>), String> {
+    fn principal(user: &str, roles: &[String]) -> Result<(EntityUid, Vec<Entity>), String> {
         let principal = uid("User", user)?;
         let mut entities = Vec::new();
         let role_uids: HashSet<EntityUid> = roles.iter().map(|r| uid("Role", r)).collect::<Result<_, _>>()?;
@@ -493,7 +493,9 @@ mod tests {
                 );
             }
         }
-        // A name Cedar cannot take fails the batch; each path is then explained on its own.
+        // A path twice fails the batch (one entity per uid); each path is then decided on its
+        // own, and only denials are returned.
+        assert!(a.check_paths("u", &roles(&["admin"]), "change", "main", &["a", "a"]).is_empty());
         assert_eq!(a.check_paths("u", &roles(&["editor"]), "change", "admin", &["a", "a"]).len(), 2);
     }
 

@@ -170,7 +170,7 @@ struct Extra<'a> {
 }
 
 fn render_html(markdown: &str, first_line: usize, extra: &mut Extra<'_>) -> String {
-    let line_of = |at: usize| first_line + markdown[..at.min(markdown.len())].matches('\n').count();
+    let mut lines = Lines { text: markdown, first: first_line, at: 0, line: first_line };
     let (events, offsets): (Vec<Event>, Vec<usize>) =
         Parser::new_ext(markdown, options()).into_offset_iter().map(|(e, r)| (e, r.start)).unzip();
     let mut links = Vec::new();
@@ -225,7 +225,7 @@ fn render_html(markdown: &str, first_line: usize, extra: &mut Extra<'_>) -> Stri
                 let block = match CodeInfo::parse(info) {
                     Ok(options) => options,
                     Err(message) => {
-                        problems.push((line_of(offsets[i]), message));
+                        problems.push((lines.of(offsets[i]), message));
                         CodeInfo::default()
                     }
                 };
@@ -237,7 +237,7 @@ fn render_html(markdown: &str, first_line: usize, extra: &mut Extra<'_>) -> Stri
                 if dest_url.starts_with(INTERNAL) =>
             {
                 let target = internal_target(dest_url).unwrap_or_default();
-                links.push(Link { target, line: line_of(offsets[i]) });
+                links.push(Link { target, line: lines.of(offsets[i]) });
             }
             Event::Text(t) if t.contains([OPEN, CLOSE]) => plain.push_str(&without_placeholders(t)),
             Event::Text(t) | Event::Code(t) => plain.push_str(t),
