@@ -22,6 +22,7 @@ mod channel_io;
 pub mod client;
 pub mod command;
 mod error;
+pub mod fsck;
 pub mod hook;
 pub mod keys;
 pub mod limits;

@@ -12,11 +12,12 @@ use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use gix::objs::{Exists, Find, FindHeader};
+use gix::objs::{Find, FindHeader};
 use gix::ObjectId;
 use gix_pack as pack;
 
 use crate::error::{Error, Result};
+use crate::fsck::{self, Kind};
 use crate::limits::Limits;
 
 const PREFIX: &str = "incoming-";
@@ -150,19 +151,25 @@ impl Quarantine {
         }
     }
 
-    /// Verify that every object in the pack is well-formed, within the size limit, and that
-    /// everything it references exists (in the pack or the repository). The repository's store
-    /// is closed under references because every push passed this check, so this makes the union
-    /// closed too, and any new ref tip that exists is fully connected.
+    /// Verify every object of the pack as `git index-pack --strict` would ([`fsck`]: headers,
+    /// identities, tree entries and their order, `.gitmodules` and `.gitattributes`), within the
+    /// size limit, each once, and that everything it links to exists (in the pack or the
+    /// repository) with the kind the link says. The repository's store is closed under
+    /// references because every push passed this check, so this makes the union closed too, and
+    /// any new ref tip that exists is fully connected.
     pub fn check_connectivity(&self, limits: &Limits) -> Result<()> {
         let Some(bundle) = &self.bundle else { return Ok(()) };
         let db = &self.objects;
-        let mut buf = Vec::new();
-        let exists = |id: &ObjectId| bundle.index.lookup(id).is_some() || db.exists(id);
+        // Every object's kind and size from its header alone: blobs, the bulk of a push, are
+        // never decompressed here (indexing already verified their hashes).
+        let mut kinds = Vec::with_capacity(bundle.index.num_objects() as usize);
+        let mut previous = None;
         for entry in bundle.index.iter() {
             let id = entry.oid;
-            // The header (kind, size) resolves without inflating the object: blobs, the bulk of
-            // a push, are never decompressed here (indexing already verified their hashes).
+            if previous == Some(id) {
+                return Err(Error::BadPack(format!("object {id} appears twice in the pack")));
+            }
+            previous = Some(id);
             let header = db
                 .try_header(&id)
                 .map_err(|e| Error::BadPack(format!("object {id}: {e}")))?
@@ -173,55 +180,83 @@ impl Quarantine {
                     header.size, limits.max_object_bytes
                 )));
             }
-            if header.kind == gix::objs::Kind::Blob {
+            kinds.push(Kind::of(header.kind));
+        }
+        let kind_of = |id: &ObjectId| -> Result<Option<Kind>> {
+            match bundle.index.lookup(id) {
+                Some(at) => Ok(kinds.get(at as usize).copied()),
+                None => Ok(db
+                    .try_header(id)
+                    .map_err(|e| Error::BadPack(format!("object {id}: {e}")))?
+                    .map(|h| Kind::of(h.kind))),
+            }
+        };
+        let must_be = |from: &str, id: ObjectId, kind: Kind| -> Result<()> {
+            match kind_of(&id)? {
+                Some(found) if found == kind => Ok(()),
+                Some(found) => {
+                    Err(Error::BadPack(format!("{from} links to {id} as a {kind:?}, but it is a {found:?}")))
+                }
+                None => Err(Error::BadPack(format!("{from} references missing object {id}"))),
+            }
+        };
+        let mut buf = Vec::new();
+        let mut links = Vec::new();
+        let mut specials = Vec::new();
+        for (entry, &kind) in bundle.index.iter().zip(&kinds) {
+            if kind == Kind::Blob {
                 continue;
             }
+            let id = entry.oid;
             let data = db
                 .try_find(&id, &mut buf)
                 .map_err(|e| Error::BadPack(format!("object {id}: {e}")))?
                 .ok_or_else(|| Error::BadPack(format!("object {id} missing from its own pack")))?;
-            let missing = |what: &str, target: ObjectId| {
-                Error::BadPack(format!("{what} {id} references missing object {target}"))
-            };
-            match data.kind {
-                gix::objs::Kind::Commit => {
-                    let commit = data
-                        .decode()
-                        .map_err(|e| Error::BadPack(format!("commit {id} is malformed: {e}")))?
-                        .into_commit()
-                        .ok_or_else(|| Error::BadPack(format!("commit {id} is malformed")))?;
-                    if !exists(&commit.tree()) {
-                        return Err(missing("commit", commit.tree()));
+            let what = format!("{kind:?} {id}").to_lowercase();
+            let refused = |e: fsck::Invalid| Error::BadPack(format!("{what}: {e}"));
+            match kind {
+                Kind::Commit => {
+                    let commit = fsck::commit(data.data).map_err(refused)?;
+                    must_be(&what, commit.tree, Kind::Tree)?;
+                    for parent in commit.parents {
+                        must_be(&what, parent, Kind::Commit)?;
                     }
-                    for parent in commit.parents() {
-                        if !exists(&parent) {
-                            return Err(missing("commit", parent));
+                }
+                Kind::Tree => {
+                    links.clear();
+                    fsck::tree(data.data, |link| {
+                        links.push(link);
+                        Ok(())
+                    })
+                    .map_err(refused)?;
+                    for link in &links {
+                        must_be(&what, link.id, link.kind)?;
+                        if let Some(special) = link.special {
+                            specials.push((link.id, special));
                         }
                     }
                 }
-                gix::objs::Kind::Tree => {
-                    let tree = gix::objs::TreeRef::from_bytes(data.data, gix::hash::Kind::Sha1)
-                        .map_err(|e| Error::BadPack(format!("tree {id} is malformed: {e}")))?;
-                    for e in tree.entries {
-                        if e.mode.is_commit() {
-                            continue; // submodule: the commit lives in another repository
-                        }
-                        let target = e.oid.to_owned();
-                        if !exists(&target) {
-                            return Err(missing("tree", target));
-                        }
-                    }
+                Kind::Tag => {
+                    let (target, target_kind) = fsck::tag(data.data).map_err(refused)?;
+                    must_be(&what, target, target_kind)?;
                 }
-                gix::objs::Kind::Tag => {
-                    let target = gix::objs::TagRefIter::from_bytes(data.data, gix::hash::Kind::Sha1)
-                        .target_id()
-                        .map_err(|e| Error::BadPack(format!("tag {id} is malformed: {e}")))?;
-                    if !exists(&target) {
-                        return Err(missing("tag", target));
-                    }
-                }
-                gix::objs::Kind::Blob => {}
+                Kind::Blob => {}
             }
+        }
+        // The blobs trees name `.gitmodules` or `.gitattributes` (in the pack or already
+        // stored), each read once.
+        specials.sort_unstable_by_key(|(id, special)| (*id, *special as u8));
+        specials.dedup();
+        for (id, special) in specials {
+            let data = db
+                .try_find(&id, &mut buf)
+                .map_err(|e| Error::BadPack(format!("object {id}: {e}")))?
+                .ok_or_else(|| Error::BadPack(format!("blob {id} is missing")))?;
+            let checked = match special {
+                fsck::Special::Gitmodules => fsck::gitmodules(data.data),
+                fsck::Special::Gitattributes => fsck::gitattributes(data.data),
+            };
+            checked.map_err(|e| Error::BadPack(format!("blob {id}: {e}")))?;
         }
         Ok(())
     }

@@ -37,8 +37,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Lowercase hex as [`hex`] writes it, and nothing else: a token has one spelling (no `+f`,
+/// which `from_str_radix` would read as `0f`, no uppercase).
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
@@ -98,6 +100,21 @@ pub fn query_without_token(query: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_has_one_spelling() {
+        let keys = PreviewKeys::new(&[7; 32]);
+        let token = keys.sign("alice", 1_000);
+        let (message, tag) = token.rsplit_once(':').unwrap();
+        assert_eq!(keys.verify(&token, 0).unwrap(), "alice");
+        // The same tag in other spellings `from_str_radix` would read alike.
+        let upper = format!("{message}:{}", tag.to_uppercase());
+        let plus = format!("{message}:+{}", &tag[1..]);
+        for other in [upper, plus] {
+            assert_ne!(other, token);
+            assert_eq!(keys.verify(&other, 0).unwrap_err(), TokenError::Malformed, "{other}");
+        }
+    }
 
     #[test]
     fn tokens_verify_and_expire() {

@@ -91,6 +91,13 @@ ensure_cargo_deb() {
 }
 
 # What the desktop app (Tauri 2, WebKitGTK) builds against, and what its window tests run on.
+# cargo-fuzz (crates.io): libFuzzer builds and runs of fuzz/ (scripts/fuzz.sh).
+ensure_cargo_fuzz() {
+  command -v cargo-fuzz > /dev/null 2>&1 && return 0
+  [ -x "$HOME/.cargo/bin/cargo-fuzz" ] && return 0
+  cargo install --quiet --locked cargo-fuzz --version 0.13.2  # the version the script was tried with
+}
+
 DESKTOP_PACKAGES=(libwebkit2gtk-4.1-dev libgtk-3-dev libjavascriptcoregtk-4.1-dev libsoup-3.0-dev
   libayatana-appindicator3-dev librsvg2-dev libxdo-dev libssl-dev xvfb webkit2gtk-driver x11-apps imagemagick)
 

@@ -16,6 +16,24 @@ fn clones_an_empty_repository() {
     server.assert_repository_sound();
 }
 
+/// `git clone --filter=blob:none` (a partial clone, which some tools ask for by default) is
+/// answered with the whole repository: the server does not advertise filters, git warns that the
+/// filter is ignored, and in protocol v0 sends the `filter` capability anyway.
+#[test]
+fn a_partial_clone_gets_everything() {
+    let server = Server::binary();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = local_repo(&server, tmp.path(), "src", 3);
+    server.git_ok(&src, &["push", "-q", "origin", "main"]);
+    for (i, v) in VERSIONS.iter().enumerate() {
+        let name = format!("partial{i}");
+        let out = server.git_out(tmp.path(), &["-c", v, "clone", "--filter=blob:none", &server.url(), &name]);
+        assert_success(&out, &["clone --filter", v]);
+        assert_eq!(std::fs::read_to_string(tmp.path().join(&name).join("file2.txt")).unwrap(), "content 2\n");
+    }
+    server.assert_repository_sound();
+}
+
 #[test]
 fn clone_reproduces_every_ref_and_tree() {
     let server = Server::binary();

@@ -162,3 +162,47 @@ fn a_killed_push_leaves_no_quarantine_after_restart() {
     assert!(!stale.exists(), "the stale quarantine is removed on start");
     restarted.assert_repository_sound();
 }
+
+/// Run git in `dir` with `input` on its stdin; its stdout.
+fn git_with_input(server: &Server, dir: &Path, args: &[&str], input: &[u8]) -> String {
+    let mut child = server.git(dir).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_success(&out, args);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Objects `git fsck` refuses are refused at push with git's message id, as a git server with
+/// `receive.fsckObjects` refuses them, and nothing is stored: a tree naming `.GIT` (a `.git` on a
+/// case-insensitive file system, which a clone would check out over its own repository) and a
+/// `.gitmodules` whose URL `git submodule` would run as an option.
+#[test]
+fn objects_git_fsck_refuses_are_refused_at_push() {
+    let f = fixture();
+    let blob = f.server.git_ok(&f.src, &["rev-parse", "HEAD:file0.txt"]).trim().to_string();
+    let mut tree = b"100644 .GIT\0".to_vec();
+    tree.extend((0..20).map(|i| u8::from_str_radix(&blob[2 * i..2 * i + 2], 16).unwrap()));
+    let tree = git_with_input(&f.server, &f.src, &["hash-object", "--literally", "-t", "tree", "-w", "--stdin"], &tree);
+    let commit = f.server.git_ok(&f.src, &["commit-tree", &tree, "-p", "HEAD", "-m", "dot git"]).trim().to_string();
+    let out = f.server.git_out(&f.src, &["push", "origin", &format!("{commit}:refs/heads/main")]);
+    assert!(!out.status.success(), "a tree with .GIT was accepted");
+    assert!(stderr(&out).contains("hasDotgit"), "{}", stderr(&out));
+    assert_untouched(&f.server);
+
+    std::fs::write(
+        f.src.join(".gitmodules"),
+        "[submodule \"x\"]\n\tpath = x\n\turl = --upload-pack=touch /tmp/pwned\n",
+    )
+    .unwrap();
+    f.server.git_ok(&f.src, &["add", ".gitmodules"]);
+    f.server.git_ok(&f.src, &["commit", "-q", "-m", "submodule"]);
+    let out = f.server.git_out(&f.src, &["push", "origin", "HEAD:refs/heads/main"]);
+    assert!(!out.status.success(), "a .gitmodules with an option for a URL was accepted");
+    assert!(stderr(&out).contains("gitmodulesUrl"), "{}", stderr(&out));
+    assert_untouched(&f.server);
+
+    // The same history without them goes in: the checks refuse only what git refuses.
+    f.server.git_ok(&f.src, &["reset", "-q", "--hard", "HEAD~1"]);
+    f.server.git_ok(&f.src, &["push", "-q", "origin", "HEAD:refs/heads/main"]);
+    f.server.assert_repository_sound();
+}

@@ -255,7 +255,10 @@ fn parse_caps(list: &[u8]) -> Result<Caps> {
             b"deepen-relative" => caps.deepen_relative = true,
             b"no-done" => caps.no_done = true,
             b"shallow" | b"agent" | b"object-format" | b"session-id" | b"allow-reachable-sha1-in-want" => {}
-            other => return Err(Error::Protocol(format!("unknown capability '{}'", other.as_bstr()))),
+            // Ignored, as git's upload-pack ignores what it does not know: `git clone --filter`
+            // sends `filter` to a server that never advertised it (having warned its user that
+            // the filter is ignored), and must get the whole pack, not an error.
+            other => tracing::debug!(capability = %other.as_bstr(), "unknown capability ignored"),
         }
     }
     Ok(caps)
@@ -270,7 +273,8 @@ mod tests {
         let caps = parse_caps(b"multi_ack_detailed side-band-64k thin-pack ofs-delta agent=git/2.47").unwrap();
         assert_eq!(caps.multi_ack, 2);
         assert!(caps.side_band && caps.thin_pack && caps.ofs_delta && !caps.include_tag);
-        assert!(parse_caps(b"bogus").is_err());
+        let ignored = parse_caps(b"side-band-64k filter bogus=1").unwrap();
+        assert!(ignored.side_band && !ignored.thin_pack, "unknown capabilities are ignored, as git does");
     }
 
     #[test]
