@@ -212,6 +212,9 @@ pub struct LimitSettings {
     pub max_connections_per_ip: usize,
     /// Concurrent SSH connections in total.
     pub max_connections: usize,
+    /// Memory, in MiB, that clones and fetches together may use to make packs; past it, more
+    /// wait their turn.
+    pub pack_memory_mb: u64,
 }
 
 impl Default for Settings {
@@ -252,6 +255,7 @@ impl Default for LimitSettings {
             session_timeout_secs: l.session_timeout.as_secs(),
             max_connections_per_ip: l.max_connections_per_ip,
             max_connections: l.max_connections,
+            pack_memory_mb: l.pack_memory_bytes / (1024 * 1024),
         }
     }
 }
@@ -267,6 +271,7 @@ impl LimitSettings {
             session_timeout: std::time::Duration::from_secs(self.session_timeout_secs),
             max_connections_per_ip: self.max_connections_per_ip,
             max_connections: self.max_connections,
+            pack_memory_bytes: self.pack_memory_mb.saturating_mul(1024 * 1024),
             ..githost::Limits::default()
         }
     }

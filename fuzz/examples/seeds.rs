@@ -342,7 +342,9 @@ fn serve(service: &str, path: &str) -> Result {
     let repo = githost::Repository::open_or_init("site", path)?;
     let (input, output) = (std::io::stdin().lock(), std::io::stdout().lock());
     match service {
-        "upload-pack" => githost::upload_pack::UploadPack { repo: &repo, version }.serve(input, output)?,
+        "upload-pack" => {
+            githost::upload_pack::UploadPack { repo: &repo, version, budget: None }.serve(input, output)?
+        }
         "receive-pack" => {
             let principal = githost::Principal { id: "seeds".into(), key_fingerprint: "SHA256:seeds".into() };
             let limits = githost::Limits::default();

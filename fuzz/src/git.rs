@@ -155,7 +155,7 @@ pub fn upload_pack_answer(data: &[u8], version: ProtocolVersion) -> Vec<u8> {
     let fixed = repo::fixed();
     let _exclusive = repo::exclusive();
     let mut answer = Vec::new();
-    let _ = UploadPack { repo: &fixed.repo, version }.serve(data, &mut answer);
+    let _ = UploadPack { repo: &fixed.repo, version, budget: None }.serve(data, &mut answer);
     answer
 }
 

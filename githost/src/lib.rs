@@ -17,6 +17,7 @@
 //! This crate is plumbing: it knows nothing of the CMS, HTTP or policies.
 
 pub mod auth;
+pub mod budget;
 pub mod bundle;
 mod channel_io;
 pub mod client;

@@ -24,6 +24,9 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// Concurrent connections in total.
     pub max_connections: usize,
+    /// Memory all clones and fetches together may use to make packs; past it, further ones
+    /// wait their turn ([`crate::budget`]).
+    pub pack_memory_bytes: u64,
 }
 
 impl Default for Limits {
@@ -37,6 +40,7 @@ impl Default for Limits {
             session_timeout: Duration::from_secs(3600),
             max_connections_per_ip: 32,
             max_connections: 512,
+            pack_memory_bytes: 256 * 1024 * 1024,
         }
     }
 }

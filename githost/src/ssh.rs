@@ -37,6 +37,8 @@ pub struct GitHost {
     keys: Arc<dyn KeyAuthorizer>,
     hooks: Arc<dyn Hooks>,
     limits: Limits,
+    /// What pack generation may use, shared by every clone and fetch of the host.
+    pack_budget: crate::budget::MemoryBudget,
     /// Set when the endpoint stops accepting: long-lived commands (ref watches) end then.
     closing: watch::Sender<bool>,
 }
@@ -44,7 +46,8 @@ pub struct GitHost {
 impl GitHost {
     /// A host with no repositories yet.
     pub fn new(keys: Arc<dyn KeyAuthorizer>, hooks: Arc<dyn Hooks>, limits: Limits) -> Self {
-        GitHost { repos: HashMap::new(), keys, hooks, limits, closing: watch::Sender::new(false) }
+        let pack_budget = crate::budget::MemoryBudget::new(limits.pack_memory_bytes);
+        GitHost { repos: HashMap::new(), keys, hooks, limits, pack_budget, closing: watch::Sender::new(false) }
     }
 
     /// Serve `repo` under its name.
@@ -89,7 +92,7 @@ impl GitHost {
     ) -> crate::Result<()> {
         let repo = self.open_for(principal, cmd)?;
         match cmd.service {
-            Service::UploadPack => UploadPack { repo, version }.serve(input, output),
+            Service::UploadPack => UploadPack { repo, version, budget: Some(&self.pack_budget) }.serve(input, output),
             Service::WatchRefs => Err(crate::Error::Protocol("watching refs needs the SSH endpoint".into())),
             Service::ReceivePack => {
                 ReceivePack { repo, hooks: self.hooks.as_ref(), principal, limits: &self.limits, version }

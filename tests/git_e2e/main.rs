@@ -4,6 +4,7 @@
 
 mod backup;
 mod clone_fetch;
+mod clone_memory;
 mod edge;
 mod extensions;
 mod follow;

@@ -282,6 +282,12 @@ impl Server {
         assert!(status.success(), "kill -{signal}");
     }
 
+    /// The server binary's process id.
+    pub fn pid(&self) -> u32 {
+        let Kind::Binary(child) = &self.kind else { panic!("not a binary server") };
+        child.id()
+    }
+
     /// Kill the server binary with SIGKILL (no shutdown of any kind) and reap it.
     pub fn kill9(&mut self) {
         let Kind::Binary(child) = &mut self.kind else { panic!("not a binary server") };

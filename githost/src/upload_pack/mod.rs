@@ -32,6 +32,13 @@ pub struct UploadPack<'a> {
     pub repo: &'a Repository,
     /// The protocol version the client asked for.
     pub version: ProtocolVersion,
+    /// The host's memory budget for pack generation (none: unbounded).
+    pub budget: Option<&'a crate::budget::MemoryBudget>,
+}
+
+/// A share of `budget` for one pack generation, if there is a budget.
+fn share(budget: Option<&crate::budget::MemoryBudget>) -> Option<crate::budget::Share<'_>> {
+    budget.map(|b| b.take(crate::budget::PACK_SHARE))
 }
 
 impl UploadPack<'_> {
@@ -39,8 +46,8 @@ impl UploadPack<'_> {
     pub fn serve(&self, input: impl Read, output: impl Write) -> Result<()> {
         let _reading = self.repo.reader();
         match self.version {
-            ProtocolVersion::V2 => v2::serve(self.repo, input, output),
-            v => v0::serve(self.repo, v, input, output),
+            ProtocolVersion::V2 => v2::serve(self.repo, self.budget, input, output),
+            v => v0::serve(self.repo, v, self.budget, input, output),
         }
     }
 }

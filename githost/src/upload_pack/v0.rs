@@ -32,7 +32,13 @@ struct Caps {
     no_done: bool,
 }
 
-pub(super) fn serve(repo: &Repository, version: ProtocolVersion, input: impl Read, output: impl Write) -> Result<()> {
+pub(super) fn serve(
+    repo: &Repository,
+    version: ProtocolVersion,
+    budget: Option<&crate::budget::MemoryBudget>,
+    input: impl Read,
+    output: impl Write,
+) -> Result<()> {
     let repo = repo.local();
     let mut out = BufWriter::with_capacity(64 * 1024, output);
     let refs = refs::list(&repo)?;
@@ -140,6 +146,7 @@ pub(super) fn serve(repo: &Repository, version: ProtocolVersion, input: impl Rea
     req.common = common;
     let mut sb = SidebandWriter::new(out, caps.side_band);
     let options = PackOptions { thin: caps.thin_pack, ofs_delta: caps.ofs_delta, progress: !caps.no_progress };
+    let _share = super::share(budget);
     let sent = send_pack(&repo, &mut commits, &req, &refs, options, &mut sb);
     if let Err(e) = sent {
         // During the pack, a fatal error travels on side-band 3.

@@ -24,7 +24,12 @@ const MAX_ARG_BYTES: usize = 64 * 1024 * 1024;
 /// More `ref-prefix` arguments than this are ignored (git's own limit).
 const MAX_PREFIXES: usize = 65536;
 
-pub(super) fn serve(repo: &Repository, input: impl Read, output: impl Write) -> Result<()> {
+pub(super) fn serve(
+    repo: &Repository,
+    budget: Option<&crate::budget::MemoryBudget>,
+    input: impl Read,
+    output: impl Write,
+) -> Result<()> {
     let mut out = BufWriter::with_capacity(64 * 1024, output);
     for line in [
         "version 2",
@@ -44,7 +49,7 @@ pub(super) fn serve(repo: &Repository, input: impl Read, output: impl Write) -> 
         let Some(command) = read_request(&mut reader)? else { return Ok(()) };
         let result = match command.name.as_slice() {
             b"ls-refs" => ls_refs(repo, &command.args, &mut out),
-            b"fetch" => fetch(repo, &command.args, &mut out),
+            b"fetch" => fetch(repo, budget, &command.args, &mut out),
             other => Err(Failure::BeforeResponse(Error::Protocol(format!("unknown command '{}'", other.as_bstr())))),
         };
         match result {
@@ -191,7 +196,12 @@ fn ls_refs(repo: &Repository, args: &[BString], out: &mut impl Write) -> Result<
     Ok(())
 }
 
-fn fetch(repo: &Repository, args: &[BString], out: &mut impl Write) -> Result<(), Failure> {
+fn fetch(
+    repo: &Repository,
+    budget: Option<&crate::budget::MemoryBudget>,
+    args: &[BString],
+    out: &mut impl Write,
+) -> Result<(), Failure> {
     let repo = repo.local();
     let mut req = Request::default();
     let mut haves = Vec::new();
@@ -257,6 +267,8 @@ fn fetch(repo: &Repository, args: &[BString], out: &mut impl Write) -> Result<()
         }
     }
     req.common = neg.common().to_vec();
+    // From here to the end of the pack, this fetch holds its share of the pack memory budget.
+    let _share = super::share(budget);
     // A shallow fetch announces its boundary before the pack; others plan (or reuse) as they write.
     let planned = if req.deepen.is_some() { Some(plan(&mut commits, &req, &refs)?) } else { None };
     if let Some(planned) = &planned {
