@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes everything the server parses from outside: each target of fuzz/fuzz_targets/ (listed in
 # fuzz/src/lib.rs) runs under libFuzzer for SECONDS (default 60), growing its corpus in
-# fuzz/corpus/<target>/, which is then minimized (`cargo fuzz cmin`) so only inputs that add
+# fuzz/corpus/<target>/ (from the seeds in fuzz/seeds/<target>/), which is then minimized (`cargo fuzz cmin`) so only inputs that add
 # coverage are kept and committed. An input that breaks a property is left in
 # fuzz/artifacts/<target>/ and named at the end: fix it, and move it to fuzz/regressions/<target>/
 # so the corpus replay test (fuzz/tests/corpora.rs, part of scripts/test.sh) keeps it fixed.
@@ -41,7 +41,8 @@ for target in "${targets[@]}"; do
   echo "== $target: ${seconds}s from $before inputs"
   # -timeout: an input slower than this is a finding (a hang); -rss_limit_mb: so is one that
   # needs more memory than the server's limits allow.
-  if ! cargo fuzz run "${fuzz[@]}" "$target" "fuzz/corpus/$target" -- \
+  # New inputs go to the first directory (the corpus); the seeds are read, never rewritten.
+  if ! cargo fuzz run "${fuzz[@]}" "$target" "fuzz/corpus/$target" "fuzz/seeds/$target" -- \
       -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -max_len=262144 \
       -print_final_stats=1 2>&1 | tail -n 25; then
     failed+=("$target")

@@ -1,4 +1,4 @@
-//! Makes the seed corpus of every fuzz target (`fuzz/corpus/<target>/seed-*`) with the real
+//! Makes the seed corpus of every fuzz target (`fuzz/seeds/<target>/seed-*`) with the real
 //! tools: `git` clones, fetches and pushes captured on the wire against the fixed repository
 //! served by our own upload-pack and receive-pack (this program, run by `git` as
 //! `--upload-pack`/`--receive-pack` through wrapper scripts that `tee` what the client sends: a
@@ -395,7 +395,7 @@ fn main() -> Result {
         seeds.add("markdown", format!("history-{name}"), blob);
         seeds.add("front_matter", format!("history-{name}"), blob);
     }
-    seeds.write(&root.join("fuzz/corpus"))?;
+    seeds.write(&root.join("fuzz/seeds"))?;
     fs::remove_dir_all(&work)?;
     eprintln!("{} seeds written", seeds.0.len());
     Ok(())

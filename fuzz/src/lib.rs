@@ -6,8 +6,8 @@
 //! same).
 //!
 //! The same functions run twice: under libFuzzer (`fuzz_targets/`, `scripts/fuzz.sh`), and in
-//! `tests/corpora.rs`, which replays every input kept in `corpus/<target>/` (seeds made by the
-//! real tools and what fuzzing found worth keeping) and `regressions/<target>/` (inputs that once
+//! `tests/corpora.rs`, which replays every input kept in `seeds/<target>/` (made by the real
+//! tools), `corpus/<target>/` (what fuzzing found worth keeping) and `regressions/<target>/` (inputs that once
 //! broke a property) as an ordinary test of the workspace.
 
 mod content;

@@ -1,6 +1,7 @@
-//! Every input kept for the fuzz targets, replayed as an ordinary test: the seeds and what
-//! fuzzing kept (`corpus/<target>/`) and the inputs that once broke a property
-//! (`regressions/<target>/`, each fixed since). No fuzzing happens here.
+//! Every input kept for the fuzz targets, replayed as an ordinary test: the seeds made by the
+//! real tools (`seeds/<target>/`), what fuzzing kept (`corpus/<target>/`, minimized) and the
+//! inputs that once broke a property (`regressions/<target>/`, each fixed since). No fuzzing
+//! happens here.
 
 use std::path::Path;
 
@@ -22,13 +23,17 @@ fn every_kept_input_still_holds() {
     let mut failures = Vec::new();
     let mut total = 0;
     for (name, target) in whispercms_fuzz::TARGETS {
-        match replay(&root.join("corpus").join(name), *target)
-            .and_then(|seeds| Ok(seeds + replay(&root.join("regressions").join(name), *target)?))
-        {
-            Ok(0) => failures.push(format!("{name}: no seeds (run `cargo run -p whispercms-fuzz --example seeds`)")),
-            Ok(kept) => total += kept,
-            Err(failure) => failures.push(format!("{name}: {failure}")),
+        let mut kept = 0;
+        for dir in ["seeds", "corpus", "regressions"] {
+            match replay(&root.join(dir).join(name), *target) {
+                Ok(0) if dir == "seeds" => {
+                    failures.push(format!("{name}: no seeds (run `cargo run -p whispercms-fuzz --example seeds`)"))
+                }
+                Ok(n) => kept += n,
+                Err(failure) => failures.push(format!("{name}: {failure}")),
+            }
         }
+        total += kept;
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     eprintln!("{total} inputs replayed");
@@ -39,7 +44,7 @@ fn every_kept_input_still_holds() {
 /// refuses it) — not refused at the first object id the repository does not know.
 #[test]
 fn protocol_seeds_reach_the_pack_and_the_hook() {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
     let read = |target: &str, name: &str| std::fs::read(corpus.join(target).join(name)).expect("a seed");
     let contains = |haystack: &[u8], needle: &[u8]| haystack.windows(needle.len()).any(|w| w == needle);
     for (target, version) in [

@@ -145,7 +145,17 @@ pub fn parse(path: &str, dir_name: &str, text: &str) -> Result<PluginManifest> {
         return fail("routes need the capability \"http.route\"".into());
     }
     for r in &m.routes {
-        if !r.path.starts_with('/') || r.path.contains(['?', '#', '%', '\\']) || r.path.split('/').any(|p| p == "..") {
+        // Canonical, as the edge hands paths to the site: a route the edge would refuse (`//`,
+        // `.` or `..` segments, control characters) could never be called.
+        let segments: Vec<&str> = r.path.split('/').skip(1).collect();
+        let last = segments.len().saturating_sub(1);
+        let canonical =
+            segments.iter().enumerate().all(|(i, p)| *p != "." && *p != ".." && (i == last || !p.is_empty()));
+        if !r.path.starts_with('/')
+            || r.path.contains(['?', '#', '%', '\\'])
+            || r.path.chars().any(char::is_control)
+            || !canonical
+        {
             return fail(format!("route path {:?} must be a plain absolute path like \"/api/search\"", r.path));
         }
         if crate::urls::RESERVED.contains(&r.path.as_str()) {
@@ -221,6 +231,18 @@ subject = "Hello"
             ),
             (
                 "name = \"contact\"\nversion = \"1\"\ncapabilities = [\"http.route\"]\n[[route]]\npath = \"/a/../b\"\nhandler = \"h\"\n",
+                "plain absolute path",
+            ),
+            (
+                "name = \"contact\"\nversion = \"1\"\ncapabilities = [\"http.route\"]\n[[route]]\npath = \"/a//b\"\nhandler = \"h\"\n",
+                "plain absolute path",
+            ),
+            (
+                "name = \"contact\"\nversion = \"1\"\ncapabilities = [\"http.route\"]\n[[route]]\npath = \"/a/./b\"\nhandler = \"h\"\n",
+                "plain absolute path",
+            ),
+            (
+                "name = \"contact\"\nversion = \"1\"\ncapabilities = [\"http.route\"]\n[[route]]\npath = \"/a\\tb\"\nhandler = \"h\"\n",
                 "plain absolute path",
             ),
             ("name = \"contact\"\nversion = \"1\"\nfunctions = [\"x y\"]\n", "must be a name"),
