@@ -30,36 +30,8 @@ fn invalid<T>(id: &'static str, detail: impl Into<String>) -> Result<T, Invalid>
     Err(Invalid { id, detail: detail.into() })
 }
 
-/// The kind an object linked from another must have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Commit,
-    Tree,
-    Blob,
-    Tag,
-}
-
-impl Kind {
-    /// The kind of a gix object kind.
-    pub fn of(kind: gix::objs::Kind) -> Kind {
-        match kind {
-            gix::objs::Kind::Commit => Kind::Commit,
-            gix::objs::Kind::Tree => Kind::Tree,
-            gix::objs::Kind::Blob => Kind::Blob,
-            gix::objs::Kind::Tag => Kind::Tag,
-        }
-    }
-
-    fn from_name(name: &[u8]) -> Option<Kind> {
-        match name {
-            b"commit" => Some(Kind::Commit),
-            b"tree" => Some(Kind::Tree),
-            b"blob" => Some(Kind::Blob),
-            b"tag" => Some(Kind::Tag),
-            _ => None,
-        }
-    }
-}
+/// The kind an object linked from another must have (gix's object kinds).
+pub use gix::objs::Kind;
 
 /// A blob whose content git checks because of the name a tree gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -129,7 +101,7 @@ pub fn tag(data: &[u8]) -> Result<(ObjectId, Kind), Invalid> {
         None => return invalid("missingObject", "no 'object' line first"),
     };
     let kind = match lines.header(b"type ") {
-        Some(name) => Kind::from_name(name).ok_or_else(|| Invalid {
+        Some(name) => Kind::from_bytes(name).map_err(|_| Invalid {
             id: "badType",
             detail: format!("unknown type {:?}", String::from_utf8_lossy(name)),
         })?,
@@ -157,8 +129,8 @@ pub struct TreeLink {
 /// Longest entry name git accepts (`fsck.largePathname`'s default).
 const MAX_NAME: usize = 4096;
 
-/// Check a tree; `link` gets each entry that must exist (in order).
-pub fn tree(data: &[u8], mut link: impl FnMut(TreeLink) -> Result<(), Invalid>) -> Result<(), Invalid> {
+/// Check a tree; each entry that must exist is appended to `links` (in order).
+pub fn tree(data: &[u8], links: &mut Vec<TreeLink>) -> Result<(), Invalid> {
     let mut rest = data;
     // Previous entry: name and whether it is a directory.
     let mut previous: Option<(&[u8], bool)> = None;
@@ -229,7 +201,7 @@ pub fn tree(data: &[u8], mut link: impl FnMut(TreeLink) -> Result<(), Invalid>) 
             let id = if special == Some(Special::Gitmodules) { "gitmodulesBlob" } else { "gitattributesBlob" };
             return invalid(id, format!("{} is a directory", lossy(name)));
         }
-        link(TreeLink { id, kind, special })?;
+        links.push(TreeLink { id, kind, special });
     }
     Ok(())
 }

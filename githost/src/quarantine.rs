@@ -180,15 +180,12 @@ impl Quarantine {
                     header.size, limits.max_object_bytes
                 )));
             }
-            kinds.push(Kind::of(header.kind));
+            kinds.push(header.kind);
         }
         let kind_of = |id: &ObjectId| -> Result<Option<Kind>> {
             match bundle.index.lookup(id) {
                 Some(at) => Ok(kinds.get(at as usize).copied()),
-                None => Ok(db
-                    .try_header(id)
-                    .map_err(|e| Error::BadPack(format!("object {id}: {e}")))?
-                    .map(|h| Kind::of(h.kind))),
+                None => Ok(db.try_header(id).map_err(|e| Error::BadPack(format!("object {id}: {e}")))?.map(|h| h.kind)),
             }
         };
         let must_be = |from: &str, id: ObjectId, kind: Kind| -> Result<()> {
@@ -224,11 +221,7 @@ impl Quarantine {
                 }
                 Kind::Tree => {
                     links.clear();
-                    fsck::tree(data.data, |link| {
-                        links.push(link);
-                        Ok(())
-                    })
-                    .map_err(refused)?;
+                    fsck::tree(data.data, &mut links).map_err(refused)?;
                     for link in &links {
                         must_be(&what, link.id, link.kind)?;
                         if let Some(special) = link.special {
