@@ -199,6 +199,24 @@ fn incremental_updates_equal_a_full_build() {
                 )
                 .unwrap();
             assert_eq!(named, smallest, "step {step}: the name of {slug} (listed as {name:?})");
+            // Its listing, read from the copies in `terms`, is what the documents themselves
+            // give, in the same order.
+            let (pages, _) = site_runtime::index::read::term_pages(conn, "tags", slug, "en", 1000, 0, now).unwrap();
+            let listed: Vec<String> = pages.into_iter().map(|p| p.path).collect();
+            let expected: Vec<String> = conn
+                .prepare(
+                    "SELECT DISTINCT d.path, d.date IS NULL, d.date, d.title, d.id FROM terms t \
+                     JOIN documents d ON d.id = t.document_id WHERE t.taxonomy = 'tags' AND t.slug = ?2 \
+                     AND d.kind = 'page' AND d.lang = 'en' AND d.draft = 0 AND d.render = 1 \
+                     AND (d.publish IS NULL OR d.publish <= ?1) AND (d.expiry IS NULL OR d.expiry > ?1) \
+                     ORDER BY d.date IS NULL, d.date DESC, d.title, d.id",
+                )
+                .unwrap()
+                .query_map(rusqlite::params![now, slug], |r| r.get(0))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            assert_eq!(listed, expected, "step {step}: the pages of {slug}");
         }
         let dated: i64 = conn
             .query_row(

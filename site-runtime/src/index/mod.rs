@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 pub use write::{asset_url, mime_type, Progress, UpdateStats};
 
 /// Bumped whenever the schema or the meaning of a column changes: old files are rebuilt.
-const SCHEMA_VERSION: &str = "7";
+const SCHEMA_VERSION: &str = "8";
 
 /// An open index file.
 pub struct Index {
@@ -143,6 +143,17 @@ mod tests {
         assert!(plan.iter().any(|p| p.contains("documents_expiring")), "{plan:?}");
         assert!(plan.iter().any(|p| p.contains("terms_by_document")), "{plan:?}");
         assert!(!plan.iter().any(|p| p.starts_with("SCAN d") || p.starts_with("SCAN t")), "{plan:?}");
+        // A term's listing page is a range of its covering index, in order: no sort, no table.
+        let plan: Vec<String> = index
+            .connection()
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", read::TERM_LISTING))
+            .unwrap()
+            .query_map(rusqlite::params![0, "tags", "rust", 10, 0, "en"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(plan.len(), 1, "{plan:?}");
+        assert!(plan[0].contains("USING COVERING INDEX terms_listing"), "{plan:?}");
         let plan: Vec<String> = index
             .connection()
             .prepare(&format!("EXPLAIN QUERY PLAN {}", read::HIDDEN_DATED))
@@ -153,5 +164,74 @@ mod tests {
             .collect();
         assert!(plan.iter().any(|p| p.contains("documents_scheduled")), "{plan:?}");
         assert!(!plan.iter().any(|p| p.starts_with("SCAN d")), "{plan:?}");
+    }
+
+    #[test]
+    fn what_readers_type_is_words_never_fts_syntax() {
+        let e = |q: &str| read::search_expression(q);
+        assert_eq!(e("git push").as_deref(), Some(r#""git" "push""#));
+        assert_eq!(e("publ* pu* x*").as_deref(), Some(r#""publ"* "pu" "x""#), "prefixes of 3 characters or more");
+        assert_eq!(e(r#"title:"x" NEAR(a b) * " OR AND"#).as_deref(), Some(r#""titlex" "NEARa" "b" "OR" "AND""#));
+        assert_eq!(e("  * \" () ^ "), None);
+        assert_eq!(e(&"a ".repeat(100)).map(|q| q.matches('"').count()), Some(32), "at most 16 words");
+        assert_eq!(e("crépuscule").as_deref(), Some(r#""crépuscule""#));
+    }
+
+    /// A page for the search tests: (id, language, visible, title, body).
+    fn searchable(index: &Index, id: i64, lang: &str, visible: bool, title: &str, body: &str) {
+        let conn = index.connection();
+        conn.execute(
+            "INSERT INTO documents(id, path, blob, kind, url, slug, section, title, draft, render, transparent, \
+             word_count, lang, translation_key, content_html, toc, extra) \
+             VALUES (?1, ?2, '', 'page', ?3, '', '/', ?4, ?5, 1, 0, 0, ?6, ?2, '', '[]', '{}')",
+            rusqlite::params![id, format!("content/{id}.md"), format!("/{id}/"), title, !visible, lang],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO documents_fts(rowid, title, summary, body) VALUES (?1, ?2, '', ?3)",
+            rusqlite::params![id, title, body],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn search_ranks_the_newest_matches_and_shows_only_published_pages_of_the_language() {
+        let index = Index::in_memory().unwrap();
+        // The best match of all, indexed first; then many pages that all say "site" once.
+        searchable(&index, 1, "en", true, "Site site site", "site site site publishing");
+        let last = 1 + read::RANKED_MATCHES as i64 + 500;
+        for id in 2..=last {
+            searchable(&index, id, "en", true, &format!("Page {id}"), "about the site");
+        }
+        // A strong match among the newest, and strong matches that must never show.
+        searchable(&index, last + 1, "en", true, "Site news", "site site");
+        searchable(&index, last + 2, "fr", true, "Site site site", "site site site");
+        searchable(&index, last + 3, "en", false, "Site site site", "site site site");
+        let search = |q: &str, limit| read::search(index.connection(), q, "en", limit, 0).unwrap();
+
+        let hits = search("site", 10);
+        assert_eq!(hits.len(), 10);
+        assert_eq!(hits[0].url, format!("/{}/", last + 1), "the best of the ranked matches first");
+        assert!(hits.iter().all(|h| h.url != "/1/"), "past the ranked matches: {hits:?}");
+        assert!(hits.iter().all(|h| h.url != format!("/{}/", last + 2) && h.url != format!("/{}/", last + 3)));
+        assert!(hits[0].snippet.contains("<mark>site</mark>"), "{:?}", hits[0].snippet);
+        // A query matching fewer pages than are ranked ranks them all: the first page is found
+        // by its stemmed word, and an escaped snippet.
+        let hits = search("published", 10);
+        assert_eq!(hits.iter().map(|h| h.url.as_str()).collect::<Vec<_>>(), ["/1/"]);
+        assert!(hits[0].snippet.contains("<mark>publishing</mark>"), "{:?}", hits[0].snippet);
+        assert_eq!(search("pub*", 10).len(), 1, "a prefix");
+        assert!(search("pu*", 10).is_empty(), "too short a prefix is a word");
+        assert!(search("\"", 10).is_empty());
+        // Its candidates' visibility is read from the covering index, not the documents' rows.
+        let plan: Vec<String> = index
+            .connection()
+            .prepare("EXPLAIN QUERY PLAN SELECT d.id FROM documents d INDEXED BY documents_visibility WHERE d.id = 1 AND d.lang = 'en'")
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert!(plan.iter().any(|p| p.contains("COVERING INDEX documents_visibility")), "{plan:?}");
     }
 }

@@ -212,12 +212,11 @@ pub fn section_pages(
 /// not visible at `?1`. The pages come from the scheduling indexes and the join order is forced
 /// (`INDEXED BY`, `CROSS JOIN`): left to itself, SQLite walks every page or every term of the
 /// taxonomy instead.
-pub(crate) const HIDDEN_TERMS: &str = "SELECT t.slug, min(t.term) FROM \
+pub(crate) const HIDDEN_TERMS: &str = "SELECT t.slug, t.term FROM \
      (SELECT id FROM documents INDEXED BY documents_scheduled WHERE publish > ?1 \
       UNION SELECT id FROM documents INDEXED BY documents_expiring WHERE expiry <= ?1) h \
-     CROSS JOIN documents d ON d.id = h.id CROSS JOIN terms t ON t.document_id = d.id \
-     WHERE d.kind = 'page' AND d.draft = 0 AND d.render = 1 AND d.lang = ?3 AND t.taxonomy = ?2 \
-     GROUP BY d.id, t.slug";
+     CROSS JOIN terms t ON t.document_id = h.id \
+     WHERE t.listed = 1 AND t.lang = ?3 AND t.taxonomy = ?2";
 
 /// How many dated pages of a language (`?2`) are counted in `page_counts` but not visible at
 /// `?1` (the same way as [`HIDDEN_TERMS`]).
@@ -262,6 +261,13 @@ pub fn terms(conn: &Connection, taxonomy: &str, lang: &str, now: i64) -> Result<
     Ok(terms)
 }
 
+/// The ids of one listing page (`?4` from `?5`) of a term's (`?2`, slug `?3`) pages of a language
+/// (`?6`) visible at `?1`: a range of `terms_listing`, in its order (see the schema).
+pub(crate) const TERM_LISTING: &str = "SELECT document_id FROM terms \
+     WHERE taxonomy = ?2 AND lang = ?6 AND slug = ?3 AND listed = 1 \
+     AND (publish IS NULL OR publish <= ?1) AND (expiry IS NULL OR expiry > ?1) \
+     ORDER BY date IS NULL, date DESC, title, document_id LIMIT ?4 OFFSET ?5";
+
 /// One listing page of the published pages carrying a term, newest first.
 pub fn term_pages(
     conn: &Connection,
@@ -272,7 +278,6 @@ pub fn term_pages(
     offset: usize,
     now: i64,
 ) -> Result<(Vec<DocRow>, usize)> {
-    let visible = VISIBLE_D;
     // The kept count less the term's pages not visible now (counting its pages took 7 ms of a
     // tag page at 100,000 pages).
     let kept: i64 = conn
@@ -285,14 +290,10 @@ pub fn term_pages(
         hidden += i64::from(row? == slug);
     }
     let total = kept - hidden;
-    // The listing's ids first, sorted on narrow columns; then only those rows, whole (sorting
-    // thousands of rows with their HTML took seconds at 100,000 pages).
+    // The listing's ids first, from the term's listing rows in their order; then only those
+    // documents, whole.
     let ids: Vec<i64> = conn
-        .prepare_cached(&format!(
-            "SELECT DISTINCT d.id, d.date IS NULL, d.date, d.title FROM terms t JOIN documents d ON d.id = t.document_id \
-             WHERE t.taxonomy = ?2 AND t.slug = ?3 AND d.kind = 'page' AND d.lang = ?6 AND {visible} \
-             ORDER BY d.date IS NULL, d.date DESC, d.title LIMIT ?4 OFFSET ?5"
-        ))?
+        .prepare_cached(TERM_LISTING)?
         .query_map(params![now, taxonomy, slug, limit as i64, offset as i64, lang], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let pages = by_ids(conn, &ids)?;
@@ -504,30 +505,61 @@ pub fn targets(conn: &Connection, kind: RefKind) -> Result<Vec<(String, String, 
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Full-text search over published documents; `query` is taken as words, not FTS syntax.
-pub fn search(conn: &Connection, query: &str, lang: &str, limit: usize, now: i64) -> Result<Vec<Hit>> {
-    // Quote every word so user input can never be FTS5 syntax (column filters, NEAR, …).
+/// How many matches of a search are ranked: the most recently indexed ones. FTS5 ranks every
+/// match before it can return the best (no top-k): a word on every page of a 100,000-page site
+/// took 160-300 ms to rank, 5-10 ms when capped here. A query matching fewer ranks them all.
+pub const RANKED_MATCHES: usize = 1000;
+/// The shortest prefix a `word*` search expands: a shorter one would gather most of the index.
+const MIN_PREFIX: usize = 3;
+
+/// The FTS5 query for what a reader typed: each word as a quoted token (stemmed by the index's
+/// Porter tokenizer), so input can never be FTS5 syntax (column filters, NEAR, …); a word ending
+/// in `*` matches as a prefix when at least [`MIN_PREFIX`] characters long. `None`: nothing to
+/// look for. (Every word used to match as a prefix: a common word then merged its whole
+/// posting list, 50 ms, before anything was ranked.)
+pub fn search_expression(query: &str) -> Option<String> {
     let terms: Vec<String> = query
         .split_whitespace()
         .take(16)
-        .map(|w| w.chars().filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_').collect::<String>())
-        .filter(|w| !w.is_empty())
-        .map(|w| format!("\"{w}\"*"))
+        .filter_map(|w| {
+            let prefix = w.ends_with('*');
+            let w: String = w.chars().filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_').collect();
+            let star = if prefix && w.chars().count() >= MIN_PREFIX { "*" } else { "" };
+            (!w.is_empty()).then(|| format!("\"{w}\"{star}"))
+        })
         .collect();
-    if terms.is_empty() {
-        return Ok(Vec::new());
-    }
-    let sql = format!(
-        "SELECT d.url, d.title, snippet(documents_fts, 2, char(1), char(2), '…', 24) FROM documents_fts f \
-         JOIN documents d ON d.id = f.rowid WHERE documents_fts MATCH ?2 AND d.lang = ?4 AND {} ORDER BY rank LIMIT ?3",
-        VISIBLE_D
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+/// Full-text search over published documents of a language, best first (see
+/// [`RANKED_MATCHES`]); `query` is taken as words ([`search_expression`]).
+pub fn search(conn: &Connection, query: &str, lang: &str, limit: usize, now: i64) -> Result<Vec<Hit>> {
+    let Some(expression) = search_expression(query) else { return Ok(Vec::new()) };
+    // The candidates' visibility comes from `documents_visibility` (covering): a thousand
+    // lookups of the documents' own rows cost 10-20 ms.
+    let ranked = format!(
+        "WITH candidates AS (SELECT rowid AS id, rank FROM documents_fts WHERE documents_fts MATCH ?2 \
+         ORDER BY rowid DESC LIMIT ?5) \
+         SELECT d.id FROM candidates c JOIN documents d INDEXED BY documents_visibility ON d.id = c.id \
+         WHERE d.lang = ?4 AND {VISIBLE_D} ORDER BY c.rank, d.id LIMIT ?3"
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![now, terms.join(" "), limit as i64, lang], |r| {
-        let raw: String = r.get(2)?;
-        Ok(Hit { url: r.get(0)?, title: r.get(1)?, snippet: mark(&raw) })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let ids: Vec<i64> = conn
+        .prepare_cached(&ranked)?
+        .query_map(params![now, expression, limit as i64, lang, RANKED_MATCHES as i64], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    // Then only the shown hits' titles and snippets.
+    let mut document = conn.prepare_cached("SELECT url, title FROM documents WHERE id = ?1")?;
+    let mut snippet = conn.prepare_cached(
+        "SELECT snippet(documents_fts, 2, char(1), char(2), '…', 24) FROM documents_fts \
+         WHERE documents_fts MATCH ?1 AND rowid = ?2",
+    )?;
+    let mut hits = Vec::with_capacity(ids.len());
+    for id in ids {
+        let (url, title) = document.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let raw: String = snippet.query_row(params![expression, id], |r| r.get(0)).optional()?.unwrap_or_default();
+        hits.push(Hit { url, title, snippet: mark(&raw) });
+    }
+    Ok(hits)
 }
 
 /// Escape a snippet and turn the \x01…\x02 match markers into `<mark>`.

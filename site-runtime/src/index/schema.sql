@@ -70,10 +70,24 @@ CREATE TABLE IF NOT EXISTS terms (
     document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
     taxonomy    TEXT NOT NULL,
     term        TEXT NOT NULL,
-    slug        TEXT NOT NULL
+    slug        TEXT NOT NULL,
+    -- Copied from the document, what a term's listing filters and sorts on: its language, its
+    -- date and title, and when it is visible (`documents.publish`, `documents.expiry`). `listed`
+    -- is 1 on the one row per page and slug that lists it: a counted page (not a section, not a
+    -- draft, rendered), under the smallest spelling it uses for that slug. A tag page is then one
+    -- range of `terms_listing`, already in order (joining a term's 2,500 rows to their documents
+    -- and sorting them took 20-30 ms at 100,000 pages).
+    lang        TEXT NOT NULL,
+    listed      INTEGER NOT NULL,
+    date        INTEGER,
+    title       TEXT NOT NULL,
+    publish     INTEGER,
+    expiry      INTEGER
 );
--- Covering: a term's pages and a taxonomy's term list are read from the index alone.
-CREATE INDEX IF NOT EXISTS terms_by_slug ON terms(taxonomy, slug, document_id, term);
+-- Covering, in the listing's order (newest first, undated last): a term's page of listing walks
+-- `limit + offset` entries of it and reads no document but those it shows.
+CREATE INDEX IF NOT EXISTS terms_listing
+    ON terms(taxonomy, lang, slug, listed, date IS NULL, date DESC, title, document_id, publish, expiry);
 CREATE INDEX IF NOT EXISTS terms_by_document ON terms(document_id);
 -- How many pages carry each term, kept by every update: pages (not sections) that are not drafts
 -- and are rendered, one count per page and term slug under the spelling that page uses (the
@@ -115,4 +129,7 @@ CREATE TABLE IF NOT EXISTS problems (
     path    TEXT PRIMARY KEY,
     message TEXT NOT NULL
 );
-CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(title, summary, body, tokenize = 'unicode61');
+-- Search candidates' language and visibility, read without the documents' rows (`read::search`).
+CREATE INDEX IF NOT EXISTS documents_visibility ON documents(id, lang, draft, render, publish, expiry);
+-- Words stemmed (Porter: "publishing" finds "published"), accents folded as unicode61 does.
+CREATE VIRTUAL TABLE IF NOT EXISTS documents_fts USING fts5(title, summary, body, tokenize = 'porter unicode61');

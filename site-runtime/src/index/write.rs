@@ -125,8 +125,7 @@ pub(super) fn update(
         // One pass over every page's terms beats a count per document inserted.
         tx.execute_batch(&format!(
             "INSERT INTO term_counts(taxonomy, lang, slug, term, pages) \
-             SELECT taxonomy, lang, slug, term, count(*) FROM ({PAGE_TERMS} GROUP BY d.id, t.taxonomy, t.slug) \
-             GROUP BY taxonomy, lang, slug, term; \
+             SELECT taxonomy, lang, slug, term, count(*) FROM ({PAGE_TERMS}) GROUP BY taxonomy, lang, slug, term; \
              INSERT INTO page_counts(lang, dated, pages) SELECT lang, date IS NOT NULL, count(*) FROM documents \
              WHERE {COUNTED} GROUP BY 1, 2"
         ))?;
@@ -173,10 +172,8 @@ fn parse_documents(
 }
 
 /// The terms `term_counts` counts: each counted page's (taxonomy, lang, slug, spelling), one
-/// row per page and slug once grouped by `d.id, t.taxonomy, t.slug`.
-const PAGE_TERMS: &str = "SELECT t.taxonomy AS taxonomy, d.lang AS lang, t.slug AS slug, min(t.term) AS term \
-     FROM terms t JOIN documents d ON d.id = t.document_id \
-     WHERE d.kind = 'page' AND d.draft = 0 AND d.render = 1";
+/// row per page and slug (its listing row).
+const PAGE_TERMS: &str = "SELECT taxonomy, lang, slug, term FROM terms WHERE listed = 1";
 /// The documents `term_counts` and `page_counts` count (whatever their publication dates).
 const COUNTED: &str = "kind = 'page' AND draft = 0 AND render = 1";
 
@@ -195,7 +192,7 @@ fn count_page(tx: &Transaction<'_>, id: i64, delta: i64) -> Result<()> {
     .execute(params![lang, dated, delta])?;
     tx.prepare_cached("DELETE FROM page_counts WHERE lang = ?1 AND dated = ?2 AND pages <= 0")?
         .execute(params![lang, dated])?;
-    let mut stmt = tx.prepare_cached(&format!("{PAGE_TERMS} AND d.id = ?1 GROUP BY t.taxonomy, t.slug"))?;
+    let mut stmt = tx.prepare_cached(&format!("{PAGE_TERMS} AND document_id = ?1"))?;
     let rows: Vec<(String, String, String, String)> =
         stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect::<rusqlite::Result<_>>()?;
     for (taxonomy, lang, slug, term) in rows {
@@ -265,10 +262,28 @@ fn insert_document(tx: &Transaction<'_>, doc: &Document, blob: ObjectId) -> Resu
         doc.url.trim_end_matches('/').rsplit('/').next().unwrap_or_default(),
     ])?;
     let id = tx.last_insert_rowid();
+    let counted = doc.kind == content::document::Kind::Page && !m.draft && m.render;
+    let publish = m.publish_date.or(m.date).map(|d| d.as_second());
     for (taxonomy, terms) in doc.taxonomies() {
-        for term in terms {
-            tx.prepare_cached("INSERT INTO terms(document_id, taxonomy, term, slug) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![id, taxonomy, term, slug::slugify(term)])?;
+        let slugs: Vec<String> = terms.iter().map(slug::slugify).collect();
+        let listing = listing_rows(terms, &slugs);
+        for (i, (term, slug)) in terms.iter().zip(&slugs).enumerate() {
+            tx.prepare_cached(
+                "INSERT INTO terms(document_id, taxonomy, term, slug, lang, listed, date, title, publish, expiry) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                id,
+                taxonomy,
+                term,
+                slug,
+                doc.lang,
+                counted && listing.contains(&i),
+                m.date.map(|d| d.as_second()),
+                doc.title(),
+                publish,
+                m.expiry_date.map(|d| d.as_second()),
+            ])?;
         }
     }
     for alias in &m.aliases {
@@ -286,6 +301,19 @@ fn insert_document(tx: &Transaction<'_>, doc: &Document, blob: ObjectId) -> Resu
             .execute(params![id, doc.title(), summary, doc.text])?;
     }
     Ok(id)
+}
+
+/// Which of a page's terms of one taxonomy (by position) list it: per slug, the first of its
+/// smallest spelling (`tags = ["Rust", "rust"]` lists the page once, under "Rust").
+fn listing_rows(terms: &[String], slugs: &[String]) -> Vec<usize> {
+    let mut chosen: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for (i, slug) in slugs.iter().enumerate() {
+        let best = chosen.entry(slug).or_insert(i);
+        if terms[i] < terms[*best] {
+            *best = i;
+        }
+    }
+    chosen.into_values().collect()
 }
 
 /// What `doc` refers to: documents it links (`content/` and the link's target as written, which
