@@ -249,6 +249,19 @@ fn incremental_updates_equal_a_full_build() {
         })
         .unwrap();
     assert!(scheduled > 0 && expired > 0, "{scheduled} scheduled, {expired} expired pages");
+    // Full builds (the first, and those after site.toml changed) drop the indexes and make them
+    // again: the file ends with every index a new one has.
+    let indexes = |c: &Connection| -> Vec<(String, String)> {
+        c.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    let fresh = Index::in_memory().unwrap();
+    assert!(indexes(fresh.connection()).len() > 10);
+    assert_eq!(indexes(incremental.connection()), indexes(fresh.connection()));
 }
 
 #[test]

@@ -20,6 +20,9 @@ pub use write::{asset_url, mime_type, Progress, UpdateStats};
 
 /// Bumped whenever the schema or the meaning of a column changes: old files are rebuilt.
 const SCHEMA_VERSION: &str = "8";
+/// The tables and indexes, each `IF NOT EXISTS`: run on every open, and by a full build to make
+/// its indexes again.
+const SCHEMA: &str = include_str!("schema.sql");
 
 /// An open index file.
 pub struct Index {
@@ -73,7 +76,7 @@ impl Index {
                 return Err(Error::Index(rusqlite::Error::InvalidQuery));
             }
         }
-        conn.execute_batch(include_str!("schema.sql"))?;
+        conn.execute_batch(SCHEMA)?;
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?1)", [SCHEMA_VERSION])?;
         Ok(Index { conn })
     }
