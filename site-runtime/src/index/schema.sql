@@ -46,11 +46,12 @@ CREATE TABLE IF NOT EXISTS documents (
     calls         TEXT
 );
 CREATE INDEX IF NOT EXISTS documents_translations ON documents(translation_key);
-CREATE INDEX IF NOT EXISTS documents_url ON documents(url);
+-- Covering for the sitemap's walk (every visible document's last change, by URL).
+CREATE INDEX IF NOT EXISTS documents_url ON documents(url, draft, render, publish, expiry, updated, date);
 CREATE INDEX IF NOT EXISTS documents_section ON documents(section, kind, date);
--- The home page, feeds and sitemaps: dated pages of a language, newest first, with what decides
--- visibility, so counting and ordering them never reads a row.
-CREATE INDEX IF NOT EXISTS documents_listing ON documents(kind, lang, date, draft, render, publish, expiry);
+-- The home page and feeds: dated pages of a language, newest first (then by path), with what
+-- decides visibility, so a listing page is a walk of this index that stops at its end.
+CREATE INDEX IF NOT EXISTS documents_listing ON documents(kind, lang, date DESC, path, draft, render, publish, expiry);
 -- Every uncached render asks when the next scheduled page appears (`next_publication`): without
 -- this index that is a scan of every document. On `publish` alone: with `draft` first, SQLite (no
 -- statistics) prefers it to `documents_url` for page lookups and scans every published page.
