@@ -467,6 +467,19 @@ async fn run(
         Some(_) => Some(open_site("admin")?),
         None => None,
     };
+    // Damage done to the repository's files from outside (a disk, a restore) is found at start
+    // and shown on `/readyz`; the last good snapshot keeps serving.
+    {
+        let sites: Vec<Arc<Site>> = std::iter::once(live.clone()).chain(preview_site.clone()).collect();
+        let git_dir = git_dir.clone();
+        std::thread::Builder::new().name("integrity".into()).spawn(move || {
+            let problems = githost::integrity::check(&git_dir);
+            let fault = (!problems.is_empty()).then(|| format!("repository damaged: {}", problems.join("; ")));
+            for site in &sites {
+                site.set_repository_fault(fault.clone());
+            }
+        })?;
+    }
     // The preview's address for the push's message: its host name when one is set, else its listener.
     let preview_url = match (&settings.ingress.preview_host, preview_addr) {
         (Some(host), _) => Some(format!("{}://{host}", if settings.ingress.tls.is_some() { "https" } else { "http" })),
@@ -724,8 +737,9 @@ fn reindex(data_dir: &Path, branch: &str) -> anyhow::Result<()> {
 }
 
 /// Publish what the branch points at now (a no-op when the index is current); a failure leaves
-/// the site unpublished and is logged, the server still starts (a push can fix it).
-fn publish_at_start(site: &Site) {
+/// the site unpublished (or serving nothing new), is logged and shown on `/readyz`, and the
+/// server still starts and tries again in the background.
+fn publish_at_start(site: &Arc<Site>) {
     let mut last_report = std::time::Instant::now();
     let mut progress = |p: site_runtime::index::Progress| {
         if last_report.elapsed().as_secs() >= 2 || p.done == p.total {
@@ -733,7 +747,7 @@ fn publish_at_start(site: &Site) {
             last_report = std::time::Instant::now();
         }
     };
-    match site.refresh(&mut progress) {
+    match site.refresh_or_retry(&mut progress) {
         Ok(Some(p)) => tracing::info!(branch = site.branch(), commit = %p.commit, ms = p.millis as u64, "site ready"),
         Ok(None) => tracing::info!(branch = site.branch(), "nothing to publish yet"),
         Err(e) => tracing::error!(branch = site.branch(), error = %e, "could not publish at start"),

@@ -25,6 +25,7 @@ pub mod command;
 mod error;
 pub mod fsck;
 pub mod hook;
+pub mod integrity;
 pub mod keys;
 pub mod limits;
 pub mod maintenance;

@@ -38,7 +38,8 @@ impl Publisher {
             }
             // The branch's head, not `update.new`: a later push may already have moved it, and
             // post-receive hooks of concurrent pushes may run in either order.
-            match site.refresh(&mut |_| {}) {
+            // On failure it keeps trying in the background (and `/readyz` says why).
+            match site.refresh_or_retry(&mut |_| {}) {
                 Ok(None) => {
                     messages.push(format!("{} is already live (a concurrent push published it)", site.branch()))
                 }
@@ -74,7 +75,7 @@ impl Publisher {
                 Err(e) => {
                     tracing::error!(branch = site.branch(), error = %e, "publish failed; previous snapshot keeps serving");
                     messages.push(format!(
-                        "error: {} not published ({e}); the previous version keeps serving",
+                        "error: {} not published ({e}); the previous version keeps serving, and the server tries again",
                         site.branch()
                     ));
                 }

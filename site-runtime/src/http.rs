@@ -40,9 +40,21 @@ pub fn router(site: Arc<Site>) -> Router {
 
 async fn readyz(State(site): State<Arc<Site>>) -> Response {
     let note = site.status_note().map(|n| format!("{n}\n")).unwrap_or_default();
+    let faults = site.faults();
     match site.snapshot() {
-        Some(s) => (StatusCode::OK, format!("ready {}\n{note}", s.commit)).into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, format!("no commit published yet\n{note}")).into_response(),
+        Some(s) if faults.is_empty() => (StatusCode::OK, format!("ready {}\n{note}", s.commit)).into_response(),
+        // Not ready, though serving: what is served is not what the branch holds, or may not
+        // last (a damaged repository). The first line says why, the second what is served.
+        Some(s) => {
+            let faults: Vec<String> = faults.iter().map(|f| format!("not ready: {f}\n")).collect();
+            let body = format!("{}serving {}\n{note}", faults.concat(), s.commit);
+            (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+        }
+        None => {
+            let faults: Vec<String> = faults.iter().map(|f| format!("{f}\n")).collect();
+            (StatusCode::SERVICE_UNAVAILABLE, format!("no commit published yet\n{}{note}", faults.concat()))
+                .into_response()
+        }
     }
 }
 

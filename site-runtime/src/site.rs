@@ -52,7 +52,19 @@ pub struct Site {
     /// A line about where the served commits come from, shown by `/readyz` (a follower's state:
     /// its last fetch failed, a fetched commit was refused).
     status_note: ArcSwapOption<String>,
+    /// Why the branch's head is not what is served: the last publish failed (a full disk, a
+    /// read-only data directory, a damaged repository). `/readyz` answers 503 with it until a
+    /// publish succeeds; [`Site::refresh_or_retry`] keeps trying meanwhile.
+    publish_fault: ArcSwapOption<String>,
+    /// What a check of the repository found wrong ([`Site::set_repository_fault`]), for `/readyz`.
+    repository_fault: ArcSwapOption<String>,
+    /// Whether a retry thread runs ([`Site::refresh_or_retry`]).
+    retrying: std::sync::atomic::AtomicBool,
 }
+
+/// The first and the longest wait between two tries of a failed publish.
+const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(500);
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Site {
     /// Serve `branch` of the repository at `git_dir`, with its index at `index_path`.
@@ -71,7 +83,73 @@ impl Site {
             base_csp: ArcSwap::from_pointee(String::new()),
             images: Arc::new(crate::images::ImageStore::new(images_dir)),
             status_note: ArcSwapOption::empty(),
+            publish_fault: ArcSwapOption::empty(),
+            repository_fault: ArcSwapOption::empty(),
+            retrying: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// What keeps this site from being ready, if anything: the last publish failed, or the
+    /// repository is damaged. The last good snapshot keeps serving meanwhile.
+    pub fn faults(&self) -> Vec<Arc<String>> {
+        self.repository_fault.load_full().into_iter().chain(self.publish_fault.load_full()).collect()
+    }
+
+    /// Record (or clear) what a check of the repository found wrong.
+    pub fn set_repository_fault(&self, fault: Option<String>) {
+        if let Some(f) = &fault {
+            tracing::error!(branch = %self.branch, fault = %f, "repository damaged");
+        }
+        self.repository_fault.store(fault.map(Arc::new));
+    }
+
+    /// [`Site::refresh`], and when it fails, the failure recorded for `/readyz` and a thread
+    /// that tries again (after 0.5 s, then twice as long each time, at most 30 s apart) until
+    /// the head is served: a full disk or a read-only data directory heals by itself once the
+    /// operator fixes it.
+    pub fn refresh_or_retry(self: &Arc<Self>, progress: &mut dyn FnMut(Progress)) -> Result<Option<Published>> {
+        let result = self.refresh(progress);
+        if let Err(e) = &result {
+            self.publish_failed(e);
+            self.retry_in_background();
+        }
+        result
+    }
+
+    fn publish_failed(&self, e: &Error) {
+        let head = self.branch_head().ok().flatten().map(|h| h.to_string()).unwrap_or_default();
+        self.publish_fault.store(Some(Arc::new(format!("publishing {} {head} failed: {e}", self.branch))));
+    }
+
+    fn retry_in_background(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.retrying.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let site = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new().name("publish-retry".into()).spawn(move || {
+            let mut wait = RETRY_FIRST;
+            loop {
+                std::thread::sleep(wait);
+                let Some(site) = site.upgrade() else { return };
+                match site.refresh(&mut |_| {}) {
+                    Ok(_) => {
+                        tracing::info!(branch = %site.branch, "published after an earlier failure");
+                        site.retrying.store(false, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(branch = %site.branch, error = %e, retry_in_s = wait.as_secs_f32(), "publish failed again");
+                        site.publish_failed(&e);
+                    }
+                }
+                wait = (wait * 2).min(RETRY_MAX);
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start the publish retry");
+            self.retrying.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 
     /// Set (or clear) the line `/readyz` adds about this site's source.
@@ -152,6 +230,7 @@ impl Site {
         let _publishing = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
         let Some(head) = self.branch_head()? else { return Ok(None) };
         if self.snapshot().is_some_and(|s| s.commit == head) {
+            self.publish_fault.store(None);
             return Ok(None);
         }
         self.publish_locked(head, progress).map(Some)
@@ -257,6 +336,7 @@ impl Site {
             });
             notes = ext.on_publish(&change);
         }
+        self.publish_fault.store(None);
         let millis = started.elapsed().as_millis();
         tracing::info!(branch = %self.branch, %commit, ms = millis as u64, "published");
         Ok(Published { commit, stats, millis, notes })

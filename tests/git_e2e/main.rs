@@ -7,6 +7,7 @@ mod clone_fetch;
 mod clone_memory;
 mod edge;
 mod extensions;
+mod faults;
 mod follow;
 mod generators;
 mod governance;

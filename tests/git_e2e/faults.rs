@@ -1,0 +1,214 @@
+//! Faults a real server meets, end to end: a disk that fills up under a push and a publish, and
+//! a repository damaged from outside. What is promised: the push is refused with a clear
+//! message or the publish fails and says so (on the push and on `/readyz`), refs and the served
+//! snapshot stay consistent, nothing half-written is left, and the server heals by itself once
+//! the fault is gone.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// A small tmpfs mounted for one test (unmounted when dropped). The tests run as root, as the
+/// suite does on its machine.
+struct SmallDisk {
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(path: &Path, megabytes: u32) -> SmallDisk {
+        std::fs::create_dir_all(path).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert_success(&out, &["mount (the fault tests need root)"]);
+        SmallDisk { path: path.to_path_buf() }
+    }
+
+    /// Fill it up but for `spare` bytes: a file written until the disk refuses, then shortened.
+    fn fill(&self, spare: u64) -> PathBuf {
+        use std::io::Write;
+        let filler = self.path.join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0x5au8; 64 * 1024];
+        let mut written = 0u64;
+        loop {
+            match f.write(&chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => written += n as u64,
+            }
+        }
+        let _ = f.flush();
+        f.set_len(written.saturating_sub(spare)).unwrap();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// Wait (at most a minute) until `/readyz` answers as `done` wants; its last answer.
+fn readyz_until(http: u16, done: impl Fn(u16, &str) -> bool) -> (u16, String) {
+    let started = Instant::now();
+    loop {
+        let (status, _, body) = http_get(http, "/readyz");
+        if done(status, &body) || started.elapsed() > Duration::from_secs(60) {
+            return (status, body);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Words that do not compress away: a page's text for a pack that stays about its size.
+fn prose(seed: u64, words: usize) -> String {
+    let mut x = seed | 1;
+    (0..words)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (0..3 + x % 7).map(|i| (b'a' + ((x >> (i * 5)) % 26) as u8) as char).collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn a_full_disk_refuses_the_push_or_defers_the_publish_and_the_server_heals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(&tmp.path().join("disk"), 48);
+    let data = disk.path.join("data");
+    let server = Server::binary_at(&data, &["--empty"]);
+    let http = server.http_port.unwrap();
+    let site = local_repo(&server, tmp.path(), "site", 0);
+    std::fs::write(site.join("site.toml"), "title = \"Full disk\"\nbase_url = \"http://127.0.0.1\"\n").unwrap();
+    commit_file(&server, &site, "content/_index.md", "+++\ntitle = \"Home\"\n+++\nFirst.\n");
+    server.git_ok(&site, &["push", "-q", "origin", "main"]);
+    readyz_until(http, |s, _| s == 200);
+    let served = rev(&server, &site, "HEAD");
+
+    // A push whose pack does not fit: refused, nothing moved, nothing left.
+    let filler = disk.fill(256 * 1024);
+    let big: Vec<u8> = prose(7, 400_000).into_bytes();
+    std::fs::create_dir_all(site.join("static")).unwrap();
+    std::fs::write(site.join("static/big.txt"), &big).unwrap();
+    server.git_ok(&site, &["add", "-A"]);
+    server.git_ok(&site, &["commit", "-qm", "a big file"]);
+    let refs = server.server_refs();
+    let out = server.git_out(&site, &["push", "origin", "main"]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "a push larger than the disk went in: {err}");
+    assert!(err.contains("No space left on device") || err.contains("disk is full"), "{err}");
+    assert_eq!(server.server_refs(), refs, "refs moved by a refused push");
+    server.assert_repository_sound();
+    let (status, _, body) = http_get(http, "/readyz");
+    assert_eq!((status, body), (200, format!("ready {served}\n")), "a refused push is no fault");
+    server.git_ok(&site, &["reset", "-q", "--hard", "HEAD~1"]);
+
+    // A push that fits, but whose publish (every page indexed: site.toml changed) does not: the
+    // push says so, `/readyz` too, and the site keeps serving the last commit it published.
+    std::fs::write(site.join("site.toml"), "title = \"Full disk, again\"\nbase_url = \"http://127.0.0.1\"\n").unwrap();
+    for i in 0..40 {
+        let text = prose(i, 600);
+        let page = format!("+++\ntitle = \"Page {i}\"\ndate = 2026-01-01\n+++\n{text}\n");
+        std::fs::create_dir_all(site.join("content/notes")).unwrap();
+        std::fs::write(site.join(format!("content/notes/page-{i}.md")), page).unwrap();
+    }
+    server.git_ok(&site, &["add", "-A"]);
+    server.git_ok(&site, &["commit", "-qm", "forty pages"]);
+    let head = rev(&server, &site, "HEAD");
+    let out = server.git_out(&site, &["push", "origin", "main"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "the pack fits: {err}");
+    assert!(err.contains("error: main not published") && err.contains("tries again"), "{err}");
+    assert_eq!(server.server_refs().split(' ').next(), Some(head.as_str()));
+    let (status, body) = readyz_until(http, |_, b| b.contains("failed"));
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains(&format!("not ready: publishing main {head} failed")), "{body}");
+    assert!(body.contains(&format!("serving {served}")), "{body}");
+    let (status, _, home) = http_get(http, "/");
+    assert_eq!(status, 200);
+    assert!(home.contains("Full disk") && !home.contains("Full disk, again"), "{home}");
+    let leftovers: Vec<_> = std::fs::read_dir(data.join("index")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(
+        leftovers.iter().all(|n| n.to_string_lossy().ends_with(".sqlite")
+            || n.to_string_lossy().ends_with("-wal")
+            || n.to_string_lossy().ends_with("-shm")
+            || n == "images"),
+        "{leftovers:?}"
+    );
+
+    // Space returns: the server publishes the head by itself.
+    std::fs::remove_file(&filler).unwrap();
+    let (status, body) = readyz_until(http, |s, _| s == 200);
+    assert_eq!((status, body), (200, format!("ready {head}\n")));
+    let (status, _, page) = http_get(http, "/notes/page-3/");
+    assert_eq!(status, 200, "{page}");
+    assert!(http_get(http, "/").2.contains("Full disk, again"));
+    server.assert_repository_sound();
+    // And pushes work again.
+    commit_file(&server, &site, "content/after.md", "+++\ntitle = \"After\"\n+++\nBack.\n");
+    let out = server.git_out(&site, &["push", "origin", "main"]);
+    assert_success(&out, &["push"]);
+    assert!(stderr(&out).contains("remote: published main"), "{}", stderr(&out));
+    drop(server);
+}
+
+#[test]
+fn a_damaged_repository_is_reported_on_readyz_while_the_site_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut server = Server::binary_at(&data, &[]);
+    let http = server.http_port.unwrap();
+    assert_eq!(http_get(http, "/readyz").0, 200);
+    let clone = server.clone(tmp.path(), "site", &[]);
+    commit_file(
+        &server,
+        &clone,
+        "content/blog/kept.md",
+        "+++\ntitle = \"Kept\"\ndate = 2026-01-02\n+++\nStill here.\n",
+    );
+    server.git_ok(&clone, &["push", "-q", "origin", "main"]);
+    let head = rev(&server, &clone, "HEAD");
+    server.kill9();
+
+    // A flipped byte in a pack's index, found when the server starts.
+    let pack_dir = server.repo_dir.join("objects/pack");
+    let idx = std::fs::read_dir(&pack_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "idx"))
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .unwrap();
+    let mut bytes = std::fs::read(&idx).unwrap();
+    // In the first object id of its table (after the header and the fan-out table).
+    let at = 1032 + 5;
+    bytes[at] ^= 0x01;
+    std::fs::write(&idx, &bytes).unwrap();
+    let server = Server::binary_at(&data, &[]);
+    let http = server.http_port.unwrap();
+    let (status, body) = readyz_until(http, |s, _| s == 503);
+    assert_eq!(status, 503, "{body}");
+    let name = idx.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(body.contains("not ready: repository damaged") && body.contains(&format!("{name}: damaged")), "{body}");
+    assert!(body.contains(&format!("serving {head}")), "{body}");
+    // The last good snapshot serves: the index was built before the damage.
+    let (status, _, page) = http_get(http, "/blog/kept/");
+    assert_eq!(status, 200);
+    assert!(page.contains("Still here."), "{page}");
+    // Repaired (the byte put back), the next start is ready again.
+    bytes[at] ^= 0x01;
+    std::fs::write(&idx, &bytes).unwrap();
+    drop(server);
+    let server = Server::binary_at(&data, &[]);
+    let (status, body) = readyz_until(server.http_port.unwrap(), |s, _| s == 200);
+    assert_eq!((status, body), (200, format!("ready {head}\n")));
+    server.assert_repository_sound();
+}
