@@ -192,6 +192,8 @@ mod tests {
         assert!(!p.iter().any(|l| l.contains("documents_listing")), "{p:#?}");
         let p = plan(&index, read::DATED_IDS, rusqlite::params![0, 10, 0, "en"]);
         assert_eq!(p, ["SEARCH documents USING COVERING INDEX documents_listing (kind=? AND lang=? AND date>?)"]);
+        let p = plan(&index, &format!("SELECT title FROM documents WHERE {}", read::SECTIONS), []);
+        assert_eq!(p, ["SEARCH documents USING INDEX documents_listing (kind=?)"]);
         let p = plan(&index, read::SITEMAP_CHANGES, rusqlite::params![0]);
         assert_eq!(p, ["SCAN documents USING COVERING INDEX documents_url"]);
     }

@@ -162,11 +162,19 @@ pub fn with_translations(conn: &Connection, mut d: DocRow, now: i64) -> Result<D
 
 /// All sections (published or not: sections are structure), by URL.
 pub fn sections(conn: &Connection) -> Result<Vec<DocRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM documents WHERE kind = 'section' AND draft = 0 ORDER BY url");
+    let sql = format!("SELECT {COLUMNS} FROM documents WHERE {SECTIONS}");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([], doc)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let mut sections: Vec<DocRow> = rows.collect::<rusqlite::Result<_>>()?;
+    sections.sort_by(|a, b| a.url.cmp(&b.url));
+    Ok(sections)
 }
+
+/// Which rows [`sections`] reads: found through `documents_listing`, sorted by URL afterwards.
+/// (With `ORDER BY url` in the query, SQLite walks the covering `documents_url` for its order and
+/// reads the row of every document of the site to learn its kind: 28 ms of every publish at
+/// 100,000 pages.)
+pub(crate) const SECTIONS: &str = "kind = 'section' AND draft = 0";
 
 fn order_by(sort: Option<&str>) -> &'static str {
     match sort {
