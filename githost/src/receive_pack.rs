@@ -28,6 +28,12 @@ use crate::refs::{self, Cas};
 use crate::repository::Repository;
 use crate::sideband::SidebandWriter;
 
+/// Why a ref is not updated when it no longer has the value the client started from: another
+/// push moved it meanwhile. (git's own receive-pack says `failed to update ref` here; the
+/// client's `stale info` is its word for a `--force-with-lease` that did not hold, which a plain
+/// `git push` never asked for.)
+const MOVED: &str = "failed to update ref: it moved during this push; fetch and push again";
+
 /// Everything a receive-pack session needs besides its streams.
 pub struct ReceivePack<'a> {
     /// The repository pushed to.
@@ -322,7 +328,7 @@ impl ReceivePack<'_> {
             };
             let expected = (!c.old.is_null()).then_some(c.old);
             if current != expected {
-                c.error = Some("stale info".into());
+                c.error = Some(MOVED.into());
                 continue;
             }
             c.kind = classify(quarantine, c.old, c.new)?;
@@ -346,7 +352,7 @@ impl ReceivePack<'_> {
         for c in commands.iter_mut().filter(|c| c.error.is_none()) {
             let current = refs::direct_value(repo, c.name.as_bstr())?.ok();
             if current != Some((!c.old.is_null()).then_some(c.old)) {
-                c.error = Some("stale info".into());
+                c.error = Some(MOVED.into());
             }
         }
         if atomic {

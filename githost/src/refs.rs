@@ -3,7 +3,7 @@
 //!
 //! All writes go through [`apply`], which states the expected old value of every ref it touches
 //! (`MustNotExist` for a create, `MustExistAndMatch` otherwise), so a ref that moved since the
-//! client looked is never overwritten: the update fails with `stale info`, as `git` reports it.
+//! client looked is never overwritten: the update fails (`failed to update ref`, as `git` says).
 
 use bstr::{BStr, BString, ByteSlice};
 use gix::objs::FindExt;

@@ -128,7 +128,7 @@ fn racing_pushes_on_one_ref_lose_nothing() {
     for (_, out) in results.iter().filter(|(_, o)| !o.status.success()) {
         let err = stderr(out);
         assert!(
-            err.contains("stale info") || err.contains("[rejected]") || err.contains("fetch first"),
+            err.contains("it moved during this push") || err.contains("[rejected]") || err.contains("fetch first"),
             "a loser gets a clean rejection: {err}"
         );
     }
