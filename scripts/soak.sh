@@ -154,9 +154,14 @@ done = function(summary, latency, requests)
 end
 EOF
 echo "== $MINUTES minutes of pushes, fetches, clones and wrk, all at once" >&2
-publisher pub1 & publisher pub2 & editor & reader & sampler &
-wrk -t1 -c8 -d"${MINUTES}m" --timeout 10s -s "$W/paths.lua" "$BASE" > "$W/wrk.txt" 2>&1 &
-wait
+pids=()
+publisher pub1 & pids+=($!)
+publisher pub2 & pids+=($!)
+editor & pids+=($!)
+reader & pids+=($!)
+sampler & pids+=($!)
+wrk -t1 -c8 -d"${MINUTES}m" --latency --timeout 10s -s "$W/paths.lua" "$BASE" > "$W/wrk.txt" 2>&1 & pids+=($!)
+wait "${pids[@]}"  # not the server, also a child of this shell
 
 echo "== checks" >&2
 fsck_ok=yes
