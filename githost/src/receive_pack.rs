@@ -122,7 +122,7 @@ impl ReceivePack<'_> {
             sb.progress(&format!("error: {e}\n"))?;
         }
         if !applied.is_empty() {
-            self.repo.refs_changed();
+            self.repo.notify_watchers();
             let repo = self.repo.local();
             let messages = self.hooks.post_receive(&PostReceiveContext {
                 principal: self.principal,
@@ -130,6 +130,7 @@ impl ReceivePack<'_> {
                 updates: &applied,
                 repo: &repo,
             });
+            self.repo.wake_maintenance();
             for m in messages {
                 sb.progress(&format!("{m}\n"))?;
             }
