@@ -210,8 +210,12 @@ pub struct LimitSettings {
     pub session_timeout_secs: u64,
     /// Concurrent SSH connections from one IP address.
     pub max_connections_per_ip: usize,
-    /// Concurrent SSH connections in total.
+    /// Concurrent authenticated SSH connections in total.
     pub max_connections: usize,
+    /// Concurrent SSH connections not yet authenticated; more are closed at once.
+    pub max_unauthenticated: usize,
+    /// Seconds a connection has to authenticate.
+    pub login_grace_secs: u64,
     /// Memory, in MiB, that clones and fetches together may use to make packs; past it, more
     /// wait their turn.
     pub pack_memory_mb: u64,
@@ -255,6 +259,8 @@ impl Default for LimitSettings {
             session_timeout_secs: l.session_timeout.as_secs(),
             max_connections_per_ip: l.max_connections_per_ip,
             max_connections: l.max_connections,
+            max_unauthenticated: l.max_unauthenticated,
+            login_grace_secs: l.login_grace.as_secs(),
             pack_memory_mb: l.pack_memory_bytes / (1024 * 1024),
         }
     }
@@ -271,6 +277,8 @@ impl LimitSettings {
             session_timeout: std::time::Duration::from_secs(self.session_timeout_secs),
             max_connections_per_ip: self.max_connections_per_ip,
             max_connections: self.max_connections,
+            max_unauthenticated: self.max_unauthenticated,
+            login_grace: std::time::Duration::from_secs(self.login_grace_secs),
             pack_memory_bytes: self.pack_memory_mb.saturating_mul(1024 * 1024),
             ..githost::Limits::default()
         }

@@ -22,8 +22,14 @@ pub struct Limits {
     pub session_timeout: Duration,
     /// Concurrent connections accepted from one IP address.
     pub max_connections_per_ip: usize,
-    /// Concurrent connections in total.
+    /// Concurrent authenticated connections in total.
     pub max_connections: usize,
+    /// Concurrent connections not yet authenticated (counted apart, so that strangers holding
+    /// connections open cannot lock users out: OpenSSH's `MaxStartups`).
+    pub max_unauthenticated: usize,
+    /// A connection not authenticated this long after it opened is closed (OpenSSH's
+    /// `LoginGraceTime`).
+    pub login_grace: Duration,
     /// Memory all clones and fetches together may use to make packs; past it, further ones
     /// wait their turn ([`crate::budget`]).
     pub pack_memory_bytes: u64,
@@ -40,6 +46,8 @@ impl Default for Limits {
             session_timeout: Duration::from_secs(3600),
             max_connections_per_ip: 32,
             max_connections: 512,
+            max_unauthenticated: 64,
+            login_grace: Duration::from_secs(30),
             pack_memory_bytes: 256 * 1024 * 1024,
         }
     }

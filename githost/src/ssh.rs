@@ -123,7 +123,10 @@ pub async fn serve(
         window_size: 8 * 1024 * 1024,
         ..Default::default()
     });
+    // Authenticated sessions and connections still authenticating are counted apart: a stranger
+    // holding connections open takes only `max_unauthenticated` slots, never a user's.
     let total = Arc::new(Semaphore::new(limits.max_connections));
+    let unauthenticated = Arc::new(Semaphore::new(limits.max_unauthenticated));
     let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     let (done_tx, mut done_rx) = watch::channel(0usize);
     let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -139,8 +142,8 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(permit) = total.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection refused: server at its connection limit");
+        let Ok(startup) = unauthenticated.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection refused: too many connections not yet authenticated");
             continue;
         };
         let Some(ip_guard) = IpGuard::acquire(&per_ip, peer.ip(), limits.max_connections_per_ip) else {
@@ -154,7 +157,13 @@ pub async fn serve(
             channels: HashMap::new(),
             git_protocol: HashMap::new(),
             running: Arc::default(),
+            startup: Some(startup),
+            session_permit: None,
+            sessions: total.clone(),
+            authenticated: Arc::default(),
         };
+        let authenticated = handler.authenticated.clone();
+        let login_grace = limits.login_grace;
         let config = config.clone();
         let session_limit = limits.session_timeout;
         let idle_limit = limits.idle_timeout;
@@ -162,18 +171,24 @@ pub async fn serve(
         let done_tx = done_tx.clone();
         active.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         tokio::spawn(async move {
-            let _permit = permit;
             let _ip_guard = ip_guard;
             // The identification exchange happens before russh's inactivity timer runs: bound it
-            // too, or a client that connects and sends nothing would hold its slot forever.
-            match tokio::time::timeout(idle_limit, russh::server::run_stream(config, stream, handler)).await {
-                Ok(Ok(session)) => match tokio::time::timeout(session_limit, session).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "ssh session ended with an error"),
-                    Err(_) => tracing::warn!(%peer, "ssh session closed: time limit reached"),
+            // too (by the login grace time, which it is part of), or a client that connects and
+            // sends nothing would hold its slot forever.
+            let identification = idle_limit.min(login_grace);
+            match tokio::time::timeout(identification, russh::server::run_stream(config, stream, handler)).await {
+                Ok(Ok(session)) => tokio::select! {
+                    ended = tokio::time::timeout(session_limit, session) => match ended {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "ssh session ended with an error"),
+                        Err(_) => tracing::warn!(%peer, "ssh session closed: time limit reached"),
+                    },
+                    () = unauthenticated_after(login_grace, &authenticated) => {
+                        tracing::info!(%peer, "ssh connection closed: not authenticated within the login grace time");
+                    }
                 },
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "ssh handshake failed"),
-                Err(_) => tracing::info!(%peer, "ssh connection closed: no identification within the idle timeout"),
+                Err(_) => tracing::info!(%peer, "ssh connection closed: no identification in time"),
             }
             let left = active.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) - 1;
             let _ = done_tx.send(left);
@@ -191,6 +206,14 @@ pub async fn serve(
     };
     let _ = tokio::time::timeout(limits.session_timeout, wait).await;
     Ok(())
+}
+
+/// Resolves when `grace` has passed and the connection has not authenticated; never otherwise.
+async fn unauthenticated_after(grace: std::time::Duration, authenticated: &std::sync::atomic::AtomicBool) {
+    tokio::time::sleep(grace).await;
+    if authenticated.load(std::sync::atomic::Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// Counts a connection against its IP address while alive.
@@ -232,6 +255,14 @@ struct Connection {
     git_protocol: HashMap<ChannelId, String>,
     /// Services running on this connection (each `exec` is one).
     running: Arc<std::sync::atomic::AtomicUsize>,
+    /// Its slot among the connections not yet authenticated, until it authenticates.
+    startup: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Its slot among the authenticated sessions, once it has one.
+    session_permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The authenticated sessions' slots.
+    sessions: Arc<Semaphore>,
+    /// Set when it authenticates (the login grace timer reads it).
+    authenticated: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Decrements a connection's running-service count when a service ends, however it ends.
@@ -256,7 +287,20 @@ impl russh::server::Handler for Connection {
     ) -> Result<Auth, Self::Error> {
         match self.host.keys.authorize(user, key.public_key) {
             Some(principal) => {
+                let permit = match self.session_permit.take() {
+                    Some(permit) => permit,
+                    None => match self.sessions.clone().try_acquire_owned() {
+                        Ok(permit) => permit,
+                        Err(_) => {
+                            tracing::warn!(peer = %self.peer, user = %principal.id, "refused: server at its session limit");
+                            return Ok(Auth::reject());
+                        }
+                    },
+                };
                 tracing::info!(peer = %self.peer, user = %principal.id, key = %principal.key_fingerprint, "authenticated");
+                self.session_permit = Some(permit);
+                self.startup = None;
+                self.authenticated.store(true, std::sync::atomic::Ordering::SeqCst);
                 self.principal = Some(principal);
                 Ok(Auth::Accept)
             }

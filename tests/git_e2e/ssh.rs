@@ -81,3 +81,83 @@ fn connections_per_address_are_limited_and_slots_come_back() {
     let ok = server.git_out(tmp.path(), &["ls-remote", &server.url()]);
     assert_success(&ok, &["ls-remote"]);
 }
+
+/// A stranger opening a thousand connections from one address and saying nothing holds at most
+/// its address's share (`max_connections_per_ip`) of the slots of connections still
+/// authenticating (`max_unauthenticated`), the rest closed at once; a user at another address
+/// still gets in; the server adds no thread per connection; the login grace time closes the
+/// held ones.
+#[test]
+fn a_thousand_silent_connections_do_not_lock_users_out() {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    let limits = githost::Limits {
+        max_unauthenticated: 48,
+        max_connections_per_ip: 32,
+        login_grace: Duration::from_secs(3),
+        ..githost::Limits::default()
+    };
+    let server = Server::in_process(std::sync::Arc::new(githost::AllowAll), limits);
+    let tmp = tempfile::tempdir().unwrap();
+    let status = |key: &str| -> u64 {
+        let s = std::fs::read_to_string("/proc/self/status").unwrap();
+        s.lines().find(|l| l.starts_with(key)).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let (threads, rss) = (status("Threads:"), status("VmRSS:"));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let port = server.port;
+    // `n` connections from each of `sources`, saying nothing.
+    let connect = |sources: &[&str], n: usize| -> Vec<std::net::TcpStream> {
+        runtime.block_on(async {
+            let mut streams = Vec::new();
+            for source in sources {
+                for _ in 0..n {
+                    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+                    let stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+                    streams.push(stream.into_std().unwrap());
+                }
+            }
+            streams
+        })
+    };
+    let silent = connect(&["127.0.0.2"], 1000);
+    std::thread::sleep(Duration::from_millis(500));
+    // Which are still open: reading them (the server's greeting, if it sent one) ends in a read
+    // that would block; closed ones end in 0 bytes or an error.
+    let open = |streams: &[std::net::TcpStream]| -> usize {
+        streams
+            .iter()
+            .filter(|s| {
+                s.set_nonblocking(true).unwrap();
+                let mut stream: &std::net::TcpStream = s;
+                loop {
+                    match stream.read(&mut [0u8; 256]) {
+                        Ok(0) => return false,
+                        Ok(_) => continue,
+                        Err(e) => return e.kind() == std::io::ErrorKind::WouldBlock,
+                    }
+                }
+            })
+            .count()
+    };
+    let held = open(&silent);
+    assert!(held > 0 && held <= 32, "{held} silent connections held");
+    let user = server.git_out(tmp.path(), &["ls-remote", &server.url()]);
+    assert_success(&user, &["ls-remote while a thousand connections wait"]);
+    assert!(status("Threads:") <= threads + 4, "threads {threads} -> {}", status("Threads:"));
+    assert!(status("VmRSS:") < rss + 64 * 1024, "RSS {rss} -> {} KiB", status("VmRSS:"));
+    // The login grace time closes the held ones.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while open(&silent) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(open(&silent), 0, "silent connections outlived the login grace time");
+    drop(silent);
+    // From two addresses, their shares together pass the slots for connections authenticating:
+    // those are all they get.
+    let silent = connect(&["127.0.0.2", "127.0.0.3"], 500);
+    std::thread::sleep(Duration::from_millis(500));
+    let held = open(&silent);
+    assert!(held > 32 && held <= 48, "{held} silent connections held");
+}
