@@ -23,7 +23,8 @@ pub(crate) const LOCK_FILE: &str = "whispercms.lock";
 pub struct Repository {
     name: String,
     git_dir: PathBuf,
-    shared: gix::ThreadSafeRepository,
+    /// The object store every handle shares; replaced by [`Repository::reopen`].
+    shared: std::sync::RwLock<gix::ThreadSafeRepository>,
     /// Bumped after every ref transaction (see [`Repository::refs_changed`]).
     ref_generation: tokio::sync::watch::Sender<u64>,
     /// The current reader epoch: every reader holds a clone ([`Repository::reader`]); pack
@@ -76,7 +77,7 @@ impl Repository {
         let repo = Repository {
             name: name.into(),
             git_dir,
-            shared: shared.into_sync(),
+            shared: std::sync::RwLock::new(shared.into_sync()),
             ref_generation: tokio::sync::watch::Sender::new(0),
             readers: std::sync::Mutex::new(Arc::new(())),
             maintenance: std::sync::OnceLock::new(),
@@ -84,6 +85,17 @@ impl Repository {
         crate::quarantine::remove_stale(&repo.objects_dir())?;
         crate::maintenance::remove_debris(&repo.objects_dir())?;
         Ok(repo)
+    }
+
+    /// Open the object store afresh; handles taken from now on see the disk as it is. After a
+    /// panic inside gix's store (seen once in a 30-minute soak: gix-odb 0.87 asserting on its
+    /// slot map while packs came and went), every later lookup of a newly installed pack failed
+    /// until the server restarted; this is what the host does after such a panic.
+    pub fn reopen(&self) -> Result<()> {
+        let fresh = gix::open_opts(&self.git_dir, open_options()).map_err(Error::odb)?.into_sync();
+        *self.shared.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        tracing::warn!(repository = %self.name, "object store opened afresh");
+        Ok(())
     }
 
     /// The name clients address the repository by (`site` for `site.git`).
@@ -103,7 +115,7 @@ impl Repository {
 
     /// A handle for use on the current thread.
     pub fn local(&self) -> gix::Repository {
-        let mut repo = self.shared.to_thread_local();
+        let mut repo = self.shared.read().unwrap_or_else(|p| p.into_inner()).to_thread_local();
         // Packs are large and reused across requests; an object cache helps tree walks.
         repo.object_cache_size_if_unset(4 * 1024 * 1024);
         // gix's default delta-base cache holds 64 entries searched one by one: 10% of the CPU

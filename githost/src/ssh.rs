@@ -438,11 +438,20 @@ async fn run_git(
     let started = std::time::Instant::now();
     let user = principal.id.clone();
     let service = cmd.service;
+    let repository = host.repository(&cmd.repository).cloned();
     let result = tokio::task::spawn_blocking(move || host.run_service(&principal, &cmd, version, input, output)).await;
     let outcome = match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(join) => Err(format!("internal error: {join}")),
+        Err(join) => {
+            // A panic may have left the shared object store inconsistent: start a fresh one.
+            if let Some(repo) = repository.filter(|_| join.is_panic()) {
+                if let Err(e) = repo.reopen() {
+                    tracing::error!(error = %e, "could not open the object store afresh after a panic");
+                }
+            }
+            Err(format!("internal error: {join}"))
+        }
     };
     let Some(write_half) = pump.finish().await else { return };
     let code = match &outcome {
