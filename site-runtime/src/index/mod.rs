@@ -253,6 +253,11 @@ mod tests {
         assert_eq!(hits.iter().map(|h| h.url.as_str()).collect::<Vec<_>>(), ["/1/"]);
         assert!(hits[0].snippet.contains("<mark>publishing</mark>"), "{:?}", hits[0].snippet);
         assert_eq!(search("pub*", 10).len(), 1, "a prefix");
+        // A page found by its title alone shows the title's match, not an empty snippet.
+        searchable(&index, last + 4, "en", true, "Lighthouse keeping", "nothing about it here");
+        let hits = search("lighthouse", 10);
+        assert_eq!(hits.len(), 1);
+        assert!(hits[0].snippet.contains("<mark>Lighthouse</mark>"), "{:?}", hits[0].snippet);
         assert!(search("pu*", 10).is_empty(), "too short a prefix is a word");
         assert!(search("\"", 10).is_empty());
         // Its candidates' visibility is read from the covering index, not the documents' rows.
