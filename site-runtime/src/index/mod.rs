@@ -134,39 +134,18 @@ mod tests {
         }
         // The pages a term list subtracts come from the scheduling indexes, never from a walk of
         // every page or every term.
-        let plan: Vec<String> = index
-            .connection()
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", read::HIDDEN_TERMS))
-            .unwrap()
-            .query_map(rusqlite::params![0, "tags", "en"], |r| r.get::<_, String>(3))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
-        assert!(plan.iter().any(|p| p.contains("documents_scheduled")), "{plan:?}");
-        assert!(plan.iter().any(|p| p.contains("documents_expiring")), "{plan:?}");
-        assert!(plan.iter().any(|p| p.contains("terms_by_document")), "{plan:?}");
-        assert!(!plan.iter().any(|p| p.starts_with("SCAN d") || p.starts_with("SCAN t")), "{plan:?}");
+        let steps = plan(&index, read::HIDDEN_TERMS, rusqlite::params![0, "tags", "en"]);
+        assert!(steps.iter().any(|p| p.contains("documents_scheduled")), "{steps:?}");
+        assert!(steps.iter().any(|p| p.contains("documents_expiring")), "{steps:?}");
+        assert!(steps.iter().any(|p| p.contains("terms_by_document")), "{steps:?}");
+        assert!(!steps.iter().any(|p| p.starts_with("SCAN d") || p.starts_with("SCAN t")), "{steps:?}");
         // A term's listing page is a range of its covering index, in order: no sort, no table.
-        let plan: Vec<String> = index
-            .connection()
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", read::TERM_LISTING))
-            .unwrap()
-            .query_map(rusqlite::params![0, "tags", "rust", 10, 0, "en"], |r| r.get::<_, String>(3))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
-        assert_eq!(plan.len(), 1, "{plan:?}");
-        assert!(plan[0].contains("USING COVERING INDEX terms_listing"), "{plan:?}");
-        let plan: Vec<String> = index
-            .connection()
-            .prepare(&format!("EXPLAIN QUERY PLAN {}", read::HIDDEN_DATED))
-            .unwrap()
-            .query_map(rusqlite::params![0, "en"], |r| r.get::<_, String>(3))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
-        assert!(plan.iter().any(|p| p.contains("documents_scheduled")), "{plan:?}");
-        assert!(!plan.iter().any(|p| p.starts_with("SCAN d")), "{plan:?}");
+        let steps = plan(&index, read::TERM_LISTING, rusqlite::params![0, "tags", "rust", 10, 0, "en"]);
+        assert_eq!(steps.len(), 1, "{steps:?}");
+        assert!(steps[0].contains("USING COVERING INDEX terms_listing"), "{steps:?}");
+        let steps = plan(&index, read::HIDDEN_DATED, rusqlite::params![0, "en"]);
+        assert!(steps.iter().any(|p| p.contains("documents_scheduled")), "{steps:?}");
+        assert!(!steps.iter().any(|p| p.starts_with("SCAN d")), "{steps:?}");
     }
 
     /// The plan of `sql` (parameters `params`) as EXPLAIN QUERY PLAN gives it, a line a step.
@@ -261,14 +240,11 @@ mod tests {
         assert!(search("pu*", 10).is_empty(), "too short a prefix is a word");
         assert!(search("\"", 10).is_empty());
         // Its candidates' visibility is read from the covering index, not the documents' rows.
-        let plan: Vec<String> = index
-            .connection()
-            .prepare("EXPLAIN QUERY PLAN SELECT d.id FROM documents d INDEXED BY documents_visibility WHERE d.id = 1 AND d.lang = 'en'")
-            .unwrap()
-            .query_map([], |r| r.get::<_, String>(3))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
-        assert!(plan.iter().any(|p| p.contains("COVERING INDEX documents_visibility")), "{plan:?}");
+        let steps = plan(
+            &index,
+            "SELECT d.id FROM documents d INDEXED BY documents_visibility WHERE d.id = 1 AND d.lang = \'en\'",
+            [],
+        );
+        assert!(steps.iter().any(|p| p.contains("COVERING INDEX documents_visibility")), "{steps:?}");
     }
 }
