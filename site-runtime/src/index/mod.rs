@@ -223,6 +223,7 @@ mod tests {
         let hits = search("site", 10);
         assert_eq!(hits.len(), 10);
         assert_eq!(hits[0].url, format!("/{}/", last + 1), "the best of the ranked matches first");
+        assert_eq!(hits[0].snippet, "<mark>site</mark> <mark>site</mark>", "the body, not the title");
         assert!(hits.iter().all(|h| h.url != "/1/"), "past the ranked matches: {hits:?}");
         assert!(hits.iter().all(|h| h.url != format!("/{}/", last + 2) && h.url != format!("/{}/", last + 3)));
         assert!(hits.iter().all(|h| h.snippet.to_lowercase().contains("<mark>site</mark>")), "{hits:?}");

@@ -565,8 +565,8 @@ pub fn search(conn: &Connection, query: &str, lang: &str, limit: usize, now: i64
         .prepare_cached(&ranked)?
         .query_map(params![now, expression, limit as i64, lang, RANKED_MATCHES as i64], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    // Then only the shown hits' titles and snippets (from whichever column matches best: a page
-    // found by its title alone had an empty snippet from its body). The snippets in one statement: each
+    // Then only the shown hits' titles and snippets (from the body, else the summary, else the
+    // title: a page found by its title alone had an empty snippet). The snippets in one statement: each
     // statement evaluates the whole expression again (a `word*` prefix gathers its posting list:
     // 5 ms a statement for a prefix on every page). The rowid range bounds the matches walked to
     // the ranked ones; the membership test (not a constraint SQLite could hand to FTS5 as
@@ -575,10 +575,17 @@ pub fn search(conn: &Connection, query: &str, lang: &str, limit: usize, now: i64
     let wanted: String = ids.iter().map(|id| format!(",{id}")).collect::<String>() + ",";
     let mut snippets: std::collections::HashMap<i64, String> = conn
         .prepare_cached(
-            "SELECT rowid, snippet(documents_fts, -1, char(1), char(2), '…', 24) FROM documents_fts \
+            "SELECT rowid, snippet(documents_fts, 2, char(1), char(2), '…', 24), \
+             snippet(documents_fts, 1, char(1), char(2), '…', 24), snippet(documents_fts, 0, char(1), char(2), '…', 24) \
+             FROM documents_fts \
              WHERE documents_fts MATCH ?1 AND rowid BETWEEN ?2 AND ?3 AND instr(?4, ',' || rowid || ',') > 0",
         )?
-        .query_map(params![expression, first, last, wanted], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map(params![expression, first, last, wanted], |r| {
+            // The body's snippet when the body matches, else the summary's, else the title's.
+            let columns: [String; 3] = [r.get(1)?, r.get(2)?, r.get(3)?];
+            let best = columns.iter().find(|c| c.contains('\u{1}')).unwrap_or(&columns[0]);
+            Ok((r.get(0)?, best.clone()))
+        })?
         .collect::<rusqlite::Result<_>>()?;
     let mut document = conn.prepare_cached("SELECT url, title FROM documents WHERE id = ?1")?;
     let mut hits = Vec::with_capacity(ids.len());
