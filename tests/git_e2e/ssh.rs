@@ -157,7 +157,13 @@ fn a_thousand_silent_connections_do_not_lock_users_out() {
     // From two addresses, their shares together pass the slots for connections authenticating:
     // those are all they get.
     let silent = connect(&["127.0.0.2", "127.0.0.3"], 500);
-    std::thread::sleep(Duration::from_millis(500));
-    let held = open(&silent);
+    // The server works through the backlog at its own pace (slower when the machine is busy).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut held = open(&silent);
+    while held <= 32 && Instant::now() < deadline {
+        assert!(held <= 48, "{held} silent connections held");
+        std::thread::sleep(Duration::from_millis(100));
+        held = open(&silent);
+    }
     assert!(held > 32 && held <= 48, "{held} silent connections held");
 }
