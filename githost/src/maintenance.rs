@@ -220,6 +220,14 @@ pub fn run_once(repo: &Repository) -> Result<Report> {
             }
         }
     }
+    // A store that watches packs vanish keeps their index slots (while any clone runs, gix marks
+    // them garbage instead of freeing them); once it has gone round all its slots, gix-odb 0.87
+    // may put a new pack into the slot of one vanishing in the same look at the disk, and then
+    // panics ("if the generation changed, the slot index must have changed for sure"; seen in a
+    // 30-minute soak after ~4,000 packs had come and gone) and never sees a new pack again. A
+    // fresh store from here on sees only packs that are added; requests already running finish
+    // on the old one.
+    repo.reopen()?;
     tracing::info!(
         repository = repo.name(),
         whole,
@@ -496,6 +504,37 @@ mod repack_tests {
             .collect();
         v.sort();
         v
+    }
+
+    /// A repository lives for months and sees packs come and go thousands of times, while clones
+    /// in progress keep gix's store from reusing the slots of removed packs. Here a store of 8
+    /// slots sees 60 pushes, each consolidated by maintenance while a clone holds a handle.
+    /// Without a fresh store after each consolidation, gix panics within these pushes, as it did
+    /// in the soak ("if the generation changed, the slot index must have changed for sure").
+    #[test]
+    fn packs_come_and_go_more_often_than_the_store_has_slots() {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().join("w");
+        std::fs::create_dir_all(&work).unwrap();
+        git(&work, &["init", "-q", "-b", "main"]);
+        let repo = Repository::open_or_init_with_slots("w", work.join(".git"), 8).unwrap();
+        let mut clone = None;
+        for i in 0..60 {
+            std::fs::write(work.join("f.txt"), format!("edit {i}\n").repeat(i + 1)).unwrap();
+            git(&work, &["add", "-A"]);
+            git(&work, &["commit", "-qm", &format!("c{i}")]);
+            git(&work, &["repack", "-q", "-d"]); // like a push: one more pack
+            let head = ObjectId::from_hex(git(&work, &["rev-parse", "HEAD"]).trim().as_bytes()).unwrap();
+            // Looking up a new pack's object makes the store read the disk again.
+            assert!(repo.local().find_object(head).is_ok(), "push {i}: the new commit is not found");
+            // A clone, running while maintenance replaces packs, keeps its packs in place.
+            let mut handle = repo.local().objects.clone().into_inner();
+            handle.prevent_pack_unload();
+            clone = Some(handle);
+            run(&repo).unwrap();
+            assert!(repo.local().find_object(head).is_ok(), "push {i}: lost after maintenance");
+        }
+        drop(clone);
     }
 
     /// Twelve packs of a repository made by git (one per commit, plus an unreachable blob) are

@@ -25,6 +25,8 @@ pub struct Repository {
     git_dir: PathBuf,
     /// The object store every handle shares; replaced by [`Repository::reopen`].
     shared: std::sync::RwLock<gix::ThreadSafeRepository>,
+    /// Index slots of the store ([`PACK_SLOTS`]; fewer in tests).
+    slots: u16,
     /// Bumped after every ref transaction (see [`Repository::refs_changed`]).
     ref_generation: tokio::sync::watch::Sender<u64>,
     /// The current reader epoch: every reader holds a clone ([`Repository::reader`]); pack
@@ -55,7 +57,11 @@ pub const PACK_SLOTS: u16 = 4096;
 /// How every handle on a served repository is opened: isolated from the user's and the system's
 /// Git configuration, with [`PACK_SLOTS`] index slots.
 pub fn open_options() -> gix::open::Options {
-    gix::open::Options::isolated().object_store_slots(gix::odb::store::init::Slots::Given(PACK_SLOTS))
+    options_with_slots(PACK_SLOTS)
+}
+
+fn options_with_slots(slots: u16) -> gix::open::Options {
+    gix::open::Options::isolated().object_store_slots(gix::odb::store::init::Slots::Given(slots))
 }
 
 /// Bytes of delta bases each repository handle keeps decoded (git's default is 96 MiB a process).
@@ -66,6 +72,15 @@ impl Repository {
     /// directory does not exist yet. Leftover quarantine directories of interrupted pushes are
     /// removed on open.
     pub fn open_or_init(name: impl Into<String>, git_dir: impl Into<PathBuf>) -> Result<Self> {
+        Self::open_or_init_with_slots(name, git_dir, PACK_SLOTS)
+    }
+
+    /// [`Repository::open_or_init`] with a store of `slots` index slots.
+    pub(crate) fn open_or_init_with_slots(
+        name: impl Into<String>,
+        git_dir: impl Into<PathBuf>,
+        slots: u16,
+    ) -> Result<Self> {
         let git_dir = git_dir.into();
         if !git_dir.join("HEAD").is_file() {
             std::fs::create_dir_all(&git_dir).map_err(Error::fs(&git_dir))?;
@@ -73,11 +88,12 @@ impl Repository {
             let head = git_dir.join("HEAD");
             std::fs::write(&head, format!("ref: refs/heads/{DEFAULT_BRANCH}\n")).map_err(Error::fs(head))?;
         }
-        let shared = gix::open_opts(&git_dir, open_options()).map_err(Error::odb)?;
+        let shared = gix::open_opts(&git_dir, options_with_slots(slots)).map_err(Error::odb)?;
         let repo = Repository {
             name: name.into(),
             git_dir,
             shared: std::sync::RwLock::new(shared.into_sync()),
+            slots,
             ref_generation: tokio::sync::watch::Sender::new(0),
             readers: std::sync::Mutex::new(Arc::new(())),
             maintenance: std::sync::OnceLock::new(),
@@ -87,14 +103,14 @@ impl Repository {
         Ok(repo)
     }
 
-    /// Open the object store afresh; handles taken from now on see the disk as it is. After a
-    /// panic inside gix's store (seen once in a 30-minute soak: gix-odb 0.87 asserting on its
-    /// slot map while packs came and went), every later lookup of a newly installed pack failed
-    /// until the server restarted; this is what the host does after such a panic.
+    /// Open the object store afresh; handles taken from now on see the disk as it is, handles
+    /// taken before keep the old store until they are dropped. Maintenance does this after it
+    /// removes packs (see there why), and the host after a panic inside gix, which may have left
+    /// the store's slot map inconsistent.
     pub fn reopen(&self) -> Result<()> {
-        let fresh = gix::open_opts(&self.git_dir, open_options()).map_err(Error::odb)?.into_sync();
+        let fresh = gix::open_opts(&self.git_dir, options_with_slots(self.slots)).map_err(Error::odb)?.into_sync();
         *self.shared.write().unwrap_or_else(|p| p.into_inner()) = fresh;
-        tracing::warn!(repository = %self.name, "object store opened afresh");
+        tracing::debug!(repository = %self.name, "object store opened afresh");
         Ok(())
     }
 

@@ -446,8 +446,9 @@ async fn run_git(
         Err(join) => {
             // A panic may have left the shared object store inconsistent: start a fresh one.
             if let Some(repo) = repository.filter(|_| join.is_panic()) {
-                if let Err(e) = repo.reopen() {
-                    tracing::error!(error = %e, "could not open the object store afresh after a panic");
+                match repo.reopen() {
+                    Ok(()) => tracing::warn!(repository = repo.name(), "object store opened afresh after a panic"),
+                    Err(e) => tracing::error!(error = %e, "could not open the object store afresh after a panic"),
                 }
             }
             Err(format!("internal error: {join}"))

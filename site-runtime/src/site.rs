@@ -36,7 +36,11 @@ const WARM_PAGES: usize = 200;
 /// One branch of a site repository, served.
 pub struct Site {
     branch: String,
-    repo: gix::ThreadSafeRepository,
+    git_dir: PathBuf,
+    /// Index slots of the object stores opened ([`crate::source::PACK_SLOTS`]; fewer in tests).
+    slots: u16,
+    /// The object store of the latest publish: each publish opens its own ([`Site::open_store`]).
+    repo: ArcSwap<gix::ThreadSafeRepository>,
     index: Mutex<Index>,
     pool: Arc<Pool>,
     current: ArcSwapOption<Snapshot>,
@@ -69,12 +73,18 @@ const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 impl Site {
     /// Serve `branch` of the repository at `git_dir`, with its index at `index_path`.
     pub fn open(git_dir: &Path, branch: &str, index_path: PathBuf) -> Result<Self> {
-        let repo = gix::open_opts(git_dir, crate::source::open_options()).map_err(Error::git)?.into_sync();
+        Self::open_with_slots(git_dir, branch, index_path, crate::source::PACK_SLOTS)
+    }
+
+    fn open_with_slots(git_dir: &Path, branch: &str, index_path: PathBuf, slots: u16) -> Result<Self> {
+        let repo = Self::open_store(git_dir, slots)?;
         let index = Index::open(&index_path)?;
         let images_dir = index_path.parent().map_or_else(|| PathBuf::from("images"), |d| d.join("images"));
         Ok(Site {
             branch: branch.to_string(),
-            repo,
+            git_dir: git_dir.to_path_buf(),
+            slots,
+            repo: ArcSwap::from_pointee(repo),
             index: Mutex::new(index),
             pool: Arc::new(Pool::new(index_path)),
             current: ArcSwapOption::empty(),
@@ -203,6 +213,15 @@ impl Site {
         self.extension_options.store(Arc::new(options));
     }
 
+    /// A fresh object store on the repository. Every publish takes one, so no store lives
+    /// through more than one publish's worth of packs coming and going: a store that watches
+    /// packs vanish keeps their index slots, and once it has gone round all of them gix-odb 0.87
+    /// may panic ("if the generation changed, the slot index must have changed for sure") and
+    /// never see a new pack again. Opening one costs well under a millisecond.
+    fn open_store(git_dir: &Path, slots: u16) -> Result<gix::ThreadSafeRepository> {
+        Ok(gix::open_opts(git_dir, crate::source::open_options_with_slots(slots)).map_err(Error::git)?.into_sync())
+    }
+
     /// Set the Content-Security-Policy the edge sends, from the next publish on: a snapshot whose
     /// theme extends it sends the extended policy with its responses (the edge keeps a site's
     /// own policy).
@@ -212,7 +231,7 @@ impl Site {
 
     /// The commit the branch points at in the repository now, if it exists.
     pub fn branch_head(&self) -> Result<Option<ObjectId>> {
-        let repo = self.repo.to_thread_local();
+        let repo = self.repo.load().to_thread_local();
         let name = format!("refs/heads/{}", self.branch);
         match repo.try_find_reference(name.as_str()).map_err(Error::git)? {
             Some(mut r) => Ok(Some(r.peel_to_id().map_err(Error::git)?.detach())),
@@ -245,7 +264,9 @@ impl Site {
 
     fn publish_locked(&self, commit: ObjectId, progress: &mut dyn FnMut(Progress)) -> Result<Published> {
         let started = std::time::Instant::now();
-        let repo = self.repo.to_thread_local();
+        let shared = Self::open_store(&self.git_dir, self.slots)?;
+        self.repo.store(Arc::new(shared.clone()));
+        let repo = shared.to_thread_local();
         let config = SiteConfig::at(&repo, commit)?;
         // Extensions and theme first: either failing to compile refuses the publish before the
         // index moves, and the previous snapshot keeps serving.
@@ -257,7 +278,7 @@ impl Site {
         let options = self.extension_options.load_full();
         let ext = Arc::new(Extensions::load(&repo, commit, &config, &options, Some(content))?);
         let section_cell: crate::theme::Sections = Arc::default();
-        let images = crate::theme::ImageFunction { store: self.images.clone(), repo: self.repo.clone(), commit };
+        let images = crate::theme::ImageFunction { store: self.images.clone(), repo: shared.clone(), commit };
         let theme = Theme::load(&repo, commit, &config, section_cell.clone(), &ext, Some(images))?;
         let csp = theme.content_security_policy(&self.base_csp.load());
         let csp = csp.and_then(|c| axum::http::HeaderValue::try_from(c).ok());
@@ -304,7 +325,7 @@ impl Site {
             menus,
             ext.clone(),
             self.pool.clone(),
-            self.repo.clone(),
+            shared,
             next,
             self.images.clone(),
         )
@@ -345,5 +366,56 @@ impl Site {
     /// Files that could not be indexed at the served commit.
     pub fn problems(&self) -> Result<Vec<(String, String)>> {
         self.index.lock().unwrap_or_else(|p| p.into_inner()).problems()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .args(["-c", "user.name=T", "-c", "user.email=t@e", "-c", "init.defaultBranch=main"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A site lives through thousands of pushes, each adding a pack, and pack maintenance
+    /// replacing them. Here stores of 8 slots see 60 pushes, a geometric repack after every
+    /// third, and every push is served. With one store for the site's whole life, publish 10
+    /// failed: the store did not find the new head ("object could not be found"), with two packs
+    /// on disk.
+    #[test]
+    fn serves_every_push_while_packs_come_and_go_more_often_than_a_store_has_slots() {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().join("site");
+        for (path, text) in crate::starter::FILES {
+            let p = work.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        git(&work, &["init", "-q"]);
+        let site = Site::open_with_slots(&work.join(".git"), "main", tmp.path().join("index.sqlite"), 8).unwrap();
+        for i in 0..60 {
+            std::fs::write(work.join("content/about.md"), format!("+++\ntitle = \"About {i}\"\n+++\nEdit {i}.\n"))
+                .unwrap();
+            git(&work, &["add", "-A"]);
+            git(&work, &["commit", "-qm", &format!("edit {i}")]);
+            git(&work, &["repack", "-q", "-d"]);
+            if i % 3 == 1 {
+                git(&work, &["repack", "-q", "-d", "--geometric=2"]);
+            }
+            let head = ObjectId::from_hex(git(&work, &["rev-parse", "HEAD"]).as_bytes()).unwrap();
+            if let Err(e) = site.refresh(&mut |_| {}) {
+                panic!("publish {i}: {e}");
+            }
+            assert_eq!(site.snapshot().map(|s| s.commit), Some(head), "publish {i}");
+        }
     }
 }

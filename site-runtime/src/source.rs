@@ -13,7 +13,15 @@ use crate::error::{Error, Result};
 /// gix otherwise sizes the slots from the packs present at open. The Git host opens its handle
 /// the same way (`githost::repository::open_options`; this crate does not depend on the host).
 pub fn open_options() -> gix::open::Options {
-    gix::open::Options::isolated().object_store_slots(gix::odb::store::init::Slots::Given(4096))
+    open_options_with_slots(PACK_SLOTS)
+}
+
+/// Index slots of a store opened by [`open_options`].
+pub const PACK_SLOTS: u16 = 4096;
+
+/// [`open_options`] with `slots` index slots (fewer in tests).
+pub(crate) fn open_options_with_slots(slots: u16) -> gix::open::Options {
+    gix::open::Options::isolated().object_store_slots(gix::odb::store::init::Slots::Given(slots))
 }
 
 /// A file that changed between two commits.
