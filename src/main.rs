@@ -9,6 +9,7 @@ mod init;
 mod log_format;
 mod secrets_cli;
 mod settings;
+mod storage_check;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -467,18 +468,12 @@ async fn run(
         Some(_) => Some(open_site("admin")?),
         None => None,
     };
-    // Damage done to the repository's files from outside (a disk, a restore) is found at start
-    // and shown on `/readyz`; the last good snapshot keeps serving.
+    // Damage done to the repository's files from outside (a disk, a restore), and a data
+    // directory that stops taking writes or vanishes, are shown on `/readyz`; the last good
+    // snapshot keeps serving.
     {
         let sites: Vec<Arc<Site>> = std::iter::once(live.clone()).chain(preview_site.clone()).collect();
-        let git_dir = git_dir.clone();
-        std::thread::Builder::new().name("integrity".into()).spawn(move || {
-            let problems = githost::integrity::check(&git_dir);
-            let fault = (!problems.is_empty()).then(|| format!("repository damaged: {}", problems.join("; ")));
-            for site in &sites {
-                site.set_repository_fault(fault.clone());
-            }
-        })?;
+        storage_check::spawn(data_dir.to_path_buf(), git_dir.clone(), sites)?;
     }
     // The preview's address for the push's message: its host name when one is set, else its listener.
     let preview_url = match (&settings.ingress.preview_host, preview_addr) {

@@ -340,7 +340,7 @@ fn serve(service: &str, path: &str) -> Result {
     use githost::protocol::ProtocolVersion;
     let version = ProtocolVersion::from_env(&std::env::var("GIT_PROTOCOL").unwrap_or_default());
     let repo = githost::Repository::open_or_init("site", path)?;
-    let (input, output) = (std::io::stdin().lock(), std::io::stdout().lock());
+    let (input, output) = (std::io::stdin().lock(), std::io::stdout());
     match service {
         "upload-pack" => {
             githost::upload_pack::UploadPack { repo: &repo, version, budget: None }.serve(input, output)?

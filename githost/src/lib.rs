@@ -26,6 +26,7 @@ mod error;
 pub mod fsck;
 pub mod hook;
 pub mod integrity;
+mod keepalive;
 pub mod keys;
 pub mod limits;
 pub mod maintenance;

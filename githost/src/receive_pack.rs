@@ -20,6 +20,7 @@ use gix::ObjectId;
 use crate::auth::Principal;
 use crate::error::{Error, Result};
 use crate::hook::{Hooks, PostReceiveContext, PushContext, RefUpdate, UpdateKind};
+use crate::keepalive::{self, KeepAlive};
 use crate::limits::Limits;
 use crate::pktline::{self, Packet, PktError, PktReader};
 use crate::protocol::{parse_oid, split_capabilities, ProtocolVersion, AGENT};
@@ -81,7 +82,7 @@ fn advertised_capabilities() -> String {
 
 impl ReceivePack<'_> {
     /// Run one push conversation over `input`/`output`.
-    pub fn serve(&self, input: impl Read, output: impl Write) -> Result<()> {
+    pub fn serve(&self, input: impl Read, output: impl Write + Send) -> Result<()> {
         let _reading = self.repo.reader();
         let repo = self.repo.local();
         let mut out = BufWriter::with_capacity(64 * 1024, output);
@@ -95,9 +96,47 @@ impl ReceivePack<'_> {
         }
         let push_options = if caps.push_options { read_push_options(&mut reader)? } else { Vec::new() };
         let mut input = reader.into_inner();
-        let mut sb = SidebandWriter::new(out, caps.side_band);
+        let mut sb = SidebandWriter::new(KeepAlive::new(out), caps.side_band);
+        let keepalive = sb.inner_mut().handle();
+        std::thread::scope(|scope| {
+            if caps.side_band {
+                let quiet = keepalive.handle();
+                let interval = keepalive::interval(self.limits.idle_timeout);
+                scope.spawn(move || quiet.run(interval));
+            }
+            let result = self.respond(&repo, &mut commands, &caps, &push_options, &mut input, &mut sb);
+            keepalive.stop();
+            result
+        })?;
+        if sb.enabled() {
+            pktline::write_flush(sb.inner_mut())?;
+        }
+        sb.flush()?;
+        for c in &commands {
+            match &c.error {
+                None => {
+                    tracing::info!(user = %self.principal.id, r#ref = %c.name, old = %c.old, new = %c.new, kind = ?c.kind, "ref updated")
+                }
+                Some(reason) => {
+                    tracing::info!(user = %self.principal.id, r#ref = %c.name, %reason, "ref update refused")
+                }
+            }
+        }
+        Ok(())
+    }
 
-        let unpack = self.receive(&repo, &mut commands, &caps, &push_options, &mut input, &mut sb);
+    /// Everything after the commands: the pack, the checks, the ref updates, the report and
+    /// the post-receive hook's messages (a keep-alive thread writes while this is quiet).
+    fn respond(
+        &self,
+        repo: &gix::Repository,
+        commands: &mut [Command],
+        caps: &Caps,
+        push_options: &[BString],
+        input: &mut dyn Read,
+        sb: &mut SidebandWriter<impl Write>,
+    ) -> Result<()> {
+        let unpack = self.receive(repo, commands, caps, push_options, input, sb);
         let applied: Vec<RefUpdate> = commands
             .iter()
             .filter(|c| c.error.is_none())
@@ -109,7 +148,7 @@ impl ReceivePack<'_> {
                 Ok(()) => pktline::write_text(&mut report, "unpack ok")?,
                 Err(e) => pktline::write_text(&mut report, format!("unpack {}", one_line(&e.to_string())))?,
             }
-            for c in &commands {
+            for c in commands.iter() {
                 match &c.error {
                     None => pktline::write_text(&mut report, format!("ok {}", c.name))?,
                     Some(reason) => pktline::write_text(&mut report, format!("ng {} {}", c.name, one_line(reason)))?,
@@ -133,20 +172,6 @@ impl ReceivePack<'_> {
             self.repo.wake_maintenance();
             for m in messages {
                 sb.progress(&format!("{m}\n"))?;
-            }
-        }
-        if sb.enabled() {
-            pktline::write_flush(sb.inner_mut())?;
-        }
-        sb.flush()?;
-        for c in &commands {
-            match &c.error {
-                None => {
-                    tracing::info!(user = %self.principal.id, r#ref = %c.name, old = %c.old, new = %c.new, kind = ?c.kind, "ref updated")
-                }
-                Some(reason) => {
-                    tracing::info!(user = %self.principal.id, r#ref = %c.name, %reason, "ref update refused")
-                }
             }
         }
         Ok(())

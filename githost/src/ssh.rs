@@ -88,7 +88,7 @@ impl GitHost {
         cmd: &GitCommand,
         version: ProtocolVersion,
         input: impl std::io::Read,
-        output: impl std::io::Write,
+        output: impl std::io::Write + Send,
     ) -> crate::Result<()> {
         let repo = self.open_for(principal, cmd)?;
         match cmd.service {

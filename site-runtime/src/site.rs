@@ -60,8 +60,8 @@ pub struct Site {
     /// read-only data directory, a damaged repository). `/readyz` answers 503 with it until a
     /// publish succeeds; [`Site::refresh_or_retry`] keeps trying meanwhile.
     publish_fault: ArcSwapOption<String>,
-    /// What a check of the repository found wrong ([`Site::set_repository_fault`]), for `/readyz`.
-    repository_fault: ArcSwapOption<String>,
+    /// What the server's checks from outside found wrong, by check ([`Site::set_fault`]).
+    faults: Mutex<BTreeMap<&'static str, Arc<String>>>,
     /// Whether a retry thread runs ([`Site::refresh_or_retry`]).
     retrying: std::sync::atomic::AtomicBool,
 }
@@ -94,23 +94,26 @@ impl Site {
             images: Arc::new(crate::images::ImageStore::new(images_dir)),
             status_note: ArcSwapOption::empty(),
             publish_fault: ArcSwapOption::empty(),
-            repository_fault: ArcSwapOption::empty(),
+            faults: Mutex::default(),
             retrying: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
-    /// What keeps this site from being ready, if anything: the last publish failed, or the
-    /// repository is damaged. The last good snapshot keeps serving meanwhile.
+    /// What keeps this site from being ready, if anything: what the server's checks found (the
+    /// data directory cannot be written, the repository is damaged), then a failed publish. The
+    /// last good snapshot keeps serving meanwhile.
     pub fn faults(&self) -> Vec<Arc<String>> {
-        self.repository_fault.load_full().into_iter().chain(self.publish_fault.load_full()).collect()
+        let faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        faults.values().cloned().chain(self.publish_fault.load_full()).collect()
     }
 
-    /// Record (or clear) what a check of the repository found wrong.
-    pub fn set_repository_fault(&self, fault: Option<String>) {
-        if let Some(f) = &fault {
-            tracing::error!(branch = %self.branch, fault = %f, "repository damaged");
-        }
-        self.repository_fault.store(fault.map(Arc::new));
+    /// Record (or clear, with `None`) what the server's `check` found wrong. The caller logs it.
+    pub fn set_fault(&self, check: &'static str, fault: Option<String>) {
+        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        match fault {
+            Some(f) => faults.insert(check, Arc::new(f)),
+            None => faults.remove(check),
+        };
     }
 
     /// [`Site::refresh`], and when it fails, the failure recorded for `/readyz` and a thread

@@ -212,3 +212,96 @@ fn a_damaged_repository_is_reported_on_readyz_while_the_site_keeps_serving() {
     assert_eq!((status, body), (200, format!("ready {head}\n")));
     server.assert_repository_sound();
 }
+
+/// Mount directory `from` at `to` (a bind mount), read-only or writable, in place of what was
+/// mounted there. A mount cannot be made read-only while files on it are open for writing (the
+/// server's index is), so the test swaps mounts: from then on every file opened there is on a
+/// read-only mount, as after the kernel remounts a failing disk read-only.
+fn bind(from: &Path, to: &Path, read_only: bool) {
+    let _ = Command::new("umount").arg("-l").arg(to).status();
+    let out = Command::new("mount").arg("--bind").arg(from).arg(to).output().unwrap();
+    assert_success(&out, &["mount --bind"]);
+    if read_only {
+        let out = Command::new("mount").args(["-o", "remount,bind,ro"]).arg(to).output().unwrap();
+        assert_success(&out, &["mount -o remount,bind,ro"]);
+    }
+}
+
+#[test]
+fn a_read_only_or_vanished_data_dir_is_reported_while_the_site_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(&tmp.path().join("disk"), 64);
+    let stored = disk.path.join("stored");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&stored).unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+    bind(&stored, &data, false);
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&data);
+    let server = Server::binary_at(&data, &[]);
+    let http = server.http_port.unwrap();
+    assert_eq!(readyz_until(http, |s, _| s == 200).0, 200);
+    let clone = server.clone(tmp.path(), "site", &[]);
+    for i in 0..7 {
+        let page = format!("+++\ntitle = \"Note {i}\"\ndate = 2026-01-0{}\n+++\nNote number {i}.\n", i + 1);
+        commit_file(&server, &clone, &format!("content/blog/note-{i}.md"), &page);
+    }
+    server.git_ok(&clone, &["push", "-q", "origin", "main"]);
+    let served = rev(&server, &clone, "HEAD");
+    assert_eq!(readyz_until(http, |s, b| s == 200 && b.contains(&served)).0, 200);
+    // Pages served from here on were never requested before: nothing of them is cached.
+    let pages = |from: usize| {
+        for i in from..from + 2 {
+            let (status, _, page) = http_get(http, &format!("/blog/note-{i}/"));
+            assert_eq!(status, 200, "note {i}: {page}");
+            assert!(page.contains(&format!("Note number {i}.")), "{page}");
+        }
+    };
+    commit_file(&server, &clone, "content/blog/later.md", "+++\ntitle = \"Later\"\n+++\nLater.\n");
+
+    // Read-only: said on `/readyz`, pages keep serving, a push is refused and says why.
+    bind(&stored, &data, true);
+    let (status, body) = readyz_until(http, |s, _| s == 503);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains(&format!("not ready: data directory {} cannot be written", data.display())), "{body}");
+    assert!(body.contains(&format!("serving {served}")), "{body}");
+    pages(0);
+    let refs = server.server_refs();
+    let out = server.git_out(&clone, &["push", "origin", "main"]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "a push went into a read-only data directory: {err}");
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert_eq!(server.server_refs(), refs);
+    // Writable again: ready, and the push goes in.
+    bind(&stored, &data, false);
+    let (status, body) = readyz_until(http, |s, _| s == 200);
+    assert_eq!((status, body), (200, format!("ready {served}\n")));
+    let out = server.git_out(&clone, &["push", "origin", "main"]);
+    assert_success(&out, &["push once writable"]);
+    let served = rev(&server, &clone, "HEAD");
+    assert!(stderr(&out).contains("remote: published main"), "{}", stderr(&out));
+
+    // Vanished (the volume unmounted: an empty directory where it was): the same.
+    let _ = Command::new("umount").arg("-l").arg(&data).status();
+    let (status, body) = readyz_until(http, |s, _| s == 503);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains(&format!("not ready: repository {} is gone", server.repo_dir.display())), "{body}");
+    assert!(body.contains(&format!("serving {served}")), "{body}");
+    pages(2);
+    commit_file(&server, &clone, "content/blog/lost.md", "+++\ntitle = \"Lost\"\n+++\nLost.\n");
+    let out = server.git_out(&clone, &["push", "origin", "main"]);
+    assert!(!out.status.success(), "a push went into a vanished data directory: {}", stderr(&out));
+    // Back: ready again, and pushes work.
+    bind(&stored, &data, false);
+    let (status, body) = readyz_until(http, |s, _| s == 200);
+    assert_eq!((status, body), (200, format!("ready {served}\n")));
+    let out = server.git_out(&clone, &["push", "origin", "main"]);
+    assert_success(&out, &["push once back"]);
+    pages(4);
+    server.assert_repository_sound();
+}
