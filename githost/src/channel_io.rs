@@ -20,8 +20,14 @@ use russh::{Channel, ChannelMsg, ChannelWriteHalf};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-/// Chunks buffered in each direction (each at most one protocol write, typically ≤ 64 KiB).
+/// Chunks buffered in each direction.
 pub(crate) const QUEUE: usize = 16;
+
+/// The largest chunk a write queues: so the queue holds at most `QUEUE` × 64 KiB however large
+/// the protocol's writes are. With side-band each write is one packet of at most 64 KiB, but a
+/// client that asks for no side-band gets the pack's entries written as they come, and a queue
+/// of sixteen 4 MB entries held 64 MB for a client that stopped reading.
+pub(crate) const MAX_CHUNK: usize = 64 * 1024;
 
 /// The blocking end that reads what the client sends.
 pub struct ChannelReader {
@@ -72,10 +78,11 @@ impl Write for ChannelWriter {
         if buf.is_empty() {
             return Ok(0);
         }
+        let n = buf.len().min(MAX_CHUNK);
         self.tx
-            .blocking_send(buf.to_vec())
+            .blocking_send(buf[..n].to_vec())
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client is gone or stopped reading"))?;
-        Ok(buf.len())
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -151,4 +158,28 @@ pub fn bridge(channel: Channel<Msg>, stall: Duration) -> (ChannelReader, Channel
     });
 
     (ChannelReader::new(in_rx), ChannelWriter::new(out_tx), Pump { reader, writer })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// However large a write, the queue holds chunks of at most 64 KiB.
+    #[test]
+    fn large_writes_are_queued_in_bounded_chunks() {
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+        let reader = std::thread::spawn(move || {
+            let mut sizes = Vec::new();
+            while let Some(chunk) = rx.blocking_recv() {
+                sizes.push(chunk.len());
+            }
+            sizes
+        });
+        let mut writer = ChannelWriter::new(tx);
+        writer.write_all(&vec![7u8; 4 << 20]).unwrap();
+        drop(writer);
+        let sizes = reader.join().unwrap();
+        assert_eq!(sizes.iter().sum::<usize>(), 4 << 20);
+        assert!(sizes.iter().all(|&n| n <= MAX_CHUNK), "{:?}", &sizes[..4]);
+    }
 }

@@ -22,7 +22,7 @@ use crate::sideband::SidebandWriter;
 /// Objects gix turns into entries at once (a chunk, per thread).
 const CHUNK: usize = 64;
 
-/// A stored entry this large or larger is turned into a pack entry on its own (see
+/// A stored whole object this large or larger is written on its own, before the others (see
 /// [`Entries::append`]).
 const LARGE_ENTRY: usize = 1 << 20;
 
@@ -98,36 +98,36 @@ impl Entries<'_> {
             let location = db.location_by_oid(&id, &mut buf).map_err(Error::odb)?;
             counts.push(output::Count::from_data(id, location));
         }
-        let stored_size = |c: &output::Count| c.entry_pack_location.as_ref().map_or(0, |l| l.entry_size);
-        if !counts.iter().any(|c| stored_size(c) >= LARGE_ENTRY) {
-            return self.append_counts(&db, counts, pack);
-        }
         // gix turns entries into memory `CHUNK` at a time, two or three chunks in flight: 64
-        // photos of 4 MB would be a quarter of a gigabyte held for one clone (a stalled one held
-        // 75 MB for twelve). Each large entry goes alone; the runs of small ones between them go
-        // as before. In pack order (gix's own), a delta's base comes in an earlier run: the
-        // delta names it by id (allowed within a pack), so later runs may refer to every object
-        // already written.
-        counts.sort_by_key(|c| c.entry_pack_location.as_ref().map(|l| (l.pack_id, l.pack_offset)));
+        // photos of 4 MB would be a quarter of a gigabyte held for one clone (a stalled fetch
+        // of twelve held 75 MB). Large whole objects are written first, one at a time, copied
+        // out of the pack as they are stored; gix makes the rest as before, and a delta against
+        // one of them names its base by id (allowed within a pack).
         let mut written: HashSet<ObjectId> = HashSet::new();
-        let mut rest = counts.as_slice();
-        while !rest.is_empty() {
-            let run = if stored_size(&rest[0]) >= LARGE_ENTRY {
-                1
-            } else {
-                rest.iter().position(|c| stored_size(c) >= LARGE_ENTRY).unwrap_or(rest.len())
+        let mut rest = Vec::with_capacity(counts.len());
+        for count in counts {
+            let large = count.entry_pack_location.as_ref().filter(|l| l.entry_size >= LARGE_ENTRY);
+            let Some(entry) = large.and_then(|l| db.entry_by_location(l)) else {
+                rest.push(count);
+                continue;
             };
-            let (part, after) = rest.split_at(run);
-            let earlier = |id: &ObjectId| written.contains(id) || (self.thin && (self.may_refer_to)(id));
-            Entries { thin: true, ofs_delta: self.ofs_delta, may_refer_to: &earlier }.append_counts(
-                &db,
-                part.to_vec(),
-                pack,
-            )?;
-            written.extend(part.iter().map(|c| c.id));
-            rest = after;
+            // Given no bases and no base ids, gix copies out a whole object and declines a delta
+            // (whose base may come later: it goes with the rest).
+            let no_base = Some(|_, _| Ok(None));
+            match output::Entry::from_pack_entry(entry, &count, &[], 0, no_base, Default::default()) {
+                Some(Ok(e)) => {
+                    pack.entry(&e)?;
+                    written.insert(count.id);
+                }
+                Some(Err(e)) => return Err(Error::odb(e)),
+                None => rest.push(count),
+            }
         }
-        Ok(())
+        if written.is_empty() {
+            return self.append_counts(&db, rest, pack);
+        }
+        let earlier = |id: &ObjectId| written.contains(id) || (self.thin && (self.may_refer_to)(id));
+        Entries { thin: true, ofs_delta: self.ofs_delta, may_refer_to: &earlier }.append_counts(&db, rest, pack)
     }
 
     /// Append the objects of `counts` (located in `db`), in the order gix gives them.
