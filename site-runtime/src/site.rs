@@ -130,8 +130,8 @@ impl Site {
     }
 
     fn publish_failed(&self, e: &Error) {
-        let head = self.branch_head().ok().flatten().map(|h| h.to_string()).unwrap_or_default();
-        self.publish_fault.store(Some(Arc::new(format!("publishing {} {head} failed: {e}", self.branch))));
+        let head = self.branch_head().ok().flatten().map(|h| format!(" {h}")).unwrap_or_default();
+        self.publish_fault.store(Some(Arc::new(format!("publishing {}{head} failed: {e}", self.branch))));
     }
 
     fn retry_in_background(self: &Arc<Self>) {
