@@ -6,7 +6,7 @@
 
 use std::sync::LazyLock;
 
-use aho_corasick::{AhoCorasick, Input};
+use aho_corasick::{AhoCorasick, Input, MatchKind};
 
 /// A token's shape: its prefix, how many bytes of which class follow, what it is.
 type Shape = (&'static str, usize, fn(u8) -> bool, &'static str);
@@ -62,9 +62,14 @@ const SHAPES: [Shape; 27] = [
 /// The PEM/OpenSSH armour line's start; a private key when its line names one.
 const ARMOUR: &str = "-----BEGIN ";
 
-/// Every shape's prefix, then the armour (pattern `SHAPES.len()`).
+/// Every shape's prefix, then the armour (pattern `SHAPES.len()`). Leftmost-first, because only
+/// that lets the crate search with its SIMD prefilter (Teddy): the prefixes start with a dozen
+/// different bytes, so with the default semantics it stepped through every byte of the push
+/// (14% of the checks of a 100,000-page push). No prefix starts another, so both find the same.
 static PREFIXES: LazyLock<AhoCorasick> = LazyLock::new(|| {
-    AhoCorasick::new(SHAPES.iter().map(|shape| shape.0).chain([ARMOUR]))
+    AhoCorasick::builder()
+        .match_kind(MatchKind::LeftmostFirst)
+        .build(SHAPES.iter().map(|shape| shape.0).chain([ARMOUR]))
         .unwrap_or_else(|e| unreachable!("fixed ASCII patterns always build: {e}"))
 });
 
