@@ -85,6 +85,24 @@ impl Driver {
         self.on_element(css, "POST", "value", Some(json!({"text": text})));
     }
 
+    /// Type `text` into `field` until `css`'s text satisfies `ok` (as [`Self::click_until`]:
+    /// typing that lands before the page's script listens is lost; the full run once waited a
+    /// minute for an autosave that never started).
+    fn type_until(&self, field: &str, text: &str, css: &str, ok: impl Fn(&str) -> bool) -> String {
+        for _ in 0..3 {
+            self.type_into(field, text);
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                let t = self.text(css);
+                if ok(&t) {
+                    return t;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        panic!("{css} never showed what was awaited after typing into {field} three times: {}", self.text(css));
+    }
+
     /// Follow the link `a[href='HREF']`: click it, and click again if the window is still not
     /// there after a while (a click that lands while the page is busy can be lost); fails if
     /// the window never gets there.
@@ -236,8 +254,9 @@ fn first_run_clone_edit_preview_publish_in_the_real_window() {
     driver.screenshot("pages");
     // 3. The editor: a new title, kept as typed, shown by the preview.
     driver.go("/edit?path=content/about.md");
-    driver.type_into("input[name=title]", "Written in the desktop app");
-    let saved = driver.wait_text("#saved", |t| t.starts_with("Kept at") || t.starts_with("Not kept"));
+    let saved = driver.type_until("input[name=title]", "Written in the desktop app", "#saved", |t| {
+        t.starts_with("Kept at") || t.starts_with("Not kept")
+    });
     assert!(saved.starts_with("Kept at"), "{saved}");
     driver.screenshot("editor");
     let frame = driver.find("#preview");
@@ -281,8 +300,7 @@ fn first_run_clone_edit_preview_publish_in_the_real_window() {
     // 5. The review board: an edit sent for review, then published from review.
     driver.go("/pages");
     driver.go("/edit?path=content/blog/hello-world.md");
-    driver.type_into("input[name=title]", "Reviewed in the app");
-    driver.wait_text("#saved", |t| t.starts_with("Kept at"));
+    driver.type_until("input[name=title]", "Reviewed in the app", "#saved", |t| t.starts_with("Kept at"));
     driver.go("/review");
     driver.wait_text("main", |t| t.contains("not saved yet"));
     let sent = driver.click_until("form[data-post='/api/publish'] button", "#result", |t| {
