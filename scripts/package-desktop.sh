@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds WhisperCMS Desktop as a Debian package (cargo-deb, installed from crates.io if missing)
+# Builds WhisperCMS Desktop as a Debian package (cargo-deb, installed with cargo install if missing)
 # and checks it as an installer would: its contents, the desktop entry valid, `dpkg -i` on this
 # machine (as root), every shared library of the installed binary found, the installed app's
 # window up under Xvfb, then `dpkg -r`.

@@ -75,7 +75,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # The packages every build and test needs.
 BASE_PACKAGES=(git openssh-client ca-certificates pkg-config gcc g++ libc6-dev bc cmake curl openssl)
-# tauri-driver (crates.io): the WebDriver server in front of WebKitWebDriver for the desktop
+# tauri-driver (cargo install): the WebDriver server in front of WebKitWebDriver for the desktop
 # window's test.
 ensure_tauri_driver() {
   command -v tauri-driver > /dev/null 2>&1 && return 0
@@ -83,7 +83,7 @@ ensure_tauri_driver() {
   cargo install --quiet --locked tauri-driver
 }
 
-# cargo-deb (crates.io): builds the Debian packages (scripts/test-package.sh, package-desktop.sh).
+# cargo-deb (cargo install): builds the Debian packages (scripts/test-package.sh, package-desktop.sh).
 ensure_cargo_deb() {
   command -v cargo-deb > /dev/null 2>&1 && return 0
   [ -x "$HOME/.cargo/bin/cargo-deb" ] && return 0
@@ -91,7 +91,7 @@ ensure_cargo_deb() {
 }
 
 # What the desktop app (Tauri 2, WebKitGTK) builds against, and what its window tests run on.
-# cargo-fuzz (crates.io): libFuzzer builds and runs of fuzz/ (scripts/fuzz.sh).
+# cargo-fuzz (cargo install): libFuzzer builds and runs of fuzz/ (scripts/fuzz.sh).
 ensure_cargo_fuzz() {
   command -v cargo-fuzz > /dev/null 2>&1 && return 0
   [ -x "$HOME/.cargo/bin/cargo-fuzz" ] && return 0

@@ -49,7 +49,15 @@ pub fn json(r: &Response) -> Value {
 pub struct Running(pub Child);
 
 impl Drop for Running {
+    /// Kill the process and, when it leads a process group (spawned with `process_group(0)`),
+    /// everything in the group: tauri-driver's WebKitWebDriver outlived it otherwise, one more
+    /// after every run, and a later run's window test failed to get a session.
     fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(std::process::Stdio::null())
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
