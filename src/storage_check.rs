@@ -11,10 +11,13 @@ use std::time::Duration;
 
 use site_runtime::Site;
 
-/// How often the data directory is looked at: one `stat`, one empty file written and removed.
+/// How often the data directory is looked at: a `stat` of it and of the repository's `HEAD`,
+/// and the probe file opened for writing.
 const PERIOD: Duration = Duration::from_secs(1);
 
-/// The file written to learn whether the directory takes writes (removed at once).
+/// The empty file opened for writing to learn whether the directory takes writes: made once and
+/// kept, so the check writes nothing (writing and removing a file each second changed the
+/// directory every second).
 const PROBE: &str = ".whispercms-write-check";
 
 /// The checks' names on a site ([`Site::set_fault`]).
@@ -76,12 +79,11 @@ fn data_dir_fault(dir: &Path) -> Option<String> {
         Ok(m) if !m.is_dir() => return Some(format!("data directory {} is not a directory", dir.display())),
         Ok(_) => {}
     }
+    // Opening a file for writing fails on a read-only mount (and without permission) as
+    // writing would; it is created only when missing.
     let probe = dir.join(PROBE);
-    match std::fs::write(&probe, b"") {
-        Ok(()) => {
-            let _ = std::fs::remove_file(&probe);
-            None
-        }
+    match std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(&probe) {
+        Ok(_) => None,
         Err(e) => Some(format!("data directory {} cannot be written: {e}", dir.display())),
     }
 }
@@ -94,7 +96,11 @@ mod tests {
     fn names_a_data_directory_that_is_gone_or_not_one() {
         let tmp = tempfile::tempdir().unwrap();
         assert_eq!(data_dir_fault(tmp.path()), None);
-        assert!(!tmp.path().join(PROBE).exists(), "the probe is removed");
+        assert_eq!(std::fs::metadata(tmp.path().join(PROBE)).unwrap().len(), 0, "the probe stays empty");
+        let changed = std::fs::metadata(tmp.path()).unwrap().modified().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(data_dir_fault(tmp.path()), None);
+        assert_eq!(std::fs::metadata(tmp.path()).unwrap().modified().unwrap(), changed, "nothing written");
         let gone = tmp.path().join("gone");
         assert_eq!(data_dir_fault(&gone), Some(format!("data directory {} is gone", gone.display())));
         let file = tmp.path().join("file");
