@@ -39,6 +39,8 @@ pub mod refs;
 pub mod repository;
 pub mod sideband;
 pub mod ssh;
+#[cfg(test)]
+mod test_git;
 pub mod upload_pack;
 pub mod watch;
 

@@ -99,9 +99,7 @@ impl Governance {
         let changes = &changes_from_base;
         let mut paths: Vec<&str> = changes.iter().map(|c| c.path()).collect();
         paths.dedup();
-        let t0 = std::time::Instant::now();
         let denied = authz.check_paths(user, roles, "change", &branch, &paths);
-        tracing::debug!(ms = t0.elapsed().as_millis() as u64, paths = paths.len(), "paths authorized");
         if !denied.is_empty() {
             return Err(Refusal::Denied(denied));
         }

@@ -196,16 +196,8 @@ fn pushes_over_the_size_limit_are_refused_cleanly() {
     let tmp = tempfile::tempdir().unwrap();
     let src = local_repo(&server, tmp.path(), "src", 0);
     // Incompressible content well over the limit.
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let noise: String = (0..20_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            char::from(b'a' + (x % 26) as u8)
-        })
-        .collect();
-    commit_file(&server, &src, "big.txt", &noise);
+    let letters: String = noise(7, 20_000).into_iter().map(|b| char::from(b'a' + b % 26)).collect();
+    commit_file(&server, &src, "big.txt", &letters);
     let out = server.git_out(&src, &["push", "origin", "main"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("maximum push size"), "{}", stderr(&out));

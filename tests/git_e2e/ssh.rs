@@ -191,17 +191,8 @@ fn a_client_that_stops_reading_mid_pack_costs_bounded_memory_and_is_dropped() {
     let site = local_repo(&server, tmp.path(), "site", 1);
     server.git_ok(&site, &["push", "-q", "origin", "main"]);
     let first = rev(&server, &site, "HEAD");
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     for file in 0..24 {
-        let bytes: Vec<u8> = (0..4 << 20)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        std::fs::write(site.join(format!("blob-{file}.bin")), bytes).unwrap();
+        std::fs::write(site.join(format!("blob-{file}.bin")), noise(file, 4 << 20)).unwrap();
     }
     server.git_ok(&site, &["add", "-A"]);
     server.git_ok(&site, &["commit", "-qm", "96 MB"]);

@@ -516,3 +516,17 @@ pub fn ssh_trusting(key: &Path, known_hosts: &Path) -> String {
         known_hosts.display()
     )
 }
+
+/// `len` bytes that do not compress (xorshift from `seed`), the same for the same seed.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    // An odd multiplier maps distinct seeds to distinct (non-zero, for xorshift) states.
+    let mut x = seed.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15).max(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

@@ -90,18 +90,26 @@ impl Driver {
     /// typing that lands before the page's script listens is lost; the full run once waited a
     /// minute for an autosave that never started).
     fn type_until(&self, field: &str, text: &str, css: &str, ok: impl Fn(&str) -> bool) -> String {
+        self.act_until(|| self.type_into(field, text), css, ok).unwrap_or_else(|t| {
+            panic!("{css} never showed what was awaited after typing into {field} three times: {t}")
+        })
+    }
+
+    /// Do `act` until `css`'s text satisfies `ok`, at most three times, each waited on for
+    /// 20 s; the text, or the last text seen.
+    fn act_until(&self, act: impl Fn(), css: &str, ok: impl Fn(&str) -> bool) -> Result<String, String> {
         for _ in 0..3 {
-            self.type_into(field, text);
+            act();
             let deadline = Instant::now() + Duration::from_secs(20);
             while Instant::now() < deadline {
                 let t = self.text(css);
                 if ok(&t) {
-                    return t;
+                    return Ok(t);
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
-        panic!("{css} never showed what was awaited after typing into {field} three times: {}", self.text(css));
+        Err(self.text(css))
     }
 
     /// Follow the link `a[href='HREF']`: click it, and click again if the window is still not
@@ -134,18 +142,8 @@ impl Driver {
     /// Click `button` until `css`'s text satisfies `ok` (a click that lands before the page's
     /// script is ready — the window's very first — does nothing); at most three clicks.
     fn click_until(&self, button: &str, css: &str, ok: impl Fn(&str) -> bool) -> String {
-        for _ in 0..3 {
-            self.click(button);
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                let t = self.text(css);
-                if ok(&t) {
-                    return t;
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-        panic!("{css} never showed what was awaited after three clicks on {button}: {}", self.text(css));
+        self.act_until(|| self.click(button), css, ok)
+            .unwrap_or_else(|t| panic!("{css} never showed what was awaited after three clicks on {button}: {t}"))
     }
 
     /// Wait until `css`'s text satisfies `ok`; fail with the text if it never does.

@@ -193,32 +193,8 @@ impl Entries<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_git::{git, git_with_input};
     use std::path::Path;
-    use std::process::{Command, Stdio};
-
-    fn git(dir: &Path, args: &[&str], stdin: &[u8]) -> String {
-        use std::io::Write as _;
-        let mut child = Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.org")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.org")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin).unwrap();
-        drop(input);
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    }
 
     /// Bytes that do not compress.
     fn noise(seed: u64, len: usize) -> Vec<u8> {
@@ -241,7 +217,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let work = tmp.path().join("w");
         std::fs::create_dir_all(&work).unwrap();
-        git(&work, &["init", "-q", "-b", "main"], b"");
+        git(&work, &["init", "-q", "-b", "main"]);
         let mut big = noise(1, 3 << 20);
         for round in 0..3u8 {
             // A large file edited a little each time (git stores deltas against a large base),
@@ -253,15 +229,15 @@ mod tests {
                 let text = format!("page {i}, round {round}\n").repeat(40 + i);
                 std::fs::write(work.join(format!("page-{i}.md")), text).unwrap();
             }
-            git(&work, &["add", "-A"], b"");
-            git(&work, &["commit", "-qm", &format!("round {round}")], b"");
+            git(&work, &["add", "-A"]);
+            git(&work, &["commit", "-qm", &format!("round {round}")]);
         }
-        git(&work, &["repack", "-q", "-a", "-d", "-f", "--depth=20"], b"");
-        let objects: Vec<ObjectId> = git(&work, &["rev-list", "--objects", "--all"], b"")
+        git(&work, &["repack", "-q", "-a", "-d", "-f", "--depth=20"]);
+        let objects: Vec<ObjectId> = git(&work, &["rev-list", "--objects", "--all"])
             .lines()
             .map(|l| ObjectId::from_hex(&l.as_bytes()[..40]).unwrap())
             .collect();
-        let verbose = git(&work, &["verify-pack", "-v", &pack_index(&work.join(".git"))], b"");
+        let verbose = git(&work, &["verify-pack", "-v", &pack_index(&work.join(".git"))]);
         assert!(
             verbose.lines().any(|l| l.contains(" blob ")
                 && l.split_whitespace().nth(3).is_some_and(|s| s.parse::<usize>().unwrap_or(0) >= LARGE_ENTRY)),
@@ -274,13 +250,13 @@ mod tests {
             let options = PackOptions { thin: false, ofs_delta, progress: false };
             write_pack(&repo, objects.clone(), &HashSet::new(), options, &mut out).unwrap();
             let target = tmp.path().join(format!("target-{ofs_delta}"));
-            git(tmp.path(), &["init", "-q", "--bare", target.to_str().unwrap()], b"");
-            git(&target, &["index-pack", "--strict", "--stdin"], out.inner_mut());
+            git(tmp.path(), &["init", "-q", "--bare", target.to_str().unwrap()]);
+            git_with_input(&target, &["index-pack", "--strict", "--stdin"], out.inner_mut());
             // Deltas were kept, not sent as whole objects: about the size of git's pack.
             let stored = std::fs::metadata(pack_index(&work.join(".git")).replace(".idx", ".pack")).unwrap().len();
             let sent = out.inner_mut().len() as u64;
             assert!(sent < stored + stored / 10, "sent {sent} bytes, git's pack has {stored}");
-            let got = git(&target, &["cat-file", "--batch-all-objects", "--batch-check=%(objectname)"], b"");
+            let got = git(&target, &["cat-file", "--batch-all-objects", "--batch-check=%(objectname)"]);
             assert_eq!(got.lines().count(), objects.len(), "ofs_delta {ofs_delta}");
         }
     }
