@@ -96,8 +96,8 @@ pub struct Snapshot {
     pub theme: Theme,
     /// Sections by URL (for `get_section`).
     pub sections: Arc<BTreeMap<String, DocRow>>,
-    /// The main menu of each language, by code.
-    pub menus: std::collections::HashMap<String, Vec<crate::index::read::MenuItem>>,
+    /// The main menu of each language, by code, as templates see it (`site.menu`).
+    pub menus: Menus,
     /// Resized images (`/processed_images/…`).
     pub images: Arc<crate::images::ImageStore>,
     /// The site's languages (from `config`).
@@ -109,8 +109,14 @@ pub struct Snapshot {
     pub content_security_policy: Option<axum::http::HeaderValue>,
     pub(crate) pool: Arc<Pool>,
     pub(crate) repo: gix::ThreadSafeRepository,
+    /// When the next scheduled page appears or an expiring one goes, as of the publish.
+    pub(crate) next_publication: Option<i64>,
     cache: Mutex<Cache>,
 }
+
+/// The main menus of a snapshot: each language's, by code, made once per publish (a site of a
+/// thousand top-level sections has a thousand entries in every page it renders).
+pub type Menus = Arc<HashMap<String, minijinja::Value>>;
 
 struct Cache {
     entries: HashMap<String, Rendered>,
@@ -132,7 +138,7 @@ impl Snapshot {
         config: SiteConfig,
         theme: Theme,
         sections: Arc<BTreeMap<String, DocRow>>,
-        menus: std::collections::HashMap<String, Vec<crate::index::read::MenuItem>>,
+        menus: Menus,
         extensions: Arc<crate::extensions::Extensions>,
         pool: Arc<Pool>,
         repo: gix::ThreadSafeRepository,
@@ -153,6 +159,7 @@ impl Snapshot {
             content_security_policy: None,
             pool,
             repo,
+            next_publication,
             cache: Mutex::new(Cache { entries: HashMap::new(), valid_until: next_publication }),
         }
     }

@@ -376,6 +376,74 @@ async fn a_publish_keeps_the_cached_pages_it_did_not_change() {
     assert!(f.site.snapshot().unwrap().cached("/blog/post-1/", now).is_none());
 }
 
+/// Listings survive a publish too, unless they show a touched document: a changed page, or a
+/// page linking to one. Before, every section and term listing was dropped by any publish.
+#[tokio::test]
+async fn a_publish_keeps_the_listings_that_do_not_show_what_changed() {
+    let f = fixture();
+    write(&f.work, "content/docs/_index.md", "+++\ntitle = \"Docs\"\n+++\n");
+    write(&f.work, "content/docs/guide/_index.md", "+++\ntitle = \"Guide\"\ntransparent = true\n+++\n");
+    let intro = |tags: &str| format!("+++\ntitle = \"Intro\"\ndate = 2024-02-01\ntags = [{tags}]\n+++\nStart here.\n");
+    write(&f.work, "content/docs/guide/intro.md", &intro("\"manual\""));
+    write(
+        &f.work,
+        "content/docs/faq.md",
+        "+++\ntitle = \"FAQ\"\ndate = 2024-02-02\ntags = [\"manual\"]\n+++\nSee [post one](@/blog/post-1.md).\n",
+    );
+    let head = commit_all(&f.work, "docs");
+    f.site.publish(head, &mut |_| {}).unwrap();
+    let listings = ["/", "/tags/", "/blog/", "/blog/page/2/", "/docs/", "/docs/guide/", "/tags/rust/", "/tags/web/"];
+    let warm = || async {
+        for url in listings.iter().chain(&["/tags/manual/"]) {
+            assert_eq!(get(&f.site, url, &[]).await.status, StatusCode::OK, "{url}");
+        }
+    };
+    let now = jiff::Timestamp::now().as_second();
+    let cached = |url: &str| f.site.snapshot().unwrap().cached(url, now).is_some();
+    let publish = |message: &str| {
+        let head = commit_all(&f.work, message);
+        f.site.publish(head, &mut |_| {}).unwrap();
+    };
+    warm().await;
+
+    // An edit in the blog (tagged rust): the docs' listings and the other terms' stay.
+    write(
+        &f.work,
+        "content/blog/post-0.md",
+        "+++\ntitle = \"Post 0, edited\"\ndate = 2024-01-01\ntags = [\"rust\"]\n+++\nNew body.\n",
+    );
+    publish("a blog edit");
+    for url in ["/docs/", "/docs/guide/", "/tags/web/", "/tags/manual/"] {
+        assert!(cached(url), "{url} does not show the changed page and is kept");
+    }
+    for url in ["/", "/tags/", "/blog/", "/blog/page/2/", "/tags/rust/"] {
+        assert!(!cached(url), "{url} is dropped");
+    }
+    assert!(get(&f.site, "/blog/page/2/", &[]).await.body.contains("Post 0, edited"));
+    assert!(get(&f.site, "/tags/rust/", &[]).await.body.contains("Post 0, edited"));
+    warm().await;
+
+    // A page of a transparent section, given a second tag: its section, the section it shows
+    // in, the tag it had and the tag it has now are dropped.
+    write(&f.work, "content/docs/guide/intro.md", &intro("\"manual\", \"web\""));
+    publish("an intro edit");
+    for url in ["/docs/", "/docs/guide/", "/tags/manual/", "/tags/web/"] {
+        assert!(!cached(url), "{url} is dropped");
+    }
+    assert!(cached("/blog/") && cached("/tags/rust/"));
+    assert!(get(&f.site, "/tags/web/", &[]).await.body.contains("Intro"));
+    warm().await;
+
+    // A page linking to the changed one is touched too: its section and its term go.
+    write(&f.work, "content/blog/post-1.md", "+++\ntitle = \"Post 1\"\ndate = 2024-01-02\n+++\nUntagged now.\n");
+    publish("a post-1 edit");
+    for url in ["/blog/", "/tags/rust/", "/docs/", "/tags/manual/"] {
+        assert!(!cached(url), "{url} is dropped");
+    }
+    assert!(cached("/docs/guide/") && cached("/tags/web/"));
+    assert!(!get(&f.site, "/tags/rust/", &[]).await.body.contains("Post 1<"));
+}
+
 #[tokio::test]
 async fn code_is_highlighted_unless_the_site_turns_it_off() {
     let f = fixture();

@@ -82,7 +82,7 @@ fn site_value(snap: &Snapshot, lang: &str) -> Value {
         home => format!("{}/", snap.languages.prefix(lang)),
         taxonomies => Serde(&c.taxonomies),
         extra => Serde(&c.extra),
-        menu => Serde(snap.menus.get(lang).cloned().unwrap_or_default()),
+        menu => snap.menus.get(lang).cloned().unwrap_or_else(|| Value::from(Vec::<Value>::new())),
         commit => snap.commit.to_string(),
     }
 }
@@ -345,7 +345,7 @@ pub fn redirect_with(to: &str, status: u16) -> Rendered {
 }
 
 /// Split `/blog/page/3/` into (`/blog/`, 3).
-fn split_page(path: &str) -> Option<(&str, usize)> {
+pub(crate) fn split_page(path: &str) -> Option<(&str, usize)> {
     let trimmed = path.strip_suffix('/')?;
     let (rest, n) = trimmed.rsplit_once('/')?;
     let base = rest.strip_suffix("page")?;
