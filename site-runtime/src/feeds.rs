@@ -120,35 +120,42 @@ pub fn atom(snap: &Snapshot, conn: &Connection, lang: &str, now: i64) -> Result<
 pub const SITEMAP_URLS: usize = 50_000;
 
 /// `/sitemap.xml` (`part` `None`) and `/sitemap-<n>.xml`: every language's pages, each with its
-/// translations as `hreflang` alternates (Google's form of them). Up to [`SITEMAP_URLS`] pages
-/// it is one file; beyond, `/sitemap.xml` is a sitemap index of `/sitemap-1.xml` … each holding
-/// at most that many. `None`: no such part.
+/// translations as `hreflang` alternates (Google's form of them). Up to [`SITEMAP_URLS`]
+/// documents it is one file; beyond, `/sitemap.xml` is a sitemap index of the files
+/// `/sitemap-<n>.xml`, which hold the documents by row id (see [`read::SITEMAP_BUCKET`]), at most
+/// that many each. `None`: no such part.
 pub fn sitemap(snap: &Snapshot, conn: &Connection, part: Option<usize>, now: i64) -> Result<Option<Rendered>> {
+    sitemap_with(snap.config.base(), conn, part, now, read::SITEMAP_BUCKET)
+}
+
+/// [`sitemap`] with `per_file` documents to a file.
+fn sitemap_with(
+    base: &str,
+    conn: &Connection,
+    part: Option<usize>,
+    now: i64,
+    per_file: i64,
+) -> Result<Option<Rendered>> {
     let xml = |xml: String| Some(body_response(200, "application/xml; charset=utf-8", xml.into_bytes()));
-    if part.is_none() {
-        // The index needs each file's latest change, not its URLs.
-        let files = read::sitemap_files(conn, now, SITEMAP_URLS)?;
-        if files.len() > 1 {
-            return Ok(xml(sitemap_index_xml(snap.config.base(), &files)));
+    let one_file = read::document_count(conn)? <= per_file;
+    Ok(match part {
+        None if one_file => xml(urlset_xml(base, &read::sitemap(conn, now, None)?)),
+        None => xml(sitemap_index_xml(base, &read::sitemap_files(conn, now, per_file)?)),
+        Some(_) if one_file => None,
+        Some(n) => {
+            let entries = read::sitemap(conn, now, Some((per_file, n as i64)))?;
+            (!entries.is_empty()).then(|| urlset_xml(base, &entries)).and_then(xml)
         }
-    }
-    let entries = read::sitemap(conn, now)?;
-    Ok(sitemap_xml(snap.config.base(), &entries, part, SITEMAP_URLS).and_then(xml))
+    })
 }
 
-/// The latest change of each sitemap file of `entries` with `per_file` URLs at most per file
-/// (what [`read::sitemap_files`] reads from the index).
-fn file_changes(entries: &[read::SitemapEntry], per_file: usize) -> Vec<Option<i64>> {
-    entries.chunks(per_file).map(|chunk| chunk.iter().filter_map(|e| e.changed).max()).collect()
-}
-
-/// A sitemap index of the files whose latest changes are `files`.
-fn sitemap_index_xml(base: &str, files: &[Option<i64>]) -> String {
+/// A sitemap index of the files `files`: each one's number and latest change.
+fn sitemap_index_xml(base: &str, files: &[(i64, Option<i64>)]) -> String {
     let mut xml = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<sitemapindex xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\">\n",
     );
-    for (i, changed) in files.iter().enumerate() {
-        xml.push_str(&format!("<sitemap><loc>{}</loc>", xml_escape(&format!("{base}/sitemap-{}.xml", i + 1))));
+    for (n, changed) in files {
+        xml.push_str(&format!("<sitemap><loc>{}</loc>", xml_escape(&format!("{base}/sitemap-{n}.xml"))));
         if let Some(changed) = changed {
             xml.push_str(&format!("<lastmod>{}</lastmod>", rfc3339(*changed)));
         }
@@ -158,20 +165,13 @@ fn sitemap_index_xml(base: &str, files: &[Option<i64>]) -> String {
     xml
 }
 
-/// The XML of a sitemap file (see [`sitemap`]) with `per_file` URLs at most per file.
-fn sitemap_xml(base: &str, entries: &[read::SitemapEntry], part: Option<usize>, per_file: usize) -> Option<String> {
-    let files = entries.len().div_ceil(per_file).max(1);
-    let chunk = match part {
-        None if files == 1 => entries,
-        None => return Some(sitemap_index_xml(base, &file_changes(entries, per_file))),
-        Some(n) if files > 1 && (1..=files).contains(&n) => entries.chunks(per_file).nth(n - 1)?,
-        Some(_) => return None,
-    };
+/// The XML of one sitemap file holding `entries`.
+fn urlset_xml(base: &str, entries: &[read::SitemapEntry]) -> String {
     let mut xml = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<urlset xmlns=\"http://www.sitemaps.org/schemas/sitemap/0.9\" \
          xmlns:xhtml=\"http://www.w3.org/1999/xhtml\">\n",
     );
-    for entry in chunk {
+    for entry in entries {
         xml.push_str(&format!("<url><loc>{}</loc>", xml_escape(&format!("{base}{}", entry.url))));
         if let Some(c) = entry.changed {
             xml.push_str(&format!("<lastmod>{}</lastmod>", rfc3339(c)));
@@ -186,7 +186,7 @@ fn sitemap_xml(base: &str, entries: &[read::SitemapEntry], part: Option<usize>, 
         xml.push_str("</url>\n");
     }
     xml.push_str("</urlset>\n");
-    Some(xml)
+    xml
 }
 
 /// The part a `/sitemap-<n>.xml` path names.
@@ -208,39 +208,67 @@ pub fn robots(snap: &Snapshot) -> Rendered {
 mod tests {
     use super::*;
 
-    fn entries(n: usize) -> Vec<read::SitemapEntry> {
-        (0..n)
-            .map(|i| read::SitemapEntry { url: format!("/p{i}/"), changed: Some(i as i64), alternates: Vec::new() })
-            .collect()
+    /// An index of `pages` pages, every fourth a draft, each changed on its number's day.
+    fn index_of(pages: i64) -> crate::index::Index {
+        let index = crate::index::Index::in_memory().unwrap();
+        for id in 1..=pages {
+            index
+                .connection()
+                .execute(
+                    "INSERT INTO documents(id, path, blob, kind, url, slug, section, title, date, draft, render, \
+                     transparent, word_count, lang, translation_key, content_html, toc, extra) \
+                     VALUES (?1, ?2, '', 'page', ?3, '', '/', 't', ?4, ?5, 1, 0, 0, 'en', ?2, '', '[]', '{}')",
+                    rusqlite::params![id, format!("content/p{id}.md"), format!("/p{id}/"), id * 86_400, id % 4 == 0],
+                )
+                .unwrap();
+        }
+        index
+    }
+
+    fn body(r: Option<Rendered>) -> Option<String> {
+        r.map(|r| String::from_utf8(r.body.to_vec()).unwrap())
     }
 
     #[test]
-    fn one_file_up_to_the_limit_then_an_index_of_parts() {
+    fn one_file_up_to_the_limit_then_an_index_of_files() {
         let base = "https://example.org";
-        let one = sitemap_xml(base, &entries(3), None, 3).unwrap();
-        assert!(one.contains("<urlset") && one.matches("<url>").count() == 3);
-        assert!(sitemap_xml(base, &entries(3), Some(1), 3).is_none());
+        let small = index_of(3);
+        let sitemap = |index: &crate::index::Index, part, per_file| {
+            body(sitemap_with(base, index.connection(), part, 0, per_file).unwrap())
+        };
+        let one = sitemap(&small, None, 3).unwrap();
+        assert!(one.contains("<urlset") && one.matches("<url>").count() == 3, "{one}");
+        assert!(sitemap(&small, Some(1), 3).is_none(), "one file has no parts");
 
-        let index = sitemap_xml(base, &entries(7), None, 3).unwrap();
+        // Ids 1..=10 in files of 3 ids: 0-2, 3-5, 6-8, 9-11; drafts 4 and 8.
+        let large = index_of(10);
+        let index = sitemap(&large, None, 3).unwrap();
         assert!(index.contains("<sitemapindex"), "{index}");
-        assert_eq!(index.matches("<sitemap>").count(), 3);
-        assert!(index.contains("<loc>https://example.org/sitemap-3.xml</loc>"));
-        let parts: Vec<String> = (1..=3).map(|n| sitemap_xml(base, &entries(7), Some(n), 3).unwrap()).collect();
-        assert_eq!(parts.iter().map(|p| p.matches("<url>").count()).collect::<Vec<_>>(), [3, 3, 1]);
-        assert!(parts[2].contains("/p6/"));
-        assert!(sitemap_xml(base, &entries(7), Some(4), 3).is_none());
-        assert!(sitemap_xml(base, &entries(7), Some(0), 3).is_none());
+        assert_eq!(index.matches("<sitemap>").count(), 4, "{index}");
+        assert!(index.contains("<loc>https://example.org/sitemap-4.xml</loc><lastmod>1970-01-11T00:00:00Z"), "{index}");
+        assert!(index.contains("sitemap-3.xml</loc><lastmod>1970-01-08T00:00:00Z"), "the draft of day 8 is left out");
+        let parts: Vec<String> = (1..=4).map(|n| sitemap(&large, Some(n), 3).unwrap()).collect();
+        assert_eq!(parts.iter().map(|p| p.matches("<url>").count()).collect::<Vec<_>>(), [2, 2, 2, 2]);
+        assert!(parts[3].contains("/p9/") && parts[3].contains("/p10/") && !parts[2].contains("/p8/"));
+        assert!(sitemap(&large, Some(5), 3).is_none());
+        assert!(sitemap(&large, Some(0), 3).is_none());
         assert_eq!(sitemap_part("/sitemap-12.xml"), Some(12));
         for bad in ["/sitemap-.xml", "/sitemap-1a.xml", "/sitemap-9999999.xml", "/sitemap-+1.xml", "/sitemap-1.xml/"] {
             assert_eq!(sitemap_part(bad), None, "{bad}");
         }
+        // A file whose documents are all drafts is left out of the index, and not served.
+        large.connection().execute("UPDATE documents SET draft = 1 WHERE id BETWEEN 3 AND 5", []).unwrap();
+        let index = sitemap(&large, None, 3).unwrap();
+        assert_eq!(index.matches("<sitemap>").count(), 3, "{index}");
+        assert!(!index.contains("sitemap-2.xml") && sitemap(&large, Some(2), 3).is_none());
     }
 
     #[test]
     fn the_real_limit_is_the_protocols() {
         assert_eq!(SITEMAP_URLS, 50_000);
-        let xml = sitemap_xml("", &entries(SITEMAP_URLS + 1), None, SITEMAP_URLS).unwrap();
-        assert_eq!(xml.matches("<sitemap>").count(), 2);
+        assert_eq!(read::SITEMAP_BUCKET, SITEMAP_URLS as i64);
+        let schema = include_str!("index/schema.sql");
+        assert!(schema.contains("ON documents(id / 50000, coalesce(updated, date)"), "the index is made for it");
     }
 
     #[test]

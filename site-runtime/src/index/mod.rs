@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 pub use write::{asset_url, mime_type, Progress, UpdateStats};
 
 /// Bumped whenever the schema or the meaning of a column changes: old files are rebuilt.
-const SCHEMA_VERSION: &str = "9";
+const SCHEMA_VERSION: &str = "10";
 /// The tables and indexes, each `IF NOT EXISTS`: run on every open, and by a full build to make
 /// its indexes again.
 const SCHEMA: &str = include_str!("schema.sql");
@@ -173,8 +173,8 @@ mod tests {
         assert_eq!(p, ["SEARCH documents USING COVERING INDEX documents_listing (kind=? AND lang=? AND date>?)"]);
         let p = plan(&index, &format!("SELECT title FROM documents WHERE {}", read::SECTIONS), []);
         assert_eq!(p, ["SEARCH documents USING INDEX documents_listing (kind=?)"]);
-        let p = plan(&index, read::SITEMAP_CHANGES, rusqlite::params![0]);
-        assert_eq!(p, ["SCAN documents USING COVERING INDEX documents_url"]);
+        let p = plan(&index, &read::sitemap_file_change_sql(read::SITEMAP_BUCKET), rusqlite::params![0, 1]);
+        assert_eq!(p, ["SEARCH documents USING COVERING INDEX documents_sitemap (<expr>=?)"]);
     }
 
     #[test]

@@ -46,8 +46,12 @@ CREATE TABLE IF NOT EXISTS documents (
     calls         TEXT
 );
 CREATE INDEX IF NOT EXISTS documents_translations ON documents(translation_key);
--- Covering for the sitemap's walk (every visible document's last change, by URL).
+-- A document by URL, with what decides whether it is visible.
 CREATE INDEX IF NOT EXISTS documents_url ON documents(url, draft, render, publish, expiry, updated, date);
+-- The sitemap index: per file of 50,000 row ids (`read::SITEMAP_BUCKET`), its documents newest
+-- change first, with what decides whether they are visible.
+CREATE INDEX IF NOT EXISTS documents_sitemap
+    ON documents(id / 50000, coalesce(updated, date), draft, render, publish, expiry);
 CREATE INDEX IF NOT EXISTS documents_section ON documents(section, kind, date);
 -- The home page and feeds: dated pages of a language, newest first (then by path), with what
 -- decides visibility, so a listing page is a walk of this index that stops at its end.
