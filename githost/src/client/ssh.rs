@@ -259,7 +259,8 @@ impl Connection {
         let stall = self.idle_timeout;
         let writer = tokio::spawn(async move {
             while let Some(chunk) = out_rx.recv().await {
-                match tokio::time::timeout(stall, write_half.data(&chunk[..])).await {
+                // Whole packets, as the server's side does (see `channel_io`).
+                match tokio::time::timeout(stall, write_half.data_bytes(chunk)).await {
                     Ok(Ok(())) => {}
                     _ => return, // the remote is gone or stopped reading: the conversation's writes fail
                 }
