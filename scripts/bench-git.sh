@@ -5,14 +5,16 @@
 #     280 annotated tags, merges, gc'd aggressively with delta chains up to 250), pushed whole
 #     with --mirror, then `git clone --mirror` through both, with the server's CPU per clone;
 #     then a series of PUSHES one-file pushes to each (default 1,000), every push timed: the
-#     first 100 against the last 100 (medians), packs on disk after, and a clone after;
+#     first 100 against the last 100 (medians), packs on disk after, and a clone after (and of
+#     the same history freshly imported into our server); PEER_PUSHES (default PUSHES) caps
+#     OpenSSH + git's series, so a long series of ours (10,000) fits in an hour;
 #   - a ~20k-object site (4,000 pages and 1,500 edits): bare clone, full push into an empty
 #     repository, up-to-date fetch.
 # hyperfine times each command; ratios are ours / OpenSSH+git (below 1.0 = we are faster).
 #
 # Needs: cargo, git, openssh-server, hyperfine, python3 (Debian packages are installed when
 # missing). Runs sshd as the current user on 127.0.0.1 with its own config; nothing else is
-# touched. Usage: scripts/bench-git.sh [RUNS] [PUSHES]   (defaults 10 and 1000)
+# touched. Usage: scripts/bench-git.sh [RUNS] [PUSHES] [PEER_PUSHES]   (defaults 10, 1000, PUSHES)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
@@ -21,6 +23,7 @@ ensure_packages "${BASE_PACKAGES[@]}" openssh-server hyperfine python3
 use_shared_target_dir
 RUNS="${1:-10}"
 PUSHES="${2:-1000}"
+PEER_PUSHES="${3:-$PUSHES}"
 cargo build --release --quiet --bin whispercms-server
 BIN="${CARGO_TARGET_DIR:-target}/release/whispercms-server"
 
@@ -80,11 +83,12 @@ git -C "$W/hist" repack -adfq --depth=250 --window=250
 HIST_OBJECTS=$(git -C "$W/hist" count-objects -v | awk '/in-pack/ {print $2}')
 HIST_REFS=$(git -C "$W/hist" for-each-ref | wc -l)
 echo "history: $HIST_OBJECTS objects, $HIST_REFS refs, $(du -sh "$W/hist/.git/objects/pack" | cut -f1) packed" >&2
-# Our server on an empty data dir with the history pushed, once the background maintenance has
-# written its first whole repack (clones are timed against a settled server).
+# Our server on an empty data dir with a history pushed (default the generated one), once the
+# background maintenance has written its first whole repack (clones are timed against a settled
+# server).
 fresh_ours_with_history() {
   stop_ours; start_ours
-  git -C "$W/hist" push -q --mirror "$OURS_URL" 2>/dev/null
+  git -C "${1:-$W/hist}" push -q --mirror "$OURS_URL" 2>/dev/null
   for _ in $(seq 400); do
     ls "$W"/ours-data/repos/site.git/objects/pack/*.reuse > /dev/null 2>&1 && return 0
     sleep 0.05
@@ -116,16 +120,16 @@ for _ in range(5):
 print(round(statistics.median(t) * 1000))' "$W/sshd-hist.git")
 
 # --- a series of one-file pushes to each server, every push timed
-echo "== $PUSHES one-file pushes to each server" >&2
+echo "== one-file pushes: $PUSHES to ours, $PEER_PUSHES to OpenSSH + git" >&2
 fresh_ours_with_history
 git init -q --bare "$W/sshd-series.git"
 SSHD_SERIES="ssh://$USER_NAME@127.0.0.1:$SSHD_PORT$W/sshd-series.git"
 git -C "$W/hist" push -q --mirror "$SSHD_SERIES"
-python3 - "$W" "$PUSHES" "$OURS_URL" "$SSHD_SERIES" <<'SERIES'
+python3 - "$W" "$PUSHES" "$OURS_URL" "$SSHD_SERIES" "$PEER_PUSHES" <<'SERIES'
 import json, subprocess, sys, time
-w, pushes = sys.argv[1], int(sys.argv[2])
+w = sys.argv[1]
 times = {}
-for name, url in (("ours", sys.argv[3]), ("openssh+git", sys.argv[4])):
+for name, url, pushes in (("ours", sys.argv[3], int(sys.argv[2])), ("openssh+git", sys.argv[4], int(sys.argv[5]))):
     work = f"{w}/series-{name}"
     subprocess.run(["git", "clone", "-q", f"{w}/hist", work], check=True)
     times[name] = []
@@ -148,6 +152,12 @@ hyperfine --style basic -N --runs "$RUNS" --warmup 1 --export-json "$W/after.jso
   --prepare "rm -rf $W/c" \
   -n ours "git clone -q --mirror $OURS_URL $W/c" \
   -n openssh+git "git clone -q --mirror $SSHD_SERIES $W/c" >&2
+# The same history as the series left it, imported into a fresh server: the goal is that a clone
+# after many pushes costs what one after an import does.
+git clone -q --mirror "$OURS_URL" "$W/after-series.git"
+fresh_ours_with_history "$W/after-series.git"
+hyperfine --style basic -N --runs "$RUNS" --warmup 1 --export-json "$W/imported.json" \
+  --prepare "rm -rf $W/c" -n ours "git clone -q --mirror $OURS_URL $W/c" >&2
 
 # --- back to an empty server for the site repository
 stop_ours; start_ours
@@ -200,9 +210,12 @@ series = json.load(open(f"{w}/series.json"))
 for name in ("ours", "openssh+git"):
     first = statistics.median(series[name][:100]) * 1000
     last = statistics.median(series[name][-100:]) * 1000
-    print(f"  {pushes} pushes to {name}: first 100 {first:.0f} ms, last 100 {last:.0f} ms (last / first {last / first:.2f})")
+    print(f"  {len(series[name])} pushes to {name}: first 100 {first:.0f} ms, last 100 {last:.0f} ms (last / first {last / first:.2f})")
 print(f"  packs after the series: ours {ours_packs}; OpenSSH+git {sshd_packs} (and {sshd_loose} loose objects)")
-row(f"clone --mirror after the {pushes} pushes", medians("after"))
+row("clone --mirror after the series", medians("after"))
+after, imported = medians("after")["ours"] * 1000, medians("imported")["ours"] * 1000
+print(f"  ours after the series / the same history freshly imported: {after:.0f} / {imported:.0f} ms "
+      f"({after / imported:.2f})")
 print(f"\nthe site repository ({objects} objects)")
 for name, label in [("clone", "clone --bare"), ("push", "push (full, empty remote)"), ("fetch", "fetch (up to date)")]:
     row(label, medians(name))
