@@ -357,11 +357,16 @@ impl Site {
         self.current.store(Some(snapshot.clone()));
         drop(index);
         // Those pages are rendered now, off the request path: their resized images are made and
-        // the first reader gets them from the cache.
-        if !warm.is_empty() {
-            let spawned = std::thread::Builder::new()
-                .name("warm-pages".into())
-                .spawn(move || crate::http::warm(&snapshot, &warm));
+        // the first reader gets them from the cache. The first publish of the process also loads
+        // the syntax definitions there.
+        let prepare = crate::render::highlight::needs_preparing();
+        if !warm.is_empty() || prepare {
+            let spawned = std::thread::Builder::new().name("warm-pages".into()).spawn(move || {
+                if prepare {
+                    crate::render::highlight::prepare();
+                }
+                crate::http::warm(&snapshot, &warm)
+            });
             if let Err(e) = spawned {
                 tracing::warn!(error = %e, "could not start rendering the changed pages ahead");
             }
