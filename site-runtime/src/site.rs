@@ -437,6 +437,38 @@ mod tests {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// A publish counts as removed the pages that are gone, not the pages it changed (every
+    /// edit was reported to the pusher as "1 removed").
+    #[test]
+    fn an_edit_is_not_counted_as_a_removal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().join("site");
+        for (path, text) in crate::starter::FILES {
+            let p = work.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        git(&work, &["init", "-q"]);
+        git(&work, &["add", "-A"]);
+        git(&work, &["commit", "-qm", "start"]);
+        let site = Site::open(&work.join(".git"), "main", tmp.path().join("index.sqlite")).unwrap();
+        site.refresh(&mut |_| {}).unwrap();
+        let mut publish = |message: &str| {
+            git(&work, &["add", "-A"]);
+            git(&work, &["commit", "-qm", message]);
+            site.refresh(&mut |_| {}).unwrap().unwrap().stats
+        };
+        std::fs::write(work.join("content/about.md"), "+++\ntitle = \"About, edited\"\n+++\nNew.\n").unwrap();
+        let edited = publish("edit");
+        assert_eq!((edited.documents, edited.removed), (1, 0));
+        std::fs::write(work.join("content/about.md"), "+++\ntitle = \n+++\nbroken\n").unwrap();
+        let broken = publish("break");
+        assert_eq!((broken.documents, broken.removed, broken.problems), (0, 1, 1));
+        std::fs::remove_file(work.join("content/blog/writing-offline.md")).unwrap();
+        let removed = publish("remove");
+        assert_eq!((removed.documents, removed.removed), (0, 1));
+    }
+
     /// A site lives through thousands of pushes, each adding a pack, and pack maintenance
     /// replacing them. Here stores of 8 slots see 60 pushes, a geometric repack after every
     /// third, and every push is served. With one store for the site's whole life, publish 10

@@ -91,10 +91,13 @@ pub(super) fn update(
     for change in &changes {
         let path = change.path();
         if content::is_document(path) {
-            if !full {
-                stats.removed += delete_document(&tx, path)?;
-            }
+            // An edit replaces the document's row: it counts as removed only when it is deleted,
+            // or when its new version cannot be indexed.
+            let existed = if full { 0 } else { delete_document(&tx, path)? };
             tx.prepare_cached("DELETE FROM problems WHERE path = ?1")?.execute([path])?;
+            if matches!(change, Change::Delete { .. }) {
+                stats.removed += existed;
+            }
             if let Change::Upsert { blob, .. } = change {
                 match parsed.next().expect("one parse result per upserted document") {
                     Ok(doc) => {
@@ -114,6 +117,7 @@ pub(super) fn update(
                             params![path, e.to_string()],
                         )?;
                         stats.problems += 1;
+                        stats.removed += existed;
                     }
                 }
             }
