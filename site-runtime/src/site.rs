@@ -453,7 +453,7 @@ mod tests {
         git(&work, &["commit", "-qm", "start"]);
         let site = Site::open(&work.join(".git"), "main", tmp.path().join("index.sqlite")).unwrap();
         site.refresh(&mut |_| {}).unwrap();
-        let mut publish = |message: &str| {
+        let publish = |message: &str| {
             git(&work, &["add", "-A"]);
             git(&work, &["commit", "-qm", message]);
             site.refresh(&mut |_| {}).unwrap().unwrap().stats
