@@ -437,18 +437,24 @@ mod tests {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    /// A publish counts as removed the pages that are gone, not the pages it changed (every
-    /// edit was reported to the pusher as "1 removed").
-    #[test]
-    fn an_edit_is_not_counted_as_a_removal() {
-        let tmp = tempfile::tempdir().unwrap();
-        let work = tmp.path().join("site");
+    /// A work tree at `dir/site` holding the starter site, in a repository without commits.
+    fn starter_repository(dir: &Path) -> std::path::PathBuf {
+        let work = dir.join("site");
         for (path, text) in crate::starter::FILES {
             let p = work.join(path);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, text).unwrap();
         }
         git(&work, &["init", "-q"]);
+        work
+    }
+
+    /// A publish counts as removed the pages that are gone, not the pages it changed (every
+    /// edit was reported to the pusher as "1 removed").
+    #[test]
+    fn an_edit_is_not_counted_as_a_removal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = starter_repository(tmp.path());
         git(&work, &["add", "-A"]);
         git(&work, &["commit", "-qm", "start"]);
         let site = Site::open(&work.join(".git"), "main", tmp.path().join("index.sqlite")).unwrap();
@@ -477,13 +483,7 @@ mod tests {
     #[test]
     fn serves_every_push_while_packs_come_and_go_more_often_than_a_store_has_slots() {
         let tmp = tempfile::tempdir().unwrap();
-        let work = tmp.path().join("site");
-        for (path, text) in crate::starter::FILES {
-            let p = work.join(path);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        }
-        git(&work, &["init", "-q"]);
+        let work = starter_repository(tmp.path());
         let site = Site::open_with_slots(&work.join(".git"), "main", tmp.path().join("index.sqlite"), 8).unwrap();
         for i in 0..60 {
             std::fs::write(work.join("content/about.md"), format!("+++\ntitle = \"About {i}\"\n+++\nEdit {i}.\n"))
