@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::error::Result;
 
 /// A page or section as templates see it.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct DocRow {
     pub kind: String,
     pub path: String,
