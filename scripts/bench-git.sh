@@ -5,7 +5,7 @@
 #     280 annotated tags, merges, gc'd aggressively with delta chains up to 250), pushed whole
 #     with --mirror, then `git clone --mirror` through both, with the server's CPU per clone;
 #     then a series of PUSHES one-file pushes to each (default 1,000), every push timed: the
-#     first 100 against the last 100 (medians), packs on disk after, and a clone after (and of
+#     first 100 against the last 100 (medians; each push rewrites one small file), packs on disk after, and a clone after (and of
 #     the same history freshly imported into our server); PEER_PUSHES (default PUSHES) caps
 #     OpenSSH + git's series, so a long series of ours (10,000) fits in an hour;
 #   - a ~20k-object site (4,000 pages and 1,500 edits): bare clone, full push into an empty
@@ -31,7 +31,8 @@ W=$(mktemp -d /tmp/whispercms-bench.XXXXXX)
 cleanup() {
   [ -f "$W/ours.pid" ] && kill "$(cat "$W/ours.pid")" 2>/dev/null || true
   [ -f "$W/sshd.pid" ] && kill "$(cat "$W/sshd.pid")" 2>/dev/null || true
-  rm -rf "$W"
+  # BENCH_KEEP=1 keeps the work directory (repositories, data dirs, logs) for a closer look.
+  if [ "${BENCH_KEEP:-}" = 1 ]; then echo "kept $W" >&2; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
 export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null
@@ -134,7 +135,9 @@ for name, url, pushes in (("ours", sys.argv[3], int(sys.argv[2])), ("openssh+git
     subprocess.run(["git", "clone", "-q", f"{w}/hist", work], check=True)
     times[name] = []
     for i in range(pushes):
-        with open(f"{work}/docs/series.md", "a") as f:
+        # The same small file rewritten each time: push 10,000 carries what push 1 did, so any
+        # growth is the server's (appending to one file made the last push send a 100 KB file).
+        with open(f"{work}/docs/series.md", "w") as f:
             f.write(f"push {i}\n")
         subprocess.run(["git", "-C", work, "add", "docs/series.md"], check=True)
         subprocess.run(["git", "-C", work, "-c", "user.name=B", "-c", "user.email=b@e", "commit", "-qm", f"push {i}"], check=True)

@@ -103,6 +103,45 @@ fn many_pushes_leave_few_packs_and_clones_reuse_the_stored_pack() {
     server.assert_repository_sound();
 }
 
+/// Force a whole repack (as after an upgrade: the reuse record removed, then a push wakes
+/// maintenance) and wait until its pack with a reusable region is in place.
+fn whole_repack_after_push(server: &Server, work: &Path, file: &str) {
+    quiet(server);
+    for n in server.pack_files().1.iter().filter(|n| n.ends_with(".reuse")) {
+        std::fs::remove_file(server.repo_dir.join("objects/pack").join(n)).unwrap();
+    }
+    commit_file(server, work, file, "pushed to wake maintenance\n");
+    server.git_ok(work, &["push", "-q", "origin", "HEAD:main"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server.pack_files().1.iter().any(|n| n.ends_with(".reuse")) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    quiet(server);
+}
+
+/// A whole repack keeps objects no ref reached at that moment after the clone region of its pack.
+/// When a later push makes such an object reachable again (a deleted branch pushed back), a clone
+/// that copies the region must still send it: it is in the stored pack, but not in the region.
+#[test]
+fn a_clone_gets_what_a_push_made_reachable_again_after_a_repack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::binary();
+    let work = local_repo(&server, tmp.path(), "work", 2);
+    server.git_ok(&work, &["push", "-q", "origin", "HEAD:main"]);
+    commit_file(&server, &work, "pages/aside.md", "only on a branch that is deleted, then pushed back\n");
+    let aside = server.git_ok(&work, &["rev-parse", "HEAD"]).trim().to_string();
+    server.git_ok(&work, &["push", "-q", "origin", "HEAD:refs/heads/aside"]);
+    server.git_ok(&work, &["push", "-q", "origin", ":refs/heads/aside"]);
+    server.git_ok(&work, &["reset", "-q", "--hard", "HEAD~1"]);
+    // The repack's region holds what main reaches; the aside commit goes after it.
+    whole_repack_after_push(&server, &work, "pages/later.md");
+    server.git_ok(&work, &["push", "-q", "origin", &format!("{aside}:refs/heads/back")]);
+    let (clone, progress) = clone_mirror(&server, tmp.path(), "m.git");
+    assert!(progress.contains("from a stored pack"), "the clone did not reuse the stored pack: {progress}");
+    assert_eq!(refs_of(&server, &clone), server.server_refs());
+    server.git_ok(&clone, &["cat-file", "-e", &format!("{aside}:pages/aside.md")]);
+}
+
 /// A `git fast-import` stream of `commits` commits editing a few files (thousands of objects:
 /// a repack that takes long enough to be interrupted).
 fn history(commits: usize) -> String {

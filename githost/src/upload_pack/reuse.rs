@@ -143,8 +143,11 @@ fn send_reusing(
         common.push(refs::peel_tag(&repo.objects, *tip, &mut buf)?.unwrap_or(*tip));
     }
     let since = Request { wants: req.wants.clone(), common, include_tag: req.include_tag, ..Default::default() };
-    let extra: Vec<ObjectId> =
-        plan(commits, &since, refs)?.objects.into_iter().filter(|id| base.index.lookup(id).is_none()).collect();
+    // The region, not the whole stored pack: after it come objects no ref reached when it was
+    // written, which a later push may have made reachable again (a deleted branch pushed back).
+    let (index, end) = (&base.index, base.reuse.end);
+    let in_region = |id: &ObjectId| index.lookup(id).is_some_and(|i| index.pack_offset_at_index(i) < end);
+    let extra: Vec<ObjectId> = plan(commits, &since, refs)?.objects.into_iter().filter(|id| !in_region(id)).collect();
     let region = base.reuse.objects;
     let total = u32::try_from(extra.len())
         .ok()
@@ -158,7 +161,7 @@ fn send_reusing(
     base.data.seek(SeekFrom::Start(12))?;
     pack.raw(&mut base.data, base.reuse.end - 12)?;
     let extra_set: HashSet<ObjectId> = extra.iter().copied().collect();
-    let in_pack = |id: &ObjectId| extra_set.contains(id) || base.index.lookup(id).is_some();
+    let in_pack = |id: &ObjectId| extra_set.contains(id) || in_region(id);
     Entries { thin: true, ofs_delta: true, may_refer_to: &in_pack }.append(repo, extra, &mut pack)?;
     pack.finish()?;
     if options.progress {
