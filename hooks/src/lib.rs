@@ -103,17 +103,19 @@ impl Governance {
         if !denied.is_empty() {
             return Err(Refusal::Denied(denied));
         }
-        self.check_content(push.repo, update, old, &changes_from_base)
+        self.check_content(push.repo, update, old, base, &changes_from_base)
     }
 
     /// The part of a ref update's decision that does not depend on who made it: on site
     /// branches, every changed file validated as the runtime will read it, and on `main`,
-    /// lock-out protection. `changes_from_base` is the diff authorization looked at.
+    /// lock-out protection. `changes_from_base` is the diff from `base` that authorization
+    /// looked at.
     fn check_content(
         &self,
         repo: &gix::Repository,
         update: &githost::RefUpdate,
         old: Option<gix::ObjectId>,
+        base: Option<gix::ObjectId>,
         changes_from_base: &[site_runtime::source::Change],
     ) -> Result<(), Refusal> {
         if !is_site_branch(&update.name) || update.kind == UpdateKind::Delete {
@@ -124,9 +126,9 @@ impl Governance {
         // Validation looks at every file of a new branch, and at what changed otherwise: the
         // same diff authorization used.
         let all;
-        let changes = match old {
-            Some(_) => changes_from_base,
-            None => {
+        let changes = match (old, base) {
+            (Some(_), _) | (None, None) => changes_from_base,
+            (None, Some(_)) => {
                 all = site_runtime::source::changes(repo, None, update.new).map_err(unreadable)?;
                 &all
             }
@@ -178,7 +180,7 @@ impl Governance {
         } else {
             let base = old.or_else(|| live_main(repo));
             match site_runtime::source::changes(repo, base, update.new) {
-                Ok(changes) => self.check_content(repo, update, old, &changes),
+                Ok(changes) => self.check_content(repo, update, old, base, &changes),
                 Err(e) => Err(Refusal::Other(format!("could not read the fetched commit: {e}"))),
             }
         };

@@ -1,6 +1,11 @@
 //! Reading a site straight from Git objects: what changed between two commits (a tree diff with
-//! `gix-diff`), and blob contents, one at a time or many over all cores ([`map_parallel`]). No
-//! checkout on disk is ever made.
+//! `gix-diff`), and blob contents, one at a time or many over all cores ([`map_parallel`], and
+//! [`stream_parallel`] for a consumer that works while they are read). No checkout on disk is
+//! ever made.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 use gix::diff::tree::recorder::Change as Recorded;
 use gix::objs::FindExt;
@@ -208,4 +213,196 @@ pub fn map_parallel<I: Sync, T: Send>(
         out.extend(part.ok_or(Error::Panicked(doing))?);
     }
     Ok(out)
+}
+
+/// Items a thread of [`stream_parallel`] takes at a time: consecutive ones, so that documents
+/// stored as deltas of each other find their bases in that thread's cache.
+const STREAM_BATCH: usize = 32;
+
+/// [`map_parallel`] as a stream: `consume` pulls `f`'s results in the order of `items` while
+/// the other threads compute the next ones. A consumer slower than them (the index's writer)
+/// then overlaps with them instead of waiting for all, and only a few batches are held at once
+/// (a full build of 100,000 pages held every parsed page, HTML and all, before writing the
+/// first). A thread that panics ends the stream with [`Error::Panicked`]; when `consume` returns
+/// early, the threads stop after their current batch.
+pub fn stream_parallel<I: Sync, T: Send, R>(
+    repo: &gix::Repository,
+    items: &[I],
+    doing: &'static str,
+    f: impl Fn(&gix::Repository, &I) -> T + Sync,
+    consume: impl FnOnce(&mut dyn Iterator<Item = Result<T>>) -> R,
+) -> R {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    if items.len() < PARALLEL_THRESHOLD || cores == 1 {
+        let repo = with_base_cache(repo);
+        return consume(&mut items.iter().map(|item| Ok(f(&repo, item))));
+    }
+    // The consumer keeps a core busy too (a thread per core starved the index's writer: a full
+    // build of 100,000 pages took 14.4 s that way, 12 s with one core left to it).
+    stream_on(cores - 1, repo, items, doing, f, consume)
+}
+
+/// [`stream_parallel`] on `threads` threads besides the consumer's.
+fn stream_on<I: Sync, T: Send, R>(
+    threads: usize,
+    repo: &gix::Repository,
+    items: &[I],
+    doing: &'static str,
+    f: impl Fn(&gix::Repository, &I) -> T + Sync,
+    consume: impl FnOnce(&mut dyn Iterator<Item = Result<T>>) -> R,
+) -> R {
+    let (next, stop, f) = (AtomicUsize::new(0), AtomicBool::new(false), &f);
+    // Bounded: threads ahead of the consumer wait instead of piling results up.
+    let (tx, rx) = mpsc::sync_channel::<(usize, Vec<T>)>(threads * 2);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let (tx, repo, next, stop) = (tx.clone(), with_base_cache(repo), &next, &stop);
+                s.spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let start = next.fetch_add(STREAM_BATCH, Ordering::Relaxed);
+                        let Some(batch) = items.get(start..items.len().min(start + STREAM_BATCH)) else { break };
+                        if batch.is_empty() {
+                            break;
+                        }
+                        let results = batch.iter().map(|item| f(&repo, item)).collect();
+                        if tx.send((start / STREAM_BATCH, results)).is_err() {
+                            break; // the consumer is gone
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let batches = items.len().div_ceil(STREAM_BATCH);
+        let mut in_order = InOrder {
+            rx,
+            early: BTreeMap::new(),
+            next: 0,
+            batches,
+            current: Vec::new().into_iter(),
+            doing,
+            ended: false,
+        };
+        let out = consume(&mut in_order);
+        stop.store(true, Ordering::Relaxed);
+        drop(in_order); // a thread waiting to send gets an error and ends
+        for w in workers {
+            // A panic was reported to `consume` as a missing batch (or did not matter to it).
+            let _ = w.join();
+        }
+        out
+    })
+}
+
+/// The batches of [`stream_parallel`]'s threads, which arrive in any order, as one sequence in
+/// the items' order.
+struct InOrder<T> {
+    rx: mpsc::Receiver<(usize, Vec<T>)>,
+    /// Batches that came before the one due.
+    early: BTreeMap<usize, Vec<T>>,
+    /// The batch due next.
+    next: usize,
+    batches: usize,
+    current: std::vec::IntoIter<T>,
+    doing: &'static str,
+    ended: bool,
+}
+
+impl<T> Iterator for InOrder<T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        loop {
+            if let Some(item) = self.current.next() {
+                return Some(Ok(item));
+            }
+            if self.ended || self.next == self.batches {
+                return None;
+            }
+            if let Some(batch) = self.early.remove(&self.next) {
+                self.next += 1;
+                self.current = batch.into_iter();
+                continue;
+            }
+            match self.rx.recv() {
+                Ok((i, batch)) => {
+                    self.early.insert(i, batch);
+                }
+                // Every thread has ended and the batch due never came: one panicked.
+                Err(mpsc::RecvError) => {
+                    self.ended = true;
+                    return Some(Err(Error::Panicked(self.doing)));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn repo() -> (tempfile::TempDir, gix::Repository) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = gix::init_bare(dir.path()).unwrap();
+        (dir, repo)
+    }
+
+    #[test]
+    fn a_stream_gives_every_result_in_the_items_order() {
+        let (_dir, repo) = repo();
+        for n in [0, 1, PARALLEL_THRESHOLD - 1, PARALLEL_THRESHOLD, 10_007] {
+            let items: Vec<usize> = (0..n).collect();
+            // Uneven work, so that the threads' batches arrive out of order.
+            let f = |_: &gix::Repository, &i: &usize| {
+                if i % 97 == 0 {
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+                i * 2
+            };
+            let want: Vec<usize> = items.iter().map(|i| i * 2).collect();
+            let got: Vec<usize> =
+                stream_parallel(&repo, &items, "testing", f, |results| results.collect::<Result<_>>()).unwrap();
+            assert_eq!(got, want, "{n} items");
+            for threads in [1, 3] {
+                let got: Vec<usize> =
+                    stream_on(threads, &repo, &items, "testing", f, |results| results.collect::<Result<_>>()).unwrap();
+                assert_eq!(got, want, "{n} items on {threads} threads");
+            }
+        }
+    }
+
+    #[test]
+    fn a_consumer_that_stops_early_stops_the_threads() {
+        let (_dir, repo) = repo();
+        let items: Vec<usize> = (0..100_000).collect();
+        let calls = AtomicUsize::new(0);
+        let f = |_: &gix::Repository, &i: &usize| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            i
+        };
+        let first: Vec<usize> =
+            stream_on(3, &repo, &items, "testing", f, |results| results.take(5).collect::<Result<_>>().unwrap());
+        assert_eq!(first, vec![0, 1, 2, 3, 4]);
+        // At most the batches in the channel and those in hand when it stopped.
+        assert!(calls.load(Ordering::Relaxed) < 2_000, "{} items computed", calls.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_thread_that_panics_ends_the_stream_with_an_error() {
+        let (_dir, repo) = repo();
+        let items: Vec<usize> = (0..5_000).collect();
+        let f = |_: &gix::Repository, &i: &usize| {
+            assert!(i != 3_000, "a bug in f");
+            i
+        };
+        let results: Vec<Result<usize>> = stream_on(3, &repo, &items, "testing", f, |results| results.collect());
+        let (last, before) = results.split_last().unwrap();
+        assert!(matches!(last, Err(Error::Panicked("testing"))), "{last:?}");
+        let before: Vec<usize> = before.iter().map(|r| *r.as_ref().unwrap()).collect();
+        assert_eq!(before, (0..before.len()).collect::<Vec<_>>());
+        assert!(before.len() <= 3_000);
+    }
 }

@@ -63,8 +63,48 @@ pub(super) fn update(
     }
     // A broken site.toml is refused at push; indexing goes on with the defaults.
     let languages = crate::config::SiteConfig::at(repo, commit).unwrap_or_default().languages();
-    let parsed = parse_documents(repo, &changes, &languages, progress)?;
+    let work: Vec<(&str, ObjectId)> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Upsert { path, blob } if content::is_document(path) => Some((path.as_str(), *blob)),
+            _ => None,
+        })
+        .collect();
+    let parse_one = |repo: &gix::Repository, &(path, blob): &(&str, ObjectId)| -> Result<Document> {
+        let bytes = source::read_blob(repo, blob)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| Error::content(path, "not UTF-8 text"))?;
+        content::document::parse(path, text, &languages)
+    };
+    // The documents are parsed on the other cores while this thread writes them.
+    let write = |parsed: &mut dyn Iterator<Item = Result<Result<Document>>>| {
+        write_changes(conn, repo, commit, &changes, full, parsed)
+    };
+    let mut stats = source::stream_parallel(repo, &work, "parsing documents", parse_one, write)?;
+    progress(Progress { done: work.len(), total: work.len() });
+    stats.millis = started.elapsed().as_millis();
+    tracing::info!(
+        commit = %commit,
+        full = stats.full,
+        documents = stats.documents,
+        removed = stats.removed,
+        assets = stats.assets,
+        problems = stats.problems,
+        ms = stats.millis as u64,
+        "index updated"
+    );
+    Ok(stats)
+}
 
+/// Apply `changes` to the index in one transaction, taking each upserted document's parse from
+/// `parsed` in order (a full build first empties the tables and drops their indexes).
+fn write_changes(
+    conn: &mut Connection,
+    repo: &gix::Repository,
+    commit: ObjectId,
+    changes: &[Change],
+    full: bool,
+    parsed: &mut dyn Iterator<Item = Result<Result<Document>>>,
+) -> Result<UpdateStats> {
     let tx = conn.transaction()?;
     let mut stats = UpdateStats { full, ..Default::default() };
     if full {
@@ -87,8 +127,7 @@ pub(super) fn update(
              DELETE FROM problems; DELETE FROM documents_fts; DELETE FROM term_counts; DELETE FROM page_counts;",
         )?;
     }
-    let mut parsed = parsed.into_iter();
-    for change in &changes {
+    for change in changes {
         let path = change.path();
         if content::is_document(path) {
             // An edit replaces the document's row: it counts as removed only when it is deleted,
@@ -99,7 +138,7 @@ pub(super) fn update(
                 stats.removed += existed;
             }
             if let Change::Upsert { blob, .. } = change {
-                match parsed.next().expect("one parse result per upserted document") {
+                match parsed.next().ok_or(Error::Panicked("parsing documents"))?? {
                     Ok(doc) => {
                         let id = insert_document(&tx, &doc, *blob)?;
                         if !full {
@@ -150,43 +189,7 @@ pub(super) fn update(
     }
     tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('commit', ?1)", [commit.to_string()])?;
     tx.commit()?;
-    stats.millis = started.elapsed().as_millis();
-    tracing::info!(
-        commit = %commit,
-        full = stats.full,
-        documents = stats.documents,
-        removed = stats.removed,
-        assets = stats.assets,
-        problems = stats.problems,
-        ms = stats.millis as u64,
-        "index updated"
-    );
     Ok(stats)
-}
-
-/// Read and parse every upserted document, in order, using all cores for big builds.
-fn parse_documents(
-    repo: &gix::Repository,
-    changes: &[Change],
-    languages: &content::language::Languages,
-    progress: &mut dyn FnMut(Progress),
-) -> Result<Vec<Result<Document>>> {
-    let work: Vec<(&str, ObjectId)> = changes
-        .iter()
-        .filter_map(|c| match c {
-            Change::Upsert { path, blob } if content::is_document(path) => Some((path.as_str(), *blob)),
-            _ => None,
-        })
-        .collect();
-    let total = work.len();
-    let parse_one = |repo: &gix::Repository, &(path, blob): &(&str, ObjectId)| -> Result<Document> {
-        let bytes = source::read_blob(repo, blob)?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| Error::content(path, "not UTF-8 text"))?;
-        content::document::parse(path, text, languages)
-    };
-    let out = source::map_parallel(repo, &work, "parsing documents", parse_one)?;
-    progress(Progress { done: total, total });
-    Ok(out)
 }
 
 /// The terms `term_counts` counts: each counted page's (taxonomy, lang, slug, spelling), one
