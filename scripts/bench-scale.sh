@@ -2,7 +2,8 @@
 # The site runtime at scale (release build, this machine): a generated site of PAGES pages
 # (default 100,000: 1,000 sections of 100 pages of ~4 KB Markdown, 5 tags each out of 200),
 #   (a) generation, and the same content built by Hugo (Debian's `hugo`) for reference;
-#   (b) the initial push of the whole site, beside `git push` of the same commit to OpenSSH + git;
+#   (b) the initial push of the whole site, beside `git push` of the same commit to OpenSSH + git,
+#       and the server's peak memory by its end;
 #   (c) a full reindex (`whispercms-server reindex`);
 #   (d) the server's resident memory with the site loaded;
 #   (e) one-page push → page served, median of 5, and the server's publish time;
@@ -72,6 +73,8 @@ INITIAL_PUBLISH_MS=$(sed -nE 's/.*published main .* in ([0-9]+) ms.*/\1/p' "$W/p
 # connectivity checked) and the checks (authorization and validation of every file).
 RECEIVED_MS=$(sed -nE 's/.*pack received .*ms=([0-9]+).*/\1/p' "$W/server.log" | head -1)
 CHECKED_MS=$(sed -nE 's/.*push checked .*ms=([0-9]+).*/\1/p' "$W/server.log" | head -1)
+# The server's peak resident memory so far: receiving, checking and indexing the whole site.
+PUSH_PEAK_KB=$(awk '/VmHWM/ {print $2}' "/proc/$(cat "$W/server.pid")/status")
 echo "push: ours $OURS_PUSH_MS ms (publish $INITIAL_PUBLISH_MS ms of it); OpenSSH + git $SSHD_PUSH_MS ms" >&2
 
 echo "== (c) full reindex" >&2
@@ -125,10 +128,10 @@ stop_server
 
 python3 - "$PAGES" "$GEN_MS" "$HUGO_VERSION" "$HUGO_MS" "$OURS_PUSH_MS" "$INITIAL_PUBLISH_MS" "$SSHD_PUSH_MS" \
   "$REINDEX_MS" "$RSS_KB" "$RSS_AFTER_KB" "${PUBLISH[*]}" "${SERVED[*]}" "$W/first.txt" "${RECEIVED_MS:-0}" \
-  "${CHECKED_MS:-0}" "$ANON_AFTER_KB" "$FILE_AFTER_KB" <<'PY'
+  "${CHECKED_MS:-0}" "$ANON_AFTER_KB" "$FILE_AFTER_KB" "$PUSH_PEAK_KB" <<'PY'
 import collections, statistics, sys
 (pages, gen, hugo_version, hugo, ours_push, initial_publish, sshd_push, reindex, rss, rss_after,
- publish, served, first, received, checked, anon_after, file_after) = sys.argv[1:]
+ publish, served, first, received, checked, anon_after, file_after, push_peak) = sys.argv[1:]
 pages = int(pages)
 publish = [int(x) for x in publish.split()]
 served = [int(x) for x in served.split()]
@@ -141,6 +144,7 @@ print(f"(b) initial push: ours {int(ours_push) / 1000:.1f} s (of which the publi
 print(f"    server side before publishing: pack received in {int(received) / 1000:.1f} s; "
       f"checks (authorization, validation) {int(checked) / 1000:.1f} s = {int(checked) / pages:.3f} ms/page; "
       f"goal for the whole push: git's + the full reindex = {(int(sshd_push) + int(reindex)) / 1000:.1f} s")
+print(f"    server peak RSS by the end of the initial push: {int(push_peak) / 1024:.0f} MiB")
 print(f"(c) full reindex: {int(reindex) / 1000:.1f} s = {int(reindex) / pages:.3f} ms/page")
 print(f"(d) server RSS with the site loaded: {int(rss) / 1024:.0f} MiB; after the pushes and requests below: "
       f"{int(rss_after) / 1024:.0f} MiB (anonymous {int(anon_after) / 1024:.0f} MiB, "
