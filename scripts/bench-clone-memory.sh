@@ -31,7 +31,7 @@ ssh-keygen -q -t ed25519 -N "" -f "$W/client" -C bench
 export GIT_SSH_COMMAND="ssh -F /dev/null -i $W/client -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
 PORT=$(free_port)
 mkdir -p "$W/data"
-"$BIN" demo --empty --data-dir "$W/data" --ssh-listen "127.0.0.1:$PORT" --authorized-keys "$W/client.pub" \
+"$BIN" demo --empty --data-dir "$W/data" --ssh-listen "127.0.0.1:$PORT" --http-listen 127.0.0.1:0 --authorized-keys "$W/client.pub" \
   > "$W/server.out" 2> "$W/server.log" &
 echo $! > "$W/server.pid"
 PID=$(cat "$W/server.pid")

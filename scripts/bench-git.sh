@@ -58,7 +58,7 @@ OURS_PORT=$(free_port)
 start_ours() {
   rm -rf "$W/ours-data"
   mkdir -p "$W/ours-data"
-  "$BIN" demo --empty --data-dir "$W/ours-data" --ssh-listen "127.0.0.1:$OURS_PORT" --authorized-keys "$W/client.pub" \
+  "$BIN" demo --empty --data-dir "$W/ours-data" --ssh-listen "127.0.0.1:$OURS_PORT" --http-listen 127.0.0.1:0 --authorized-keys "$W/client.pub" \
     > "$W/ours.out" 2> "$W/ours.log" &
   echo $! > "$W/ours.pid"
   for _ in $(seq 100); do grep -q "ssh listening" "$W/ours.out" 2>/dev/null && return 0; sleep 0.05; done

@@ -589,12 +589,12 @@ async fn run(
 }
 
 /// `addr`, with port 0 replaced by a port free now (Pingora binds by address string and cannot
-/// report the port it got).
+/// report the port it got), once it is known to be free: Pingora retries a taken address for 30 s
+/// and then ends the edge's thread, which left a server that took pushes and served no page
+/// (and the check that the edge listens found the other process).
 fn concrete_address(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
-    if addr.port() != 0 {
-        return Ok(addr);
-    }
-    let probe = std::net::TcpListener::bind(addr).with_context(|| format!("listening on {addr}"))?;
+    let probe = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("listening on {addr} (is another server running there?)"))?;
     Ok(probe.local_addr()?)
 }
 

@@ -19,6 +19,39 @@ fn the_demo_serves_its_starter_site() {
     server.assert_repository_sound();
 }
 
+/// An HTTP address another process holds stops the start at once, saying which: Pingora alone
+/// retried it for 30 s, then ended the edge's thread while the rest of the server ran on (pushes
+/// taken, no page served, and the demo said it was running).
+#[test]
+fn a_taken_http_address_stops_the_start_with_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_whispercms-server"))
+        .args(["demo", "--empty", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .args(["--ssh-listen", "127.0.0.1:0", "--http-listen", &addr])
+        .env("WHISPERCMS_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A guard against a server that never ends, not a measure of speed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the server is still running with its HTTP address taken");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(stderr.contains(&format!("listening on {addr}")) && stderr.contains("in use"), "{stderr}");
+    assert!(!stdout.contains("is running") && !stdout.contains("ssh listening"), "{stdout}");
+}
+
 #[test]
 fn a_push_to_main_is_live_and_reported() {
     let server = Server::binary_with(&[]);
