@@ -80,6 +80,14 @@ pub(super) fn update(
         write_changes(conn, repo, commit, &changes, full, parsed)
     };
     let mut stats = source::stream_parallel(repo, &work, "parsing documents", parse_one, write)?;
+    if full {
+        // The whole index went through the write-ahead log (and was copied into the database as
+        // the transaction ended): give the log's space back now rather than at the next write.
+        // While a reader still uses the log this does nothing, and the size limit cuts it later.
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "the write-ahead log was not truncated");
+        }
+    }
     progress(Progress { done: work.len(), total: work.len() });
     stats.millis = started.elapsed().as_millis();
     tracing::info!(
