@@ -459,11 +459,14 @@ impl Authz {
 /// Could `policies` decide two paths of one area differently? Only a policy that reads the
 /// path (`resource.path`), names a path (`WhisperCMS::Path::"…"`, `resource is WhisperCMS::Path`)
 /// or is a template (whose links may name one) can: the principal, action and context are the
-/// same for every path of a push, and a path's only parent is its area. Any policy whose text
-/// says "path" in any case counts, which errs towards deciding path by path.
+/// same for every path of a push, and a path's only parent is its area. Any policy whose JSON
+/// form says "path" in any case counts, which errs towards deciding path by path. The JSON form,
+/// not the text: the text keeps escapes as written, and `resource["p\u{61}th"]` reads the path.
 fn tells_paths_apart(policies: &PolicySet) -> bool {
     policies.templates().next().is_some()
-        || policies.policies().any(|p| p.to_string().to_ascii_lowercase().contains("path"))
+        || policies
+            .policies()
+            .any(|p| p.to_json().map_or(true, |json| json.to_string().to_ascii_lowercase().contains("path")))
 }
 
 /// The site's policy files of `commit`: every `policies/**/*.cedar`, as (path, text).
@@ -625,6 +628,8 @@ mod tests {
             "@id(\"b\") forbid (principal, action == WhisperCMS::Action::\"change\", resource == WhisperCMS::Path::\"content/b.md\");",
             "@id(\"b\") forbid (principal, action == WhisperCMS::Action::\"change\", resource) when { resource.path == \"content/b.md\" };",
             "@id(\"b\") forbid (principal, action == WhisperCMS::Action::\"change\", resource) when { resource has path && resource[\"path\"] like \"*/b.md\" };",
+            // An escape in the text: only the parsed policy says "path".
+            "@id(\"b\") forbid (principal, action == WhisperCMS::Action::\"change\", resource) when { resource[\"p\\u{61}th\"] == \"content/b.md\" };",
         ] {
             let a = site(&[("policies/b.cedar", text)]).unwrap();
             assert!(!a.paths_decided_by_area, "{text}");
