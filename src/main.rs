@@ -407,6 +407,12 @@ async fn run(
 
     // The public addresses belong to the edge (Pingora); the Axum sites listen on loopback behind
     // it. Port 0 is resolved first, so that the demo's starter site knows its own address.
+    if settings.http.preview_listen == Some(settings.http.listen) && settings.http.listen.port() != 0 {
+        anyhow::bail!(
+            "[http] preview_listen is listen ({}): the preview needs an address of its own",
+            settings.http.listen
+        );
+    }
     let http_addr = concrete_address(settings.http.listen)?;
     let preview_addr = settings.http.preview_listen.map(concrete_address).transpose()?;
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the site's loopback listener")?;

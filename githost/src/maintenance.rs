@@ -4,7 +4,7 @@
 //! **What it does.** Packs are weighed by object count. As in `git repack --geometric=2`, the
 //! smallest packs that break a doubling progression are rolled up into one, so that at most
 //! [`MAX_PACKS`] remain. When the roll-up would take in the largest pack too, when the other packs
-//! hold a tenth as many objects as the largest's reusable region, or when the largest pack was
+//! hold a tenth as many objects as the largest, or when the largest pack was
 //! never written by us (an imported history), the repository is repacked whole: every
 //! object reachable from the refs first, in one region a clone can copy verbatim (recorded in a
 //! `pack-<hash>.reuse` file beside the pack; see `upload_pack::reuse`), then every other object
@@ -42,7 +42,8 @@ pub const MAX_PACKS: usize = 10;
 const FACTOR: u64 = 2;
 
 /// A whole repack once the other packs hold this fraction (1/N) of the objects of the largest
-/// pack's reusable region: a clone copies the region as it is but plans and writes everything
+/// pack (normally its reusable region, give or take objects no ref reaches; counting the whole
+/// pack bounds what the repacks copy): a clone copies the region as it is but plans and writes everything
 /// pushed since object by object, so that part is kept small (after 2,000 one-file pushes left
 /// to the geometric rule alone, a clone was 11% slower than one of the same history freshly
 /// imported). Each object is copied about N times over a repository's life, in the background.
@@ -159,9 +160,8 @@ pub fn decide(packs: &[PackFile]) -> Work {
         // An imported history (or an old data dir): one whole repack gives clones their region.
         return Work::Whole(packs.to_vec());
     }
-    let region = largest.reuse.as_ref().map_or(largest.objects, |r| r.objects);
     let since: u64 = packs[1..].iter().map(|p| u64::from(p.objects)).sum();
-    if since > 0 && since * WHOLE_AFTER >= u64::from(region) {
+    if since > 0 && since * WHOLE_AFTER >= u64::from(largest.objects) {
         return Work::Whole(packs.to_vec());
     }
     // Smallest first; `split` = how many of the smallest are rolled up.
@@ -466,7 +466,7 @@ mod tests {
         let work = decide(&[pack(5000, true), pack(6, false), pack(5, false), pack(5, false)]);
         assert_eq!(sizes(&work), vec![5, 5, 6]);
         assert!(matches!(work, Work::RollUp(_)));
-        // Once the rest weighs a tenth of the largest's region, everything is repacked.
+        // Once the rest weighs a tenth of the largest, everything is repacked.
         let work = decide(&[pack(5000, true), pack(300, false), pack(150, false), pack(50, false)]);
         assert!(matches!(work, Work::Whole(ref p) if p.len() == 4), "{work:?}");
         let work = decide(&[pack(5000, true), pack(299, false), pack(150, false), pack(50, false)]);

@@ -251,19 +251,29 @@ fn stream_on<I: Sync, T: Send, R>(
     f: impl Fn(&gix::Repository, &I) -> T + Sync,
     consume: impl FnOnce(&mut dyn Iterator<Item = Result<T>>) -> R,
 ) -> R {
-    let (next, stop, f) = (AtomicUsize::new(0), AtomicBool::new(false), &f);
-    // Bounded: threads ahead of the consumer wait instead of piling results up.
+    let (next, due, stop, f) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicBool::new(false), &f);
+    // Bounded twice: a thread ahead of the consumer waits to send, and one whose batch is far
+    // ahead of the batch due (held up by a slow one) waits before making it.
     let (tx, rx) = mpsc::sync_channel::<(usize, Vec<T>)>(threads * 2);
+    let window = threads * 4;
     std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
-                let (tx, repo, next, stop) = (tx.clone(), with_base_cache(repo), &next, &stop);
+                let (tx, repo, next, due, stop) = (tx.clone(), with_base_cache(repo), &next, &due, &stop);
                 s.spawn(move || {
+                    // A panic here stops the others: the stream ends at the missing batch anyway.
+                    let _stop_on_panic = StopOnPanic(stop);
                     while !stop.load(Ordering::Relaxed) {
                         let start = next.fetch_add(STREAM_BATCH, Ordering::Relaxed);
                         let Some(batch) = items.get(start..items.len().min(start + STREAM_BATCH)) else { break };
                         if batch.is_empty() {
                             break;
+                        }
+                        while start / STREAM_BATCH >= due.load(Ordering::Relaxed) + window {
+                            if stop.load(Ordering::Relaxed) {
+                                return;
+                            }
+                            std::thread::sleep(std::time::Duration::from_micros(200));
                         }
                         let results = batch.iter().map(|item| f(&repo, item)).collect();
                         if tx.send((start / STREAM_BATCH, results)).is_err() {
@@ -279,6 +289,7 @@ fn stream_on<I: Sync, T: Send, R>(
             rx,
             early: BTreeMap::new(),
             next: 0,
+            due: &due,
             batches,
             current: Vec::new().into_iter(),
             doing,
@@ -297,19 +308,31 @@ fn stream_on<I: Sync, T: Send, R>(
 
 /// The batches of [`stream_parallel`]'s threads, which arrive in any order, as one sequence in
 /// the items' order.
-struct InOrder<T> {
+struct InOrder<'a, T> {
     rx: mpsc::Receiver<(usize, Vec<T>)>,
     /// Batches that came before the one due.
     early: BTreeMap<usize, Vec<T>>,
-    /// The batch due next.
+    /// The batch due next, and where the threads see it.
     next: usize,
+    due: &'a AtomicUsize,
     batches: usize,
     current: std::vec::IntoIter<T>,
     doing: &'static str,
     ended: bool,
 }
 
-impl<T> Iterator for InOrder<T> {
+/// Sets the flag when the thread it lives on unwinds.
+struct StopOnPanic<'a>(&'a AtomicBool);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<T> Iterator for InOrder<'_, T> {
     type Item = Result<T>;
 
     fn next(&mut self) -> Option<Result<T>> {
@@ -322,6 +345,7 @@ impl<T> Iterator for InOrder<T> {
             }
             if let Some(batch) = self.early.remove(&self.next) {
                 self.next += 1;
+                self.due.store(self.next, Ordering::Relaxed);
                 self.current = batch.into_iter();
                 continue;
             }
@@ -391,10 +415,31 @@ mod tests {
     }
 
     #[test]
+    fn threads_wait_for_a_slow_batch_instead_of_running_ahead() {
+        let (_dir, repo) = repo();
+        let items: Vec<usize> = (0..100_000).collect();
+        let calls = AtomicUsize::new(0);
+        let f = |_: &gix::Repository, &i: &usize| {
+            if i == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            calls.fetch_add(1, Ordering::Relaxed)
+        };
+        let computed = stream_on(3, &repo, &items, "testing", f, |results| {
+            results.next().unwrap().unwrap();
+            calls.load(Ordering::Relaxed)
+        });
+        // The window (4 batches a thread) and what is in hand, not the 100,000 items.
+        assert!(computed < 1_000, "{computed} items computed while the first was slow");
+    }
+
+    #[test]
     fn a_thread_that_panics_ends_the_stream_with_an_error() {
         let (_dir, repo) = repo();
         let items: Vec<usize> = (0..5_000).collect();
+        let calls = AtomicUsize::new(0);
         let f = |_: &gix::Repository, &i: &usize| {
+            calls.fetch_add(1, Ordering::Relaxed);
             assert!(i != 3_000, "a bug in f");
             i
         };
@@ -404,5 +449,6 @@ mod tests {
         let before: Vec<usize> = before.iter().map(|r| *r.as_ref().unwrap()).collect();
         assert_eq!(before, (0..before.len()).collect::<Vec<_>>());
         assert!(before.len() <= 3_000);
+        assert!(calls.load(Ordering::Relaxed) < 4_000, "the other threads went on: {}", calls.load(Ordering::Relaxed));
     }
 }

@@ -19,6 +19,10 @@ pub struct Progress {
     pub total: usize,
 }
 
+/// How long the index's writer waits for a lock (rusqlite's default, restored after the
+/// checkpoint that must not wait).
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What an update did.
 #[derive(Debug, Clone, Default)]
 pub struct UpdateStats {
@@ -83,9 +87,15 @@ pub(super) fn update(
     if full {
         // The whole index went through the write-ahead log (and was copied into the database as
         // the transaction ended): give the log's space back now rather than at the next write.
-        // While a reader still uses the log this does nothing, and the size limit cuts it later.
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
-            tracing::debug!(error = %e, "the write-ahead log was not truncated");
+        // Without waiting: while a reader still uses the log this gives up at once (the publish
+        // must not wait for readers), and the size limit cuts the log at a later write.
+        conn.busy_timeout(std::time::Duration::ZERO)?;
+        let truncated = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0));
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        match truncated {
+            Ok(0) => {}
+            Ok(_) => tracing::debug!("the write-ahead log is in use; not truncated"),
+            Err(e) => tracing::debug!(error = %e, "the write-ahead log was not truncated"),
         }
     }
     progress(Progress { done: work.len(), total: work.len() });
