@@ -228,6 +228,8 @@ if (publish) {
     try {
       const answer = await post_params("/api/publish", body);
       result.innerHTML = answer.html;
+      // The message is in the history now; the next change gets its own.
+      if (answer.saved) publish.elements.message.value = "";
       // What is left to publish now; the screen showed what there was before.
       const summary = document.getElementById("summary");
       if (summary && answer.summary !== undefined) summary.innerHTML = answer.summary;

@@ -121,6 +121,7 @@ async fn first_run_edit_preview_and_publish_offline() {
     let answer = app.handle(post("/api/publish", &[("message", "Retitle about"), ("branch", "main")])).await;
     let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
     assert!(json["html"].as_str().unwrap().contains("Offline"), "{json}");
+    assert_eq!(json["saved"], true, "the message went into a save: the window empties its box");
     // The screen's summary is brought up to date: saved, not yet published.
     let summary = json["summary"].as_str().unwrap_or_default();
     assert!(summary.contains("0 unsaved change(s), 2 save(s) not yet published."), "{json}");

@@ -289,6 +289,9 @@ fn first_run_clone_edit_preview_publish_in_the_real_window() {
         t.contains("Published") || t.contains("refused") || t.contains("Offline")
     });
     assert!(result.contains("Published"), "{result}");
+    // The message is in the history now: the box is empty for the next change.
+    let message = driver.on_element("input[name=message]", "GET", "property/value", None);
+    assert_eq!(message.as_str(), Some(""), "the published message is still in the box");
     // The summary above says what is left now, not what there was.
     driver.wait_text("#summary", |t| t.contains("Everything is published."));
     driver.screenshot("publish");

@@ -50,7 +50,8 @@ pub async fn publish(app: &App, s: &Session, f: &HashMap<String, String>) -> any
         .filter(|m| !m.trim().is_empty())
         .cloned()
         .unwrap_or_else(|| "Edits from WhisperCMS Desktop".into());
-    s.ws.save(&message, &settings.author())?;
+    // Recorded in the history once saved: the box is emptied for the next change.
+    let saved = s.ws.save(&message, &settings.author())?.is_some();
     let html = match send(app, s, branch, None).await? {
         Sent::Offline(e) => {
             let pending = s.ws.unpublished(branch).unwrap_or(0);
@@ -64,7 +65,9 @@ pub async fn publish(app: &App, s: &Session, f: &HashMap<String, String>) -> any
     };
     // What is left to publish now (the screen showed what there was before).
     let summary = summary_view(&changes(s)?, s.ws.unpublished("main")?).to_html();
-    Ok(Response::json(serde_json::json!({ "html": html, "summary": summary, "status": app.status_line(s).await })))
+    Ok(Response::json(
+        serde_json::json!({ "html": html, "summary": summary, "saved": saved, "status": app.status_line(s).await }),
+    ))
 }
 
 /// How sending to the server went.
