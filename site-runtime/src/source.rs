@@ -191,28 +191,8 @@ pub fn map_parallel<I: Sync, T: Send>(
     doing: &'static str,
     f: impl Fn(&gix::Repository, &I) -> T + Sync,
 ) -> Result<Vec<T>> {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
-    if items.len() < PARALLEL_THRESHOLD || threads == 1 {
-        let repo = with_base_cache(repo);
-        return Ok(items.iter().map(|item| f(&repo, item)).collect());
-    }
-    let chunk = items.len().div_ceil(threads);
-    let f = &f;
-    let parts: Vec<Option<Vec<T>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| {
-                let repo = with_base_cache(repo);
-                s.spawn(move || part.iter().map(|item| f(&repo, item)).collect::<Vec<T>>())
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().ok()).collect()
-    });
-    let mut out = Vec::with_capacity(items.len());
-    for part in parts {
-        out.extend(part.ok_or(Error::Panicked(doing))?);
-    }
-    Ok(out)
+    // This thread only gathers: every core computes.
+    stream(repo, items, doing, f, false, |results| results.collect())
 }
 
 /// Items a thread of [`stream_parallel`] takes at a time: consecutive ones, so that documents
@@ -232,14 +212,27 @@ pub fn stream_parallel<I: Sync, T: Send, R>(
     f: impl Fn(&gix::Repository, &I) -> T + Sync,
     consume: impl FnOnce(&mut dyn Iterator<Item = Result<T>>) -> R,
 ) -> R {
+    // The consumer keeps a core busy too (a thread per core starved the index's writer: a full
+    // build of 100,000 pages took 14.4 s that way, 12 s with one core left to it).
+    stream(repo, items, doing, f, true, consume)
+}
+
+/// [`stream_on`] with a thread per core (one fewer when `consumer_busy`), or on this thread
+/// for few items or one core.
+fn stream<I: Sync, T: Send, R>(
+    repo: &gix::Repository,
+    items: &[I],
+    doing: &'static str,
+    f: impl Fn(&gix::Repository, &I) -> T + Sync,
+    consumer_busy: bool,
+    consume: impl FnOnce(&mut dyn Iterator<Item = Result<T>>) -> R,
+) -> R {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
     if items.len() < PARALLEL_THRESHOLD || cores == 1 {
         let repo = with_base_cache(repo);
         return consume(&mut items.iter().map(|item| Ok(f(&repo, item))));
     }
-    // The consumer keeps a core busy too (a thread per core starved the index's writer: a full
-    // build of 100,000 pages took 14.4 s that way, 12 s with one core left to it).
-    stream_on(cores - 1, repo, items, doing, f, consume)
+    stream_on(if consumer_busy { cores - 1 } else { cores }, repo, items, doing, f, consume)
 }
 
 /// [`stream_parallel`] on `threads` threads besides the consumer's.

@@ -67,19 +67,8 @@ fn many_pushes_leave_few_packs_and_clones_reuse_the_stored_pack() {
     let packs = settle(&server, githost::maintenance::MAX_PACKS);
     assert!(packs <= githost::maintenance::MAX_PACKS, "41 pushes left {packs} packs");
 
-    // A whole repack is forced by removing its record (as after an upgrade): the next push
-    // wakes maintenance, which writes a pack with a reusable region.
-    let (_, names) = server.pack_files();
-    for n in names.iter().filter(|n| n.ends_with(".reuse")) {
-        std::fs::remove_file(server.repo_dir.join("objects/pack").join(n)).unwrap();
-    }
-    commit_file(&server, &work, "pages/last.md", "last\n");
-    server.git_ok(&work, &["push", "-q", "origin", "HEAD:main"]);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !server.pack_files().1.iter().any(|n| n.ends_with(".reuse")) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    settle(&server, githost::maintenance::MAX_PACKS);
+    // A whole repack is forced by removing its record (as after an upgrade).
+    whole_repack_after_push(&server, &work, "pages/last.md");
     let (clone, progress) = clone_mirror(&server, tmp.path(), "m1.git");
     assert!(progress.contains("from a stored pack"), "the clone did not reuse the stored pack: {progress}");
     assert_eq!(refs_of(&server, &clone), server.server_refs());
