@@ -3,13 +3,15 @@
 "use strict";
 
 async function post_params(path, body) {
-  const response = await fetch(path, { method: "POST", body, headers: { "Content-Type": "application/x-www-form-urlencoded" } });
+  // `Accept` tells the backend this is the script asking (a form the web view submits itself,
+  // before this script listens, gets its answer as a page instead).
+  const response = await fetch(path, { method: "POST", body, headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" } });
   if (!response.ok) throw new Error(await response.text());
   return response.json();
 }
 
 async function post_bytes(path, file) {
-  const response = await fetch(path, { method: "POST", body: await file.arrayBuffer(), headers: { "Content-Type": "application/octet-stream" } });
+  const response = await fetch(path, { method: "POST", body: await file.arrayBuffer(), headers: { "Content-Type": "application/octet-stream", Accept: "application/json" } });
   if (!response.ok) throw new Error(await response.text());
   return response.json();
 }
@@ -29,7 +31,7 @@ function answer_in(form, answer) {
     // The same page with another #anchor (e.g. /site#people) would only scroll: reload it.
     const target = new URL(answer.go, location.href);
     if (target.pathname === location.pathname && target.search === location.search) {
-      location.hash = target.hash;
+      history.replaceState(null, "", target.href);
       location.reload();
     } else {
       location.href = answer.go;
@@ -51,13 +53,18 @@ function answer_in(form, answer) {
   status(answer.status);
 }
 
-// Every form with `data-post` posts there (a button's own `data-post` wins) and shows the answer.
-for (const form of document.querySelectorAll("form[data-post]")) {
+// Every action form (`method="post"`, an `/api/…` action; a button's own `formaction` wins)
+// posts without leaving the page and shows the answer. The editor and the publish form have
+// their own handling below. A hidden `confirm` field is the question to ask first; the
+// backend asks it itself when the form comes without this script.
+for (const form of document.querySelectorAll("form[method=post]:not(#page):not(#publish)")) {
   const send = async (submitter) => {
-    if (form.dataset.confirm && !confirm(form.dataset.confirm)) return;
+    const question = form.elements.confirm;
+    if (question && !confirm(question.value)) return;
     const body = new URLSearchParams(new FormData(form));
+    body.delete("confirm");
     if (submitter && submitter.name) body.set(submitter.name, submitter.value);
-    const path = (submitter && submitter.dataset.post) || form.dataset.post;
+    const path = (submitter && submitter.getAttribute("formaction")) || form.getAttribute("action");
     const out = result_of(form);
     if (out) { out.className = "result muted"; out.textContent = "Working…"; }
     try { answer_in(form, await post_params(path, body)); } catch (err) { answer_in(form, { error: err.message }); }
@@ -256,3 +263,6 @@ document.addEventListener("keydown", (e) => {
     if (find) find.focus(); else location.href = "/pages";
   }
 });
+
+// Every listener is in place: the window test waits for this before it clicks.
+document.body.dataset.ready = "";

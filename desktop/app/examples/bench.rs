@@ -79,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
         path: path.into(),
         query: String::new(),
         body: vec![],
+        navigation: true,
     };
     let first = app.handle(get("/pages", "localhost")).await;
     println!(

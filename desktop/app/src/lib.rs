@@ -33,6 +33,10 @@ pub struct Request {
     pub path: String,
     pub query: String,
     pub body: Vec<u8>,
+    /// The web view loads this as a page: a form it submitted itself, not the app's script
+    /// asking (which says `Accept: application/json`). An action's answer is then a page
+    /// ([`screens::answer`]).
+    pub navigation: bool,
 }
 
 impl Request {
@@ -202,11 +206,27 @@ impl App {
 
     /// Answer one request.
     pub async fn handle(&self, request: Request) -> Response {
-        let result = if request.host == "preview" { self.preview(&request).await } else { self.app(&request).await };
+        let result = if request.host == "preview" {
+            self.preview(&request).await
+        } else if request.navigation && request.method == "POST" {
+            self.submitted(&request).await
+        } else {
+            self.app(&request).await
+        };
         result.unwrap_or_else(|e| {
             tracing::warn!(path = %request.path, error = %e, "request failed");
             Response::error(500, &e.to_string())
         })
+    }
+
+    /// A form the web view submitted itself: asked first if it carries a question, then done,
+    /// its answer shown as a page.
+    async fn submitted(&self, request: &Request) -> anyhow::Result<Response> {
+        let form = request.form();
+        if let Some(question) = screens::answer::question(&form) {
+            return Ok(screens::answer::confirm(&request.path, question, &form));
+        }
+        Ok(screens::answer::as_page(self.app(request).await?))
     }
 
     async fn preview(&self, request: &Request) -> anyhow::Result<Response> {

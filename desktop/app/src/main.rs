@@ -68,12 +68,18 @@ fn main() -> anyhow::Result<()> {
         .register_asynchronous_uri_scheme_protocol("wcms", move |_ctx, request, responder| {
             let app = app.clone();
             let uri = request.uri().clone();
+            let from_script = request
+                .headers()
+                .get(http::header::ACCEPT)
+                .and_then(|a| a.to_str().ok())
+                .is_some_and(|a| a.contains("application/json"));
             let request = Request {
                 method: request.method().to_string(),
                 host: uri.host().unwrap_or("localhost").to_string(),
                 path: uri.path().to_string(),
                 query: uri.query().unwrap_or("").to_string(),
                 body: request.into_body(),
+                navigation: !from_script,
             };
             let is_app = request.host != "preview";
             handle.spawn(async move {

@@ -3,7 +3,7 @@
 mod support;
 
 use desktop_app::{App, Request};
-use support::{get, json, post, text};
+use support::{get, json, post, submit, text};
 
 /// The rows the page list draws into its HTML (the rest is data for the windowed list).
 fn list_rows(html: &str) -> String {
@@ -80,6 +80,7 @@ async fn first_run_edit_preview_and_publish_offline() {
             path: "/about/".into(),
             query: String::new(),
             body: vec![],
+            navigation: false,
         })
         .await;
     assert_eq!(preview.status, 200);
@@ -157,6 +158,56 @@ async fn the_page_list_carries_every_page_and_hostile_titles_stay_text() {
     assert!(answer["error"].as_str().unwrap().contains("title"), "{answer}");
 }
 
+/// A click in the moment a screen is still loading submits its form before `app.js` listens:
+/// the web view posts it itself. It must do what was asked, never put fields in an address,
+/// and ask first where the script would have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_sent_before_the_script_listens_is_done_and_answered_as_a_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = new_site(tmp.path()).await;
+    let site = tmp.path().join("site");
+    // Every form on every screen posts to an action (a `get` form would put a secret's value
+    // in the address and do nothing); only the page search is a `get`.
+    for screen in ["/pages", "/edit?path=content/about.md", "/site", "/history", "/publish", "/review", "/welcome"] {
+        let html = text(&app.handle(get(screen)).await);
+        for form in html.split("<form").skip(1) {
+            let tag = &form[..form.find('>').unwrap()];
+            let posts = tag.contains("method=\"post\" action=\"/api/");
+            assert!(posts || tag.contains("action=\"/pages\" method=\"get\""), "{screen}: <form{tag}>");
+        }
+        assert!(!html.contains("data-post") && !html.contains("data-confirm"), "{screen}");
+    }
+    // An action that goes elsewhere: done, and the page moves on.
+    let moved = app.handle(submit("/api/move", &[("path", "content/about.md"), ("to", "content/company/about")])).await;
+    assert!(site.join("content/company/about.md").exists() && !site.join("content/about.md").exists());
+    assert!(moved.content_type.starts_with("text/html"), "{}", moved.content_type);
+    assert!(
+        text(&moved).contains("http-equiv=\"refresh\" content=\"0;url=/edit?path=content/company/about.md\""),
+        "{}",
+        text(&moved)
+    );
+    // A refusal is shown as a page, in words, and escaped.
+    let refused =
+        text(&app.handle(submit("/api/move", &[("path", "content/company/about.md"), ("to", "../<b>")])).await);
+    assert!(refused.contains("Not done") && refused.contains("role=\"alert\""), "{refused}");
+    assert!(refused.contains("&lt;b&gt;") && !refused.contains("<b>"), "{refused}");
+    assert!(site.join("content/company/about.md").exists());
+    // A form that asks first is asked on a page, and nothing happens until the person says yes.
+    let question = "Delete this page? History can bring it back.";
+    let delete = [("path", "content/company/about.md"), ("confirm", question)];
+    let asked = text(&app.handle(submit("/api/delete", &delete)).await);
+    assert!(site.join("content/company/about.md").exists(), "deleted before the question was answered");
+    assert!(asked.contains(question) && asked.contains("action=\"/api/delete\""), "{asked}");
+    assert!(asked.contains("name=\"path\" value=\"content/company/about.md\"") && !asked.contains("name=\"confirm\""));
+    let yes = text(&app.handle(submit("/api/delete", &delete[..1])).await);
+    assert!(yes.contains("content=\"0;url=/pages\"") && !site.join("content/company/about.md").exists(), "{yes}");
+    // The script's own requests still get JSON.
+    assert_eq!(
+        json(&app.handle(post("/api/delete", &[("path", "content/blog/hello-world.md")])).await)["go"],
+        "/pages"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn move_delete_history_undo_and_restore() {
     let tmp = tempfile::tempdir().unwrap();
@@ -173,6 +224,7 @@ async fn move_delete_history_undo_and_restore() {
             path: "/about/".into(),
             query: String::new(),
             body: vec![],
+            navigation: false,
         })
         .await;
     assert!(
@@ -229,6 +281,7 @@ async fn media_upload_beside_a_page_and_for_the_site() {
         path: "/api/upload".into(),
         query: query.into(),
         body,
+        navigation: false,
     };
     let answer = json(&app.handle(upload("page=content%2Fabout.md&name=Logo%20Big.svg", svg.clone())).await);
     assert_eq!(answer["page"], "content/about/index.md", "{answer}");
@@ -242,6 +295,7 @@ async fn media_upload_beside_a_page_and_for_the_site() {
             path: "/about/logo-big.svg".into(),
             query: String::new(),
             body: vec![],
+            navigation: false,
         })
         .await;
     assert_eq!((served.status, served.body.clone()), (200, svg.clone()));
@@ -299,6 +353,7 @@ async fn site_settings_plugins_and_people() {
             path: "/".into(),
             query: String::new(),
             body: vec![],
+            navigation: false,
         })
         .await;
     assert!(text(&home).contains("Shed notes"));

@@ -195,7 +195,7 @@ pub fn view(e: Editor) -> AnyView {
     view! {
         <div class="editor">
             <div class="fields">
-                <form id="page" class="fields" data-path=e.path.clone()>
+                <form id="page" class="fields" method="post" action="/api/page" data-path=e.path.clone()>
                     <input type="hidden" name="path" value=e.path.clone()/>
                     {front}
                     <label class="grow">"Text (Markdown)"<textarea name="body" id="body" spellcheck="true">{e.body.clone()}</textarea></label>
@@ -207,12 +207,13 @@ pub fn view(e: Editor) -> AnyView {
                 <div id="problems">{problems}</div>
                 <details class="page-actions">
                     <summary>"Move, rename or delete this page"</summary>
-                    <form data-post="/api/move" class="row">
+                    <form method="post" action="/api/move" class="row">
                         <input type="hidden" name="path" value=e.path.clone()/>
                         <label>{move_label}<input name="to" value=to/></label>
                         <button type="submit">"Move"</button>
                     </form>
-                    <form data-post="/api/delete" data-confirm="Delete this page? History can bring it back.">
+                    <form method="post" action="/api/delete">
+                        <input type="hidden" name="confirm" value="Delete this page? History can bring it back."/>
                         <input type="hidden" name="path" value=e.path.clone()/>
                         <button type="submit" class="danger">"Delete this page"</button>
                     </form>

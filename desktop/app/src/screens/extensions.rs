@@ -106,7 +106,7 @@ pub fn offer_view(o: &Offer) -> AnyView {
             {asks}
             {replaces}
             <p class="muted">{files}</p>
-            <form data-post="/api/extension/add">
+            <form method="post" action="/api/extension/add">
                 <input type="hidden" name="url" value=o.url.clone()/>
                 <input type="hidden" name="commit" value=o.commit.to_string()/>
                 <button type="submit" class="primary">{format!("Add this {kind} to the site")}</button>
@@ -119,7 +119,7 @@ pub fn offer_view(o: &Offer) -> AnyView {
 /// The form on the *Site* screen.
 pub fn form() -> impl IntoView {
     view! {
-        <form data-post="/api/extension" class="settings">
+        <form method="post" action="/api/extension" class="settings">
             <div class="row">
                 <label>"Git address of a plugin or theme"<input name="url" placeholder="https://example.org/someone/a-plugin.git" required/></label>
                 <label>"Access token (private repositories only)"<input name="token" type="password" autocomplete="off"/></label>

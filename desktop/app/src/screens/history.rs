@@ -80,7 +80,7 @@ pub fn view(saves: &[Saved], removed: &[Removed]) -> AnyView {
                     <li>
                         <span class="title">{r.path.clone()}</span>
                         <span class="muted">{format!("removed {}", super::when(r.time))}</span>
-                        <form data-post="/api/restore">
+                        <form method="post" action="/api/restore">
                             <input type="hidden" name="path" value=r.path.clone()/>
                             <input type="hidden" name="from" value=r.last_seen.to_string()/>
                             <button type="submit">"Restore"</button>
@@ -132,7 +132,8 @@ pub fn save_view(saved: &Saved, changes: &[FileChange]) -> AnyView {
     view! {
         <header class="bar">
             <h1>{saved.summary.clone()}</h1>
-            <form data-post="/api/undo" data-confirm="Undo this change? It becomes a new save, which you can undo too.">
+            <form method="post" action="/api/undo">
+                <input type="hidden" name="confirm" value="Undo this change? It becomes a new save, which you can undo too."/>
                 <input type="hidden" name="id" value=saved.id.to_string()/>
                 <button type="submit">"Undo this change"</button>
             </form>

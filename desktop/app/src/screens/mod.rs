@@ -3,6 +3,7 @@
 //! autosave, the live preview, the windowed page list and posting actions without leaving the
 //! page.
 
+pub(crate) mod answer;
 pub(crate) mod editor;
 pub(crate) mod extensions;
 pub(crate) mod history;

@@ -84,7 +84,7 @@ pub fn view(list: &[PageInfo], query: &str) -> AnyView {
             <form class="search" action="/pages" method="get" role="search" id="search">
                 <input type="search" name="q" value=query.to_string() placeholder="Find a page (Ctrl+K)" aria-label="Find a page" id="find" autocomplete="off"/>
             </form>
-            <form class="new" id="new-page" data-post="/api/new">
+            <form class="new" id="new-page" method="post" action="/api/new">
                 <input name="title" placeholder="New page title" aria-label="New page title" required/>
                 <select name="section" aria-label="In section">{options}</select>
                 <label class="check inline-check"><input type="checkbox" name="as_section" value="1"/>"as a section"</label>

@@ -140,7 +140,7 @@ pub fn view(changes: &[String], unpublished: usize, problems: &[Problem]) -> Any
         <header class="bar"><h1>"Publish"</h1></header>
         <div id="summary">{summary_view(changes, unpublished)}</div>
         {super::problem_list(problems)}
-        <form id="publish" class="publish">
+        <form id="publish" class="publish" method="post" action="/api/publish">
             <label>"What changed (for the history)"<input name="message" placeholder="Update the about page"/></label>
             <div class="row">
                 <button type="submit" name="branch" value="main" class="primary">"Publish (Ctrl+Enter)"</button>
@@ -214,7 +214,7 @@ fn conflicts_view(branch: &str, list: &[Conflict]) -> AnyView {
     view! {
         <header class="bar"><h1>"Choose which versions to keep"</h1></header>
         <p>"Someone else published changes to these files while you changed them too. For each, keep one version; everything else from both sides is kept. You can copy text from the other version into yours afterwards (History keeps both)."</p>
-        <form data-post="/api/resolve">
+        <form method="post" action="/api/resolve">
             <input type="hidden" name="branch" value=branch.to_string()/>
             {files}
             <button type="submit" class="primary">"Keep these and go on"</button>

@@ -65,7 +65,7 @@ pub fn view(board: &Board, unsaved: usize) -> AnyView {
     let empty = if unsaved > 0 { "" } else { "Nothing waiting." };
     let send_for_review = (!board.draft.is_empty() || unsaved > 0).then(|| {
         view! {
-            <form data-post="/api/publish">
+            <form method="post" action="/api/publish">
                 <input type="hidden" name="branch" value="admin"/>
                 <input type="hidden" name="message" value="Edits for review"/>
                 <button type="submit">"Send for review"</button>
@@ -74,7 +74,7 @@ pub fn view(board: &Board, unsaved: usize) -> AnyView {
     });
     let publish_review = (!board.in_review.is_empty()).then(|| {
         view! {
-            <form data-post="/api/review/publish">
+            <form method="post" action="/api/review/publish">
                 <button type="submit" class="primary">"Publish what is in review"</button>
             </form>
         }

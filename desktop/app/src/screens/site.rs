@@ -97,7 +97,7 @@ pub fn person(s: &Session, f: &HashMap<String, String>) -> anyhow::Result<Respon
 
 fn general_form(g: &General) -> impl IntoView {
     view! {
-        <form data-post="/api/site" class="settings">
+        <form method="post" action="/api/site" class="settings">
             <input type="hidden" name="what" value="general"/>
             <label>"Site title"<input name="title" value=g.title.clone() required/></label>
             <label>"Description (one line, for feeds and search engines)"<input name="description" value=g.description.clone()/></label>
@@ -136,7 +136,7 @@ fn themes_form(themes: &[ThemeInfo]) -> impl IntoView {
         })
         .collect_view();
     view! {
-        <form data-post="/api/site" class="settings">
+        <form method="post" action="/api/site" class="settings">
             <input type="hidden" name="what" value="theme"/>
             {items}
             <button type="submit">"Use this theme"</button>
@@ -167,7 +167,7 @@ fn plugin_card(p: &PluginInfo, source: Option<&(String, String)>) -> impl IntoVi
             };
             let hint = if st.set_by_site { "set by this site" } else { "the plugin's default" };
             view! {
-                <form data-post="/api/site" class="row setting">
+                <form method="post" action="/api/site" class="row setting">
                     <input type="hidden" name="what" value="setting"/>
                     <input type="hidden" name="name" value=p.name.clone()/>
                     <input type="hidden" name="key" value=st.key.clone()/>
@@ -179,7 +179,7 @@ fn plugin_card(p: &PluginInfo, source: Option<&(String, String)>) -> impl IntoVi
         .collect_view();
     view! {
         <li class="plugin">
-            <form data-post="/api/site" data-submit-on-change="" class="toggle">
+            <form method="post" action="/api/site" data-submit-on-change="" class="toggle">
                 <input type="hidden" name="what" value="plugin"/>
                 <input type="hidden" name="name" value=p.name.clone()/>
                 <label class="check"><input type="checkbox" name="enabled" value="on" checked=p.enabled/><strong>{p.name.clone()}</strong></label>
@@ -204,7 +204,8 @@ fn people_list(people: &[User]) -> impl IntoView {
                 <li>
                     <span class="title">{if u.name.is_empty() { u.id.clone() } else { format!("{} ({})", u.name, u.id) }}</span>
                     <span class="muted">{format!("{roles} · {keys} key(s){secrets_key}")}</span>
-                    <form data-post="/api/person" data-confirm="Remove this person? Their keys stop working once this is published.">
+                    <form method="post" action="/api/person">
+                        <input type="hidden" name="confirm" value="Remove this person? Their keys stop working once this is published."/>
                         <input type="hidden" name="id" value=u.id.clone()/>
                         <input type="hidden" name="remove" value="1"/>
                         <button type="submit" class="danger">"Remove"</button>
@@ -219,7 +220,7 @@ fn people_list(people: &[User]) -> impl IntoView {
         .collect_view();
     view! {
         <ul class="history">{rows}</ul>
-        <form data-post="/api/person" class="settings">
+        <form method="post" action="/api/person" class="settings">
             <div class="row">
                 <label>"Short id"<input name="id" placeholder="ada" required/></label>
                 <label>"Name"<input name="name" placeholder="Ada Lovelace"/></label>
@@ -284,7 +285,7 @@ fn secrets_section(files: &[SecretFile], recipient: Option<&str>) -> impl IntoVi
         <p class="muted">"Passwords and tokens the server uses for the site (webhooks, services, mail), kept encrypted in the site's secrets folder. Values are never shown; set a new one to change it."</p>
         <p class="muted">{mine}</p>
         <ul class="history">{rows}</ul>
-        <form data-post="/api/secret" class="settings" autocomplete="off">
+        <form method="post" action="/api/secret" class="settings" autocomplete="off">
             <div class="row">
                 <label>"File"<input name="file" value="webhooks.yaml" required/></label>
                 <label>"Key"<input name="key" placeholder="contact.token" required/></label>

@@ -127,17 +127,17 @@ pub fn view(settings: &Settings) -> AnyView {
     view! {
         <header class="bar"><h1>"Your site"</h1></header>
         {current}
-        <form id="setup" class="setup" data-post="/api/setup">
+        <form id="setup" class="setup" method="post" action="/api/setup">
             <fieldset>
                 <legend>"Get the site from your server"</legend>
                 <label>"Server address"<input name="remote" value=remote placeholder="ssh://git@example.org:2222/site.git"/></label>
                 <div class="row">
                     <label>"Your SSH key (private key file)"<input name="key" value=key placeholder="~/.ssh/id_ed25519"/></label>
-                    <button type="submit" data-post="/api/key" class="inline" formnovalidate=true>"Make a new key"</button>
+                    <button type="submit" formaction="/api/key" class="inline" formnovalidate=true>"Make a new key"</button>
                 </div>
                 <div class="row">
                     <label>"The server's key fingerprint"<input name="fingerprint" value=fingerprint placeholder="SHA256:…"/></label>
-                    <button type="submit" data-post="/api/host-key" class="inline" formnovalidate=true>"Ask the server"</button>
+                    <button type="submit" formaction="/api/host-key" class="inline" formnovalidate=true>"Ask the server"</button>
                 </div>
                 <div class="result" aria-live="polite">{public}</div>
             </fieldset>

@@ -25,13 +25,32 @@ pub fn git(dir: &Path, args: &[&str]) {
 /// A GET of the app's own `path` (with its query).
 pub fn get(path: &str) -> Request {
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    Request { method: "GET".into(), host: "localhost".into(), path: path.into(), query: query.into(), body: vec![] }
+    Request {
+        method: "GET".into(),
+        host: "localhost".into(),
+        path: path.into(),
+        query: query.into(),
+        body: vec![],
+        navigation: true,
+    }
 }
 
-/// A form POST to the app's own `path`.
+/// A form POST to the app's own `path`, as the app's script sends it.
 pub fn post(path: &str, form: &[(&str, &str)]) -> Request {
     let body = serde_urlencoded::to_string(form).unwrap().into_bytes();
-    Request { method: "POST".into(), host: "localhost".into(), path: path.into(), query: String::new(), body }
+    Request {
+        method: "POST".into(),
+        host: "localhost".into(),
+        path: path.into(),
+        query: String::new(),
+        body,
+        navigation: false,
+    }
+}
+
+/// The same form submitted by the web view itself (no script listening yet).
+pub fn submit(path: &str, form: &[(&str, &str)]) -> Request {
+    Request { navigation: true, ..post(path, form) }
 }
 
 /// An answer's body as text.
