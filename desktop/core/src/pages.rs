@@ -102,8 +102,9 @@ impl ListCache {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let tmp = path.with_extension("tmp");
+        let tmp = crate::worktree::temporary_beside(path);
         if std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)).is_err() {
+            let _ = std::fs::remove_file(&tmp);
             tracing::debug!(path = %path.display(), "the page list's cache was not written");
         }
     }

@@ -96,6 +96,9 @@ fn load_cache(git_dir: &Path) -> HashMap<String, Stat> {
     out
 }
 
+/// Write the stat cache (through a temporary file of its own: two screens scan at once, e.g.
+/// a screen and its status line, and a shared temporary name made one of them fail with the
+/// other's rename).
 fn save_cache(git_dir: &Path, cache: &BTreeMap<String, Stat>) -> Result<()> {
     let path = cache_path(git_dir);
     let dir = path.parent().unwrap_or(git_dir);
@@ -113,8 +116,22 @@ fn save_cache(git_dir: &Path, cache: &BTreeMap<String, Stat>) -> Result<()> {
         };
         text.push_str(&format!("{} {} {mode} {} {p}\n", s.size, s.mtime, s.id));
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path)).map_err(Error::fs(&path))
+    let tmp = temporary_beside(&path);
+    let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(Error::fs(&path))
+}
+
+/// A name for a temporary file beside `path`, unique to this write (process and count), ending
+/// in `.whispercms-tmp` so a scan never takes it for a file of the site. (Not `tempfile`: its
+/// files are made `0600`, and a page written through one would keep that mode.)
+pub(crate) fn temporary_beside(path: &Path) -> PathBuf {
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}-{n}.whispercms-tmp", std::process::id()))
 }
 
 pub(crate) fn now_nanos() -> i128 {
@@ -178,7 +195,10 @@ pub fn scan(repo: &gix::Repository, dir: &Path) -> Result<Files> {
             files.insert(rel, File { kind, id });
         }
     }
-    save_cache(&git_dir, &fresh)?;
+    // Only a cache: a scan that could not keep it is still right, and the next one hashes again.
+    if let Err(e) = save_cache(&git_dir, &fresh) {
+        tracing::warn!(error = %e, "the folder's stat cache was not written");
+    }
     Ok(files)
 }
 
@@ -365,16 +385,17 @@ pub fn checkout(repo: &gix::Repository, dir: &Path, from: &Files, to: &Files) ->
 pub fn write_file(path: &Path, bytes: &[u8], kind: EntryKind) -> Result<()> {
     let parent = path.parent().ok_or_else(|| Error::NotASite(format!("{} has no folder", path.display())))?;
     std::fs::create_dir_all(parent).map_err(Error::fs(parent))?;
-    let _ = std::fs::remove_file(path).or_else(|e| if path.is_dir() { Err(e) } else { Ok(()) });
     if kind == EntryKind::Link {
         #[cfg(unix)]
         {
+            let _ = std::fs::remove_file(path);
             let target = String::from_utf8_lossy(bytes).into_owned();
             return std::os::unix::fs::symlink(target, path).map_err(Error::fs(path));
         }
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = parent.join(format!(".{name}.whispercms-tmp"));
+    // The rename replaces a file or a link there; the old one is never removed first, so a
+    // scan running meanwhile sees the old content or the new, never no file.
+    let tmp = temporary_beside(path);
     let mut f = std::fs::File::create(&tmp).map_err(Error::fs(&tmp))?;
     f.write_all(bytes).and_then(|()| f.sync_data()).map_err(Error::fs(&tmp))?;
     #[cfg(unix)]
@@ -382,7 +403,10 @@ pub fn write_file(path: &Path, bytes: &[u8], kind: EntryKind) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755));
     }
-    std::fs::rename(&tmp, path).map_err(Error::fs(path))
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::fs(path)(e)
+    })
 }
 
 /// Reset Git's index to `tree`, so that `git status` in the folder agrees with the last save.
@@ -399,6 +423,39 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let repo = gix::init(tmp.path()).unwrap();
         (tmp, repo)
+    }
+
+    /// Two screens of the app scan the folder at once (a screen and its status line) while an
+    /// autosave rewrites a page: every scan succeeds and sees the page. (The stat cache's shared
+    /// temporary name failed one scan with the other's rename, seen in the window test; a page
+    /// was removed before its new content was renamed into place.)
+    #[test]
+    fn scans_and_writes_at_once_never_fail_or_miss_a_file() {
+        let (tmp, repo) = repo();
+        let dir = tmp.path().to_path_buf();
+        std::fs::create_dir_all(dir.join("content")).unwrap();
+        std::fs::write(dir.join("site.toml"), "title = \"x\"\n").unwrap();
+        write_file(&dir.join("content/a.md"), b"0", EntryKind::Blob).unwrap();
+        std::thread::scope(|s| {
+            let writer = s.spawn(|| {
+                for i in 0..300 {
+                    write_file(&dir.join("content/a.md"), format!("{i}").as_bytes(), EntryKind::Blob).unwrap();
+                }
+            });
+            for _ in 0..2 {
+                let repo = gix::open(repo.git_dir()).unwrap();
+                let dir = &dir;
+                s.spawn(move || {
+                    for _ in 0..150 {
+                        let files = scan(&repo, dir).unwrap();
+                        assert!(files.contains_key("content/a.md"), "{:?}", files.keys());
+                    }
+                });
+            }
+            writer.join().unwrap();
+        });
+        let left: Vec<_> = std::fs::read_dir(dir.join("content")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["a.md"], "no temporary file is left behind");
     }
 
     #[test]
