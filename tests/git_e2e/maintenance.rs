@@ -181,6 +181,15 @@ fn kill_9_during_repacks_loses_nothing() {
         server = Server::binary_at(&data, &["--empty"]);
         commit_file(&server, &src, &format!("round{round}.txt"), "x\n");
         server.git_ok(&src, &["push", "-q", &server.url(), "main"]);
+        // Every other round waits for a repack to be under way first, so that kills land inside
+        // one however fast the machine is (on a loaded one, fixed delays all fell before the
+        // repack began).
+        if round % 2 == 0 {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !server.pack_files().1.iter().any(|n| n.starts_with(".tmp-repack-")) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         std::thread::sleep(Duration::from_millis(round * 30));
     }
     mid_repack += server.pack_files().1.iter().any(|n| n.starts_with(".tmp-repack-")) as usize;
