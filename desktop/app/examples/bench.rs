@@ -80,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
         query: String::new(),
         body: vec![],
         navigation: true,
+        sender: None,
     };
     let first = app.handle(get("/pages", "localhost")).await;
     println!(

@@ -24,6 +24,9 @@ use tokio::sync::Mutex;
 
 pub use settings::Settings;
 
+/// The origin of the app's own screens.
+pub const APP_ORIGIN: &str = "wcms://localhost";
+
 /// A request from the web view.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -37,6 +40,10 @@ pub struct Request {
     /// asking (which says `Accept: application/json`). An action's answer is then a page
     /// ([`screens::answer`]).
     pub navigation: bool,
+    /// The origin of the page that sent it (`wcms://localhost` for the app's own screens): the
+    /// `Origin` header, else the `Referer`'s scheme and host (WebKit sends a same-origin fetch
+    /// with a `Referer` only); `None` when it says neither.
+    pub sender: Option<String>,
 }
 
 impl Request {
@@ -206,6 +213,13 @@ impl App {
 
     /// Answer one request.
     pub async fn handle(&self, request: Request) -> Response {
+        // The preview frame shows the site, whose pages, theme and plugins any writer pushed: a
+        // script there could post to the app's actions (add a person, set a secret, publish).
+        // Only the app's own screens may.
+        if request.host != "preview" && request.method != "GET" && request.sender.as_deref() != Some(APP_ORIGIN) {
+            tracing::warn!(path = %request.path, sender = ?request.sender, "refused an action not sent by the app's screens");
+            return Response::error(403, "refused: only the app's own screens can do this");
+        }
         let result = if request.host == "preview" {
             self.preview(&request).await
         } else if request.navigation && request.method == "POST" {

@@ -73,6 +73,13 @@ fn main() -> anyhow::Result<()> {
                 .get(http::header::ACCEPT)
                 .and_then(|a| a.to_str().ok())
                 .is_some_and(|a| a.contains("application/json"));
+            let header = |name: http::header::HeaderName| {
+                request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+            };
+            let sender = header(http::header::ORIGIN).or_else(|| {
+                let referer = header(http::header::REFERER)?.parse::<http::Uri>().ok()?;
+                Some(format!("{}://{}", referer.scheme_str()?, referer.host()?))
+            });
             let request = Request {
                 method: request.method().to_string(),
                 host: uri.host().unwrap_or("localhost").to_string(),
@@ -80,6 +87,7 @@ fn main() -> anyhow::Result<()> {
                 query: uri.query().unwrap_or("").to_string(),
                 body: request.into_body(),
                 navigation: !from_script,
+                sender,
             };
             let is_app = request.host != "preview";
             handle.spawn(async move {

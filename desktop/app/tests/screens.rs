@@ -81,6 +81,7 @@ async fn first_run_edit_preview_and_publish_offline() {
             query: String::new(),
             body: vec![],
             navigation: false,
+            sender: None,
         })
         .await;
     assert_eq!(preview.status, 200);
@@ -208,6 +209,31 @@ async fn a_form_sent_before_the_script_listens_is_done_and_answered_as_a_page() 
     );
 }
 
+/// The preview frame shows the site, which any writer's pages, theme or plugins can script: what
+/// it posts to the app's actions is refused, whether by fetch (its `Referer`) or by a form
+/// (its `Origin`), and so is a post that says where it comes from not at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_not_sent_by_the_apps_own_screens_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = new_site(tmp.path()).await;
+    let site = tmp.path().join("site");
+    let person = [("id", "mallory"), ("admin", "1")];
+    for sender in [Some("wcms://preview"), Some("null"), Some("wcms://localhost.evil"), None] {
+        for request in [post("/api/person", &person), submit("/api/person", &person)] {
+            let refused = app.handle(Request { sender: sender.map(str::to_string), ..request }).await;
+            assert_eq!(refused.status, 403, "{sender:?}: {}", text(&refused));
+        }
+        let delete = post("/api/delete", &[("path", "content/about.md")]);
+        assert_eq!(app.handle(Request { sender: sender.map(str::to_string), ..delete }).await.status, 403);
+    }
+    assert!(site.join("content/about.md").exists());
+    let users = std::fs::read_to_string(site.join("access/users.toml")).unwrap_or_default();
+    assert!(!users.contains("mallory"), "{users}");
+    // The app's own screens still act.
+    assert_eq!(json(&app.handle(post("/api/delete", &[("path", "content/about.md")])).await)["go"], "/pages");
+    assert!(!site.join("content/about.md").exists());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn move_delete_history_undo_and_restore() {
     let tmp = tempfile::tempdir().unwrap();
@@ -225,6 +251,7 @@ async fn move_delete_history_undo_and_restore() {
             query: String::new(),
             body: vec![],
             navigation: false,
+            sender: None,
         })
         .await;
     assert!(
@@ -282,6 +309,7 @@ async fn media_upload_beside_a_page_and_for_the_site() {
         query: query.into(),
         body,
         navigation: false,
+        sender: Some(desktop_app::APP_ORIGIN.into()),
     };
     let answer = json(&app.handle(upload("page=content%2Fabout.md&name=Logo%20Big.svg", svg.clone())).await);
     assert_eq!(answer["page"], "content/about/index.md", "{answer}");
@@ -296,6 +324,7 @@ async fn media_upload_beside_a_page_and_for_the_site() {
             query: String::new(),
             body: vec![],
             navigation: false,
+            sender: None,
         })
         .await;
     assert_eq!((served.status, served.body.clone()), (200, svg.clone()));
@@ -354,6 +383,7 @@ async fn site_settings_plugins_and_people() {
             query: String::new(),
             body: vec![],
             navigation: false,
+            sender: None,
         })
         .await;
     assert!(text(&home).contains("Shed notes"));

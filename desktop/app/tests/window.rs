@@ -366,6 +366,22 @@ fn first_run_clone_edit_preview_publish_in_the_real_window() {
         assert!(Instant::now() < deadline, "the preview never showed the edit: {body}");
         std::thread::sleep(Duration::from_millis(300));
     }
+    // The preview shows the site, whose pages, theme and plugins anyone with push rights wrote:
+    // a script there posts to the app's actions, by fetch and by a form (checked on the Site
+    // screen below: neither the person nor the secret it asks for is there).
+    driver.call("POST", "/frame", Some(json!({"id": {ELEMENT: frame}})));
+    driver.run(
+        "const body = new URLSearchParams({file: 'webhooks.yaml', key: 'planted', value: 'x'});
+         fetch('wcms://localhost/api/secret', {method: 'POST', mode: 'no-cors', body});
+         const sink = document.createElement('iframe'); sink.name = 'sink'; document.body.append(sink);
+         const form = document.createElement('form'); form.method = 'post'; form.target = 'sink';
+         form.action = 'wcms://localhost/api/person';
+         for (const [k, v] of [['id', 'mallory'], ['admin', '1'], ['key', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO3Cew8Y4bZx4D4Sb5Sgqf2T3m0Q1x3h8y4Vz5bYp5pH mallory']]) {
+           const i = document.createElement('input'); i.name = k; i.value = v; form.append(i);
+         }
+         document.body.append(form); form.submit();",
+    );
+    driver.call("POST", "/frame", Some(json!({"id": null})));
     // 4. Publish: the server takes it, and serves it.
     driver.go("/publish");
     driver.type_into("input[name=message]", "Retitle the about page");
@@ -436,6 +452,7 @@ fn first_run_clone_edit_preview_publish_in_the_real_window() {
         .act_until(send_natively, "main", |t| t.contains("contact.url"))
         .unwrap_or_else(|t| panic!("the secret sent by the web view itself never showed: {t}"));
     assert!(listed.contains("contact.token") && !listed.contains("sent-natively"), "{listed}");
+    assert!(!listed.contains("planted") && !listed.contains("mallory"), "the preview's posts were taken: {listed}");
     // (Read until it is an address: a read while the page is busy can answer `null`.)
     let deadline = Instant::now() + Duration::from_secs(30);
     let url = loop {

@@ -32,6 +32,7 @@ pub fn get(path: &str) -> Request {
         query: query.into(),
         body: vec![],
         navigation: true,
+        sender: None,
     }
 }
 
@@ -45,6 +46,7 @@ pub fn post(path: &str, form: &[(&str, &str)]) -> Request {
         query: String::new(),
         body,
         navigation: false,
+        sender: Some(desktop_app::APP_ORIGIN.into()),
     }
 }
 
