@@ -379,9 +379,17 @@ fn first_run_clone_edit_preview_publish_in_the_real_window() {
          for (const [k, v] of [['id', 'mallory'], ['admin', '1'], ['key', 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO3Cew8Y4bZx4D4Sb5Sgqf2T3m0Q1x3h8y4Vz5bYp5pH mallory']]) {
            const i = document.createElement('input'); i.name = k; i.value = v; form.append(i);
          }
-         document.body.append(form); form.submit();",
+         document.body.append(form); form.submit();
+         try { top.location.href = 'wcms://localhost/welcome'; } catch (e) {}",
     );
     driver.call("POST", "/frame", Some(json!({"id": null})));
+    // Nor may it take the app's window elsewhere (it asked for the Setup screen).
+    std::thread::sleep(Duration::from_millis(500));
+    let url = driver.call("GET", "/url", None);
+    assert!(
+        url.as_str().is_some_and(|u| u.contains("/edit?path=content/about.md")),
+        "the preview moved the window: {url}"
+    );
     // 4. Publish: the server takes it, and serves it.
     driver.go("/publish");
     driver.type_into("input[name=message]", "Retitle the about page");

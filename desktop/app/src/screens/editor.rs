@@ -221,7 +221,15 @@ pub fn view(e: Editor) -> AnyView {
                 </details>
             </div>
             <section class="preview" aria-label="Preview">
-                <iframe id="preview" title="Preview with the site's theme" src=e.preview_url.clone()></iframe>
+                // The site's own scripts run (search, plugins) and its forms work inside the
+                // frame, but it may not navigate the app's window (to a look-alike page asking
+                // for a password, say) nor open windows: no `allow-top-navigation`, no popups.
+                <iframe
+                    id="preview"
+                    title="Preview with the site's theme"
+                    sandbox="allow-scripts allow-same-origin allow-forms"
+                    src=e.preview_url.clone()
+                ></iframe>
             </section>
         </div>
     }
