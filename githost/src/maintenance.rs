@@ -4,11 +4,10 @@
 //! **What it does.** Packs are weighed by object count. As in `git repack --geometric=2`, the
 //! smallest packs that break a doubling progression are rolled up into one, so that at most
 //! [`MAX_PACKS`] remain. When the roll-up would take in the largest pack too, when the other packs
-//! hold a tenth as many objects as the largest, or when the largest pack was
-//! never written by us (an imported history), the repository is repacked whole: every
-//! object reachable from the refs first, in one region a clone can copy verbatim (recorded in a
-//! `pack-<hash>.reuse` file beside the pack; see `upload_pack::reuse`), then every other object
-//! of the old packs. Entries and deltas are copied, never recompressed or re-deltified.
+//! hold a tenth as many objects as the largest, or when the largest pack was never written by us
+//! (an imported history), the repository is repacked whole: every object reachable from the refs
+//! first, in one region a clone can copy verbatim (recorded in a `pack-<hash>.reuse` file beside
+//! the pack; see `upload_pack::reuse`), then every other object of the old packs. Entries and deltas are copied, never recompressed or re-deltified.
 //!
 //! **What it promises.**
 //! - No object ever becomes unreachable from every pack: the new pack (written to a temporary
@@ -43,10 +42,10 @@ const FACTOR: u64 = 2;
 
 /// A whole repack once the other packs hold this fraction (1/N) of the objects of the largest
 /// pack (normally its reusable region, give or take objects no ref reaches; counting the whole
-/// pack bounds what the repacks copy): a clone copies the region as it is but plans and writes everything
-/// pushed since object by object, so that part is kept small (after 2,000 one-file pushes left
-/// to the geometric rule alone, a clone was 11% slower than one of the same history freshly
-/// imported). Each object is copied about N times over a repository's life, in the background.
+/// pack bounds what the repacks copy): a clone copies the region as it is but plans and writes
+/// everything pushed since object by object, so that part is kept small (after 2,000 one-file
+/// pushes left to the geometric rule alone, a clone was 11% slower than one of the same history
+/// freshly imported). Each object is copied about N times over a repository's life, in the background.
 const WHOLE_AFTER: u64 = 10;
 
 /// Prefix of the temporary files a repack writes in `objects/pack/`.

@@ -258,10 +258,10 @@ fn stream_on<I: Sync, T: Send, R>(
                     let _stop_on_panic = StopOnPanic(stop);
                     while !stop.load(Ordering::Relaxed) {
                         let start = next.fetch_add(STREAM_BATCH, Ordering::Relaxed);
-                        let Some(batch) = items.get(start..items.len().min(start + STREAM_BATCH)) else { break };
-                        if batch.is_empty() {
+                        if start >= items.len() {
                             break;
                         }
+                        let batch = &items[start..items.len().min(start + STREAM_BATCH)];
                         while start / STREAM_BATCH >= due.load(Ordering::Relaxed) + window {
                             if stop.load(Ordering::Relaxed) {
                                 return;
@@ -359,7 +359,6 @@ impl<T> Iterator for InOrder<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
 
     fn repo() -> (tempfile::TempDir, gix::Repository) {
         let dir = tempfile::tempdir().unwrap();

@@ -51,19 +51,37 @@ impl Driver {
                 let top = format!("/session/{}/frame", self.session);
                 http(self.port, "POST", &top, Some(&json!({"id": null})));
             }
-            let full = format!("/session/{}/element", self.session);
-            let (status, bytes) = http(self.port, "POST", &full, Some(&json!({"using": "css selector", "value": css})));
-            let found: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            if let Some(id) = found["value"][ELEMENT].as_str().filter(|_| status < 300) {
-                return id.to_string();
-            }
-            if Instant::now() >= deadline {
-                // What the window shows instead, for the failure to explain itself.
-                let (_, page) = http(self.port, "GET", &format!("/session/{}/source", self.session), None);
-                let page = String::from_utf8_lossy(&page);
-                panic!("no element {css}: {}; the page: {:.3000}", String::from_utf8_lossy(&bytes), page);
-            }
+            let answer = match self.locate(css) {
+                Ok(id) => return id,
+                Err(answer) => answer,
+            };
+            // What the window shows instead, for the failure to explain itself.
+            assert!(Instant::now() < deadline, "no element {css}: {answer}; the page: {}", self.source());
             std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The element `css` now: its id, or WebDriver's answer.
+    fn locate(&self, css: &str) -> Result<String, Value> {
+        let full = format!("/session/{}/element", self.session);
+        let (status, bytes) = http(self.port, "POST", &full, Some(&json!({"using": "css selector", "value": css})));
+        let found: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        match found["value"][ELEMENT].as_str().filter(|_| status < 300) {
+            Some(id) => Ok(id.to_string()),
+            None => Err(found),
+        }
+    }
+
+    /// The window's address (read again while the page is busy and the answer is `null`).
+    fn url(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let url = self.call("GET", "/url", None);
+            if let Some(url) = url.as_str() {
+                return url.to_string();
+            }
+            assert!(Instant::now() < deadline, "no address: {url}");
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
@@ -209,9 +227,7 @@ impl Driver {
 
     /// Whether the page has an element `css` now.
     fn exists(&self, css: &str) -> bool {
-        let full = format!("/session/{}/element", self.session);
-        let (status, _) = http(self.port, "POST", &full, Some(&json!({"using": "css selector", "value": css})));
-        status < 300
+        self.locate(css).is_ok()
     }
 
     fn click(&self, css: &str) {
@@ -385,11 +401,8 @@ fn first_run_clone_edit_preview_publish_in_the_real_window() {
     driver.call("POST", "/frame", Some(json!({"id": null})));
     // Nor may it take the app's window elsewhere (it asked for the Setup screen).
     std::thread::sleep(Duration::from_millis(500));
-    let url = driver.call("GET", "/url", None);
-    assert!(
-        url.as_str().is_some_and(|u| u.contains("/edit?path=content/about.md")),
-        "the preview moved the window: {url}"
-    );
+    let url = driver.url();
+    assert!(url.contains("/edit?path=content/about.md"), "the preview moved the window: {url}");
     // 4. Publish: the server takes it, and serves it.
     driver.go("/publish");
     driver.type_into("input[name=message]", "Retitle the about page");
@@ -461,16 +474,8 @@ fn first_run_clone_edit_preview_publish_in_the_real_window() {
         .unwrap_or_else(|t| panic!("the secret sent by the web view itself never showed: {t}"));
     assert!(listed.contains("contact.token") && !listed.contains("sent-natively"), "{listed}");
     assert!(!listed.contains("planted") && !listed.contains("mallory"), "the preview's posts were taken: {listed}");
-    // (Read until it is an address: a read while the page is busy can answer `null`.)
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let url = loop {
-        let url = driver.call("GET", "/url", None);
-        if url.is_string() || Instant::now() > deadline {
-            break url;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(url.as_str().is_some_and(|u| u.ends_with("/site#secrets")), "{url}");
+    let url = driver.url();
+    assert!(url.ends_with("/site#secrets"), "{url}");
     driver.screenshot("secrets");
     let _ = http(port, "DELETE", &format!("/session/{}", driver.session), None);
     drop(server);
